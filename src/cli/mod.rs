@@ -1,0 +1,101 @@
+//! The command line: clap arguments, resolved into settings, one file per command.
+//!
+//! Nothing below this module sees clap types. Each command returns an
+//! [`ExitCode`] or an error that `main` renders.
+
+mod output;
+mod schema;
+mod validate;
+
+pub use output::Output;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+/// Exit codes, as SPEC section 5 fixes them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitCode {
+    /// Success.
+    Ok = 0,
+    /// An error, or a refusal before any change.
+    Error = 1,
+    /// `plan --detailed-exitcode`: there are changes.
+    Changes = 2,
+    /// A step failed and the run was rolled back.
+    RolledBack = 3,
+    /// A step failed and the rollback did not finish.
+    RollbackIncomplete = 4,
+}
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "pare",
+    version,
+    about = "Cloud cost changes as reviewed code: plan, apply, roll back.",
+    propagate_version = true
+)]
+pub struct Args {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct GlobalArgs {
+    /// Read settings from this file instead of ./pare.toml.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Keep state (journal, history, lock, sandbox account) here instead of .pare/.
+    #[arg(long, global = true, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// More log output (repeat for more).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "quiet")]
+    pub verbose: u8,
+    /// Only errors.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// Colour: auto (a terminal, unless NO_COLOR is set), always or never.
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
+    pub color: ColorChoice,
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check plan files without calling any provider.
+    Validate(validate::ValidateArgs),
+    /// Print the JSON Schema of plan files.
+    Schema(schema::SchemaArgs),
+}
+
+/// Runs a parsed command line.
+pub fn run(args: Args) -> ExitCode {
+    let out = Output::new(args.global.color, args.global.quiet);
+    let result = match args.command {
+        Command::Validate(a) => validate::run(&out, a),
+        Command::Schema(a) => schema::run(&out, a),
+    };
+    match result {
+        Ok(code) => code,
+        Err(report) => {
+            out.report(report.as_ref());
+            ExitCode::Error
+        }
+    }
+}

@@ -1,0 +1,12 @@
+//! pare: cloud cost changes as reviewed code.
+//!
+//! The library holds everything; `main.rs` only parses arguments, calls
+//! [`cli::run`] and maps the outcome to an exit code.
+
+pub mod cli;
+pub mod config;
+pub mod diagnostic;
+pub mod graph;
+pub mod logging;
+pub mod plan;
+pub mod validate;

@@ -1,0 +1,91 @@
+//! The JSON Schema of plan files, derived from the typed model.
+//!
+//! A recommendation is one flat mapping: the shared fields plus the fields of
+//! its action. The schema says exactly that, one `oneOf` branch per action,
+//! each closed (`additionalProperties: false`) so editors flag unknown fields
+//! the way `pare validate` does.
+
+use super::model::{self, Plan};
+use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
+use serde_json::Value;
+use std::borrow::Cow;
+
+/// The fields every recommendation has.
+#[derive(JsonSchema)]
+#[allow(dead_code)] // only its schema is used
+struct Common {
+    /// Unique within the plan: lowercase letters, digits, `-` and `_`.
+    #[schemars(regex(pattern = r"^[a-z0-9][a-z0-9_-]*$"))]
+    id: String,
+    /// Why: shown in previews and kept in the run history.
+    reason: Option<String>,
+    /// Declared monthly savings in USD; else computed from the price catalog.
+    #[schemars(range(min = 0.0))]
+    savings_monthly_usd: Option<f64>,
+    /// Ids of recommendations that must finish first.
+    depends_on: Option<Vec<String>>,
+}
+
+/// Stand-in type whose schema is the `oneOf` over actions.
+pub struct RecommendationSchema;
+
+impl JsonSchema for RecommendationSchema {
+    fn schema_name() -> Cow<'static, str> {
+        "Recommendation".into()
+    }
+
+    fn json_schema(generator: &mut SchemaGenerator) -> Schema {
+        let branches = vec![
+            branch::<model::Terminate>(generator, "terminate"),
+            branch::<model::Rightsize>(generator, "rightsize"),
+            branch::<model::Hibernate>(generator, "hibernate"),
+            branch::<model::Spot>(generator, "spot"),
+            branch::<model::Reserve>(generator, "reserve"),
+            branch::<model::Autoscale>(generator, "autoscale"),
+            branch::<model::Storage>(generator, "storage"),
+            branch::<model::Config>(generator, "config"),
+        ];
+        json_schema!({
+            "description": "One cost recommendation: an id, an action and the action's fields.",
+            "type": "object",
+            "required": ["id", "action"],
+            "oneOf": branches,
+        })
+    }
+}
+
+fn branch<T: JsonSchema>(generator: &mut SchemaGenerator, action: &str) -> Value {
+    let common = Common::json_schema(generator);
+    let mut schema = T::json_schema(generator).to_value();
+    let obj = schema
+        .as_object_mut()
+        .expect("a struct's schema is an object");
+    let props = obj
+        .entry("properties")
+        .or_insert_with(|| Value::Object(Default::default()))
+        .as_object_mut()
+        .expect("properties is an object");
+    let mut merged = serde_json::Map::new();
+    merged.insert("action".into(), serde_json::json!({ "const": action }));
+    if let Some(common_props) = common.get("properties").and_then(Value::as_object) {
+        merged.extend(common_props.clone());
+    }
+    merged.extend(std::mem::take(props));
+    *props = merged;
+    let mut required = vec![Value::from("id"), Value::from("action")];
+    if let Some(Value::Array(own)) = obj.get("required") {
+        required.extend(own.iter().cloned());
+    }
+    obj.insert("required".into(), Value::Array(required));
+    obj.insert("additionalProperties".into(), Value::Bool(false));
+    obj.insert("title".into(), Value::from(action));
+    schema
+}
+
+/// The plan file schema as pretty JSON, with a trailing newline.
+pub fn plan_schema_json() -> String {
+    let schema = schemars::schema_for!(Plan);
+    let mut out = serde_json::to_string_pretty(&schema).expect("a schema serialises");
+    out.push('\n');
+    out
+}
