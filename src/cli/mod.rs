@@ -9,6 +9,7 @@ mod validate;
 
 pub use output::Output;
 
+use crate::config::{Config, ConfigError};
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
@@ -84,11 +85,41 @@ pub enum Command {
     Schema(schema::SchemaArgs),
 }
 
+/// Settings resolved from the command line, then `pare.toml`, then defaults.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub config: Config,
+    pub log_format: LogFormat,
+}
+
+impl Settings {
+    /// Reads `pare.toml` (or `--config`) and applies the global options over it.
+    pub fn resolve(global: &GlobalArgs) -> Result<Settings, ConfigError> {
+        let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+        let mut config = Config::load(global.config.as_deref(), &cwd)?;
+        if let Some(dir) = &global.state_dir {
+            config.state_dir = dir.clone();
+        }
+        Ok(Settings {
+            config,
+            log_format: global.log_format,
+        })
+    }
+}
+
+/// Prints a config problem, every diagnostic of it.
+pub(crate) fn report_config_error(out: &Output, err: &ConfigError) {
+    match err {
+        ConfigError::Invalid(diags) => diags.iter().for_each(|d| out.report(d)),
+        other => out.report(other),
+    }
+}
+
 /// Runs a parsed command line.
 pub fn run(args: Args) -> ExitCode {
     let out = Output::new(args.global.color, args.global.quiet);
     let result = match args.command {
-        Command::Validate(a) => validate::run(&out, a),
+        Command::Validate(a) => validate::run(&out, &args.global, a),
         Command::Schema(a) => schema::run(&out, a),
     };
     match result {

@@ -42,7 +42,7 @@ impl Output {
 
     /// Prints a diagnostic to stderr.
     pub fn report(&self, diag: &dyn miette::Diagnostic) {
-        let _ = write!(std::io::stderr().lock(), "{}", self.render(diag));
+        let _ = writeln!(std::io::stderr().lock(), "{}", self.render(diag));
     }
 
     /// Prints a line to stdout (data).

@@ -37,7 +37,16 @@ struct JsonFile {
     diagnostics: Vec<crate::diagnostic::DiagnosticJson>,
 }
 
-pub fn run(out: &Output, args: ValidateArgs) -> miette::Result<ExitCode> {
+pub fn run(
+    out: &Output,
+    global: &super::GlobalArgs,
+    args: ValidateArgs,
+) -> miette::Result<ExitCode> {
+    // The settings file is checked too: a plan is only as valid as the policy it runs under.
+    if let Err(err) = super::Settings::resolve(global) {
+        super::report_config_error(out, &err);
+        return Ok(ExitCode::Error);
+    }
     let mut all_valid = true;
     let mut files = Vec::new();
     for path in &args.plans {

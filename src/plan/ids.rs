@@ -109,7 +109,7 @@ pub fn is_recommendation_id(id: &str) -> bool {
 
 /// The closest candidate to `word`, if one is close enough to be a likely typo.
 pub fn suggest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
-    let limit = (word.chars().count() / 3).max(1).min(3);
+    let limit = (word.chars().count() / 3).clamp(1, 3);
     candidates
         .into_iter()
         .map(|c| (edit_distance(word, c), c))

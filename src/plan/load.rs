@@ -103,9 +103,11 @@ pub fn check_str(path: &Path, name: &str, text: String) -> (Option<LoadedPlan>, 
                 format!("invalid YAML: {}", err.message),
                 "here",
             )
-            .with_help(
-                "fix the YAML syntax; check indentation, brackets and quotes around this point",
-            );
+            .with_help(if err.message.contains("budget") || err.message.contains("recursion") {
+                "the document exceeds pare's safety limits on size, nesting and alias expansion; plans never need that much"
+            } else {
+                "fix the YAML syntax; check indentation, brackets and quotes around this point"
+            });
             return (None, vec![d]);
         }
     };
@@ -215,7 +217,8 @@ impl Loader {
                     span(key.pos),
                     format!("keys in {what} must be strings, found {}", key.kind()),
                     "not a string key",
-                );
+                )
+                .help = Some("field names are plain words like `instance`; quote a key that YAML reads as a number or boolean".into());
                 continue;
             };
             if let Some((_, first, _)) = entries.iter().find(|(k, _, _)| *k == name) {
@@ -509,27 +512,26 @@ impl Loader {
             "the plan file",
             "start the file with `version: 1`",
         );
-        if let Some(v) = version {
-            if !matches!(v.value, Value::Scalar(Scalar::Int(1))) {
-                let shown = match &v.value {
-                    Value::Scalar(Scalar::Str(s)) => format!("\"{s}\""),
-                    Value::Scalar(Scalar::Int(i)) => i.to_string(),
-                    Value::Scalar(Scalar::Float(x)) => x.to_string(),
-                    _ => v.kind().to_string(),
-                };
-                self.error(
-                    "plan::version",
-                    span(v.pos),
-                    format!("unsupported plan version {shown}"),
-                    "this pare reads version 1",
-                )
-                .help = Some(
-                    "set `version: 1`, or upgrade pare if the plan was written for a newer one"
-                        .into(),
-                );
-                // Another version's rules are unknown: checking further would only mislead.
-                return None;
-            }
+        if let Some(v) = version
+            && !matches!(v.value, Value::Scalar(Scalar::Int(1)))
+        {
+            let shown = match &v.value {
+                Value::Scalar(Scalar::Str(s)) => format!("\"{s}\""),
+                Value::Scalar(Scalar::Int(i)) => i.to_string(),
+                Value::Scalar(Scalar::Float(x)) => x.to_string(),
+                _ => v.kind().to_string(),
+            };
+            self.error(
+                "plan::version",
+                span(v.pos),
+                format!("unsupported plan version {shown}"),
+                "this pare reads version 1",
+            )
+            .help = Some(
+                "set `version: 1`, or upgrade pare if the plan was written for a newer one".into(),
+            );
+            // Another version's rules are unknown: checking further would only mislead.
+            return None;
         }
         let name = f.get("name").and_then(|n| self.text(n, "name"));
         let provider = self
@@ -1129,18 +1131,18 @@ impl<'n> ActionReader<'_, 'n> {
             );
             return None;
         }
-        if let (Some(lo), Some(hi)) = (min, max) {
-            if lo > hi {
-                self.l
-                    .error(
-                        "plan::autoscale-bounds",
-                        min_sp.unwrap_or_default(),
-                        format!("`min` ({lo}) is greater than `max` ({hi})"),
-                        "min",
-                    )
-                    .with_label(max_sp.unwrap_or_default(), "max")
-                    .help = Some("make `min` at most `max`".into());
-            }
+        if let (Some(lo), Some(hi)) = (min, max)
+            && lo > hi
+        {
+            self.l
+                .error(
+                    "plan::autoscale-bounds",
+                    min_sp.unwrap_or_default(),
+                    format!("`min` ({lo}) is greater than `max` ({hi})"),
+                    "min",
+                )
+                .with_label(max_sp.unwrap_or_default(), "max")
+                .help = Some("make `min` at most `max`".into());
         }
         if let Some(d) = desired {
             let sp = desired_sp.unwrap_or_default();

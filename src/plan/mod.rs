@@ -11,3 +11,6 @@ pub use model::*;
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod proptests;

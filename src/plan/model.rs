@@ -181,6 +181,7 @@ pub const ACTION_NAMES: [&str; 8] = [
 #[serde(deny_unknown_fields)]
 pub struct Terminate {
     /// The instance id (`i-` and 8 or 17 hex digits).
+    #[schemars(regex(pattern = r"^i-([0-9a-f]{8}|[0-9a-f]{17})$"))]
     pub instance: String,
     /// `image` (default) keeps an image to relaunch from; `none` is irreversible.
     #[serde(default)]
@@ -200,8 +201,10 @@ pub enum Backup {
 #[serde(deny_unknown_fields)]
 pub struct Rightsize {
     /// The instance id.
+    #[schemars(regex(pattern = r"^i-([0-9a-f]{8}|[0-9a-f]{17})$"))]
     pub instance: String,
     /// The new instance type, `family.size`, e.g. `m5.large`.
+    #[schemars(regex(pattern = r"^[a-z][a-z0-9-]*\.[a-z0-9][a-z0-9-]*$"))]
     pub to: String,
 }
 
@@ -210,6 +213,7 @@ pub struct Rightsize {
 #[serde(deny_unknown_fields)]
 pub struct Hibernate {
     /// The instance id.
+    #[schemars(regex(pattern = r"^i-([0-9a-f]{8}|[0-9a-f]{17})$"))]
     pub instance: String,
     /// `hibernate` (default; the instance must have hibernation configured) or `stop`.
     #[serde(default)]
@@ -229,6 +233,7 @@ pub enum HibernateMode {
 #[serde(deny_unknown_fields)]
 pub struct Spot {
     /// The instance id.
+    #[schemars(regex(pattern = r"^i-([0-9a-f]{8}|[0-9a-f]{17})$"))]
     pub instance: String,
     /// The most to pay per hour; else up to the on-demand price.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -241,6 +246,7 @@ pub struct Spot {
 #[serde(deny_unknown_fields)]
 pub struct Reserve {
     /// The instance type to reserve, e.g. `m5.large`.
+    #[schemars(regex(pattern = r"^[a-z][a-z0-9-]*\.[a-z0-9][a-z0-9-]*$"))]
     pub instance_type: String,
     /// How many.
     #[schemars(range(min = 1))]
@@ -298,11 +304,12 @@ pub struct Autoscale {
 #[serde(deny_unknown_fields)]
 pub struct Storage {
     /// The volume id (`vol-` and 8 or 17 hex digits).
+    #[schemars(regex(pattern = r"^vol-([0-9a-f]{8}|[0-9a-f]{17})$"))]
     pub volume: String,
     /// The new volume type.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub to: Option<VolumeType>,
-    /// Provisioned IOPS (gp3: 3000–16000; io1/io2: 100–64000).
+    /// Provisioned IOPS (gp3: 3000–16000; io1: 100–64000; io2: 100–256000).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub iops: Option<u32>,
     /// Throughput in MiB/s (gp3 only: 125–1000).
@@ -358,12 +365,15 @@ pub struct Config {
     pub fix: ConfigFix,
     /// With `disable-detailed-monitoring`: the instance id.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^i-([0-9a-f]{8}|[0-9a-f]{17})$"))]
     pub instance: Option<String>,
     /// With `release-address`: the Elastic IP's allocation id (`eipalloc-…`).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^eipalloc-([0-9a-f]{8}|[0-9a-f]{17})$"))]
     pub address: Option<String>,
     /// With `delete-snapshot`: the snapshot id (`snap-…`).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^snap-([0-9a-f]{8}|[0-9a-f]{17})$"))]
     pub snapshot: Option<String>,
 }
 

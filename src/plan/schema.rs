@@ -84,8 +84,38 @@ fn branch<T: JsonSchema>(generator: &mut SchemaGenerator, action: &str) -> Value
 
 /// The plan file schema as pretty JSON, with a trailing newline.
 pub fn plan_schema_json() -> String {
-    let schema = schemars::schema_for!(Plan);
+    let mut schema = schemars::schema_for!(Plan).to_value();
+    strip_null(&mut schema);
     let mut out = serde_json::to_string_pretty(&schema).expect("a schema serialises");
     out.push('\n');
     out
+}
+
+/// Removes the `null` that schemars allows for `Option` fields: a plan leaves
+/// an optional field out, and the loader rejects `field: null`.
+fn strip_null(v: &mut Value) {
+    match v {
+        Value::Object(obj) => {
+            if let Some(Value::Array(types)) = obj.get_mut("type") {
+                types.retain(|t| t != "null");
+                if types.len() == 1 {
+                    let only = types.remove(0);
+                    obj.insert("type".into(), only);
+                }
+            }
+            if let Some(Value::Array(any)) = obj.get_mut("anyOf") {
+                any.retain(|s| s.get("type").is_none_or(|t| t != "null"));
+                if any.len() == 1 {
+                    let only = any.remove(0);
+                    obj.remove("anyOf");
+                    if let Value::Object(inner) = only {
+                        obj.extend(inner);
+                    }
+                }
+            }
+            obj.values_mut().for_each(strip_null);
+        }
+        Value::Array(items) => items.iter_mut().for_each(strip_null),
+        _ => {}
+    }
 }

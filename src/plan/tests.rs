@@ -5,6 +5,13 @@ use std::path::Path;
 
 const HEAD: &str = "version: 1\nprovider:\n  sandbox: { seed: account.yaml }\nrecommendations:\n";
 
+/// A named input and the diagnostics it must give, as (code, line, column).
+type Case = (
+    &'static str,
+    &'static str,
+    &'static [(&'static str, usize, usize)],
+);
+
 /// The diagnostics of `text` as (code, line, column), in order.
 fn diags(text: &str) -> Vec<(&'static str, usize, usize)> {
     let (_, d) = check_str(Path::new("p.yaml"), "p.yaml", text.to_string());
@@ -67,7 +74,7 @@ fn valid_plan_loads_with_defaults() {
 
 #[test]
 fn every_error_kind_is_located() {
-    let cases: &[(&str, &str, &[(&str, usize, usize)])] = &[
+    let cases: &[Case] = &[
         (
             "yaml syntax",
             "version: 1\nprovider: [sandbox\n",
@@ -138,7 +145,7 @@ fn every_error_kind_is_located() {
 
 #[test]
 fn recommendation_errors_are_located() {
-    let cases: &[(&str, &str, &[(&str, usize, usize)])] = &[
+    let cases: &[Case] = &[
         (
             "unknown action",
             "  - id: a\n    action: rightsise\n    instance: i-0a1b2c3d\n",
