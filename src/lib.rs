@@ -6,6 +6,7 @@
 pub mod cli;
 pub mod config;
 pub mod diagnostic;
+pub mod generate;
 pub mod graph;
 pub mod logging;
 pub mod plan;

@@ -1,0 +1,133 @@
+//! `pare-bench`: benchmarks of the real `pare` binary, measured side by side.
+//!
+//! Never run by the test suite (timings on shared machines are noise there);
+//! the commands and their last figures are in BENCHMARKS.md.
+
+use std::path::PathBuf;
+use std::process::{Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+fn usage() -> ExitCode {
+    eprintln!(
+        "usage:\n  pare-bench gen-plan N [--out FILE]     write a generated plan of N recommendations\n  pare-bench validate [N] [--runs R]      time `pare validate` on a generated plan (default N=10000, R=10)"
+    );
+    ExitCode::from(2)
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let flag = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
+    let positional: Vec<&String> = {
+        let mut v = Vec::new();
+        let mut skip = false;
+        for a in args.iter().skip(1) {
+            if skip {
+                skip = false;
+            } else if a.starts_with("--") {
+                skip = true;
+            } else {
+                v.push(a);
+            }
+        }
+        v
+    };
+    let n = |default: usize| {
+        positional
+            .first()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(default)
+    };
+    match args.first().map(String::as_str) {
+        Some("gen-plan") => {
+            let text = pare::generate::plan(n(10_000), "account.yaml");
+            match flag("--out") {
+                Some(path) => {
+                    std::fs::write(path, text).map_or(ExitCode::FAILURE, |_| ExitCode::SUCCESS)
+                }
+                None => {
+                    print!("{text}");
+                    ExitCode::SUCCESS
+                }
+            }
+        }
+        Some("validate") => {
+            let runs = flag("--runs").and_then(|s| s.parse().ok()).unwrap_or(10);
+            bench_validate(n(10_000), runs)
+        }
+        _ => usage(),
+    }
+}
+
+/// The `pare` binary next to this one (same profile).
+fn pare_binary() -> PathBuf {
+    let me = std::env::current_exe().expect("own path");
+    me.with_file_name(format!("pare{}", std::env::consts::EXE_SUFFIX))
+}
+
+/// Runs `cmd` once; wall time and the peak resident memory of the child, in bytes.
+fn measure(cmd: &mut Command) -> (Duration, u64, bool) {
+    let start = Instant::now();
+    let mut child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let pid = child.id() as libc::pid_t;
+    let mut status = 0;
+    // SAFETY: an all-zero `rusage` is a valid value; wait4 fills it for our own child.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `pid` is our un-reaped child; the pointers are to live locals.
+    let rc = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    let elapsed = start.elapsed();
+    assert_eq!(rc, pid, "wait4 failed");
+    // The child is reaped; keep std from waiting on it again.
+    std::mem::forget(child.stdin.take());
+    std::mem::forget(child);
+    let ok = libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
+    (elapsed, usage.ru_maxrss as u64 * 1024, ok)
+}
+
+fn bench_validate(n: usize, runs: usize) -> ExitCode {
+    let dir = tempdir();
+    let plan = dir.join("plan.yaml");
+    let text = pare::generate::plan(n, "account.yaml");
+    std::fs::write(&plan, &text).expect("write plan");
+    let pare = pare_binary();
+    let mut times = Vec::with_capacity(runs);
+    let mut peak = 0;
+    // One warm-up run (page cache, binary loading), not counted.
+    let (_, _, ok) = measure(Command::new(&pare).arg("validate").arg(&plan));
+    if !ok {
+        eprintln!("pare validate failed on the generated plan");
+        return ExitCode::FAILURE;
+    }
+    for _ in 0..runs {
+        let (t, rss, ok) = measure(Command::new(&pare).arg("validate").arg(&plan));
+        assert!(ok);
+        times.push(t);
+        peak = peak.max(rss);
+    }
+    times.sort();
+    let median = times[times.len() / 2];
+    println!(
+        "validate: {n} recommendations, {:.1} MB plan, {runs} runs: median {:.3} s, min {:.3} s, max {:.3} s; peak RSS {:.1} MB",
+        text.len() as f64 / 1e6,
+        median.as_secs_f64(),
+        times[0].as_secs_f64(),
+        times[times.len() - 1].as_secs_f64(),
+        peak as f64 / 1e6
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    ExitCode::SUCCESS
+}
+
+fn tempdir() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("pare-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
