@@ -35,7 +35,11 @@ pub fn plan(n: usize, seed: &str) -> String {
     out.push_str(
         "approvals:\n  - by: bench@example.com\n    covers: [\"*\"]\n    reason: generated\n",
     );
-    out.push_str("recommendations:\n");
+    out.push_str(if n == 0 {
+        "recommendations: []\n"
+    } else {
+        "recommendations:\n"
+    });
     for i in 0..n {
         let _ = writeln!(out, "  - id: rec-{i}");
         match i % 8 {
