@@ -6,8 +6,12 @@
 pub mod cli;
 pub mod config;
 pub mod diagnostic;
+pub mod executor;
 pub mod generate;
 pub mod graph;
 pub mod logging;
 pub mod plan;
+pub mod pricing;
+pub mod provider;
+pub mod state;
 pub mod validate;

@@ -214,7 +214,7 @@ pub fn parse(source: &str) -> Result<Node, SyntaxError> {
 
 /// The library's first message line without its "error: line N column M:"
 /// prefix: the diagnostic shows the location itself.
-fn strip_location(s: &str) -> String {
+pub(crate) fn strip_location(s: &str) -> String {
     let line = s.lines().next().unwrap_or("").trim();
     let line = line.strip_prefix("error:").unwrap_or(line).trim_start();
     match line

@@ -1,0 +1,153 @@
+//! The eight actions, each turned into steps with their inverses.
+//!
+//! An executor looks at one recommendation and the resources as they will be
+//! when it runs (the planner's working copy) and says: nothing to do, blocked
+//! (why, and what to do), the resource is missing, or the ordered steps, each
+//! with the inverse computed from the state just before it. Executors never
+//! call a provider; they only read the inventory they are given.
+
+mod autoscale;
+mod config;
+mod hibernate;
+mod reserve;
+mod rightsize;
+mod spot;
+mod storage;
+mod terminate;
+
+use crate::config::Risk;
+use crate::plan::{Action, Recommendation};
+use crate::provider::{Inventory, Inverse, Op, ResourceId, Tags};
+use serde::Serialize;
+
+/// One step: an operation and how to undo it.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct Step {
+    #[serde(flatten)]
+    pub op: Op,
+    pub inverse: Inverse,
+}
+
+impl Step {
+    fn new(op: Op, inverse: Op) -> Step {
+        Step {
+            op,
+            inverse: Inverse::Op { op: inverse },
+        }
+    }
+
+    fn keep(op: Op, why: &str) -> Step {
+        Step {
+            op,
+            inverse: Inverse::Nothing { why: why.into() },
+        }
+    }
+
+    fn irreversible(op: Op, why: &str) -> Step {
+        Step {
+            op,
+            inverse: Inverse::Irreversible { why: why.into() },
+        }
+    }
+}
+
+/// Monthly savings: a figure, or unknown with the reason.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Savings {
+    Usd(f64),
+    Unknown(String),
+}
+
+/// What feeds risk and savings for a change.
+#[derive(Debug, Clone)]
+pub struct Facts {
+    pub base_risk: Risk,
+    /// Why, in words (the base risk's reason first).
+    pub reasons: Vec<String>,
+    pub savings: Savings,
+    /// For actions that replace the resource: the step that creates the replacement.
+    pub replaced_by_step: Option<usize>,
+}
+
+/// What an executor decided.
+#[derive(Debug, Clone)]
+pub enum Expansion {
+    /// The live resource already satisfies the recommendation.
+    NoChange {
+        reason: String,
+    },
+    /// It cannot be done as things are.
+    Blocked {
+        reason: String,
+        help: String,
+    },
+    /// The resource does not exist (a plan error for actions that change it).
+    Missing,
+    Change {
+        steps: Vec<Step>,
+        facts: Facts,
+    },
+}
+
+/// The resource a recommendation changes, if it changes one (reserve does not).
+pub fn resource_of(rec: &Recommendation) -> Option<ResourceId> {
+    use crate::plan::ConfigFix;
+    let id = rec.action.resource().to_string();
+    Some(match &rec.action {
+        Action::Terminate(_) | Action::Rightsize(_) | Action::Hibernate(_) | Action::Spot(_) => {
+            ResourceId::Instance(id)
+        }
+        Action::Storage(_) => ResourceId::Volume(id),
+        Action::Autoscale(_) => ResourceId::Group(id),
+        Action::Reserve(_) => return None,
+        Action::Config(c) => match c.fix {
+            ConfigFix::DisableDetailedMonitoring => ResourceId::Instance(id),
+            ConfigFix::ReleaseAddress => ResourceId::Address(id),
+            ConfigFix::DeleteSnapshot => ResourceId::Snapshot(id),
+        },
+    })
+}
+
+/// Tags put on everything pare creates, so it can be found again.
+pub fn creation_tags(plan_name: &str, rec_id: &str) -> Tags {
+    Tags::from([
+        ("pare:plan".to_string(), plan_name.to_string()),
+        ("pare:recommendation".to_string(), rec_id.to_string()),
+    ])
+}
+
+/// Expands `rec` against `inv`. `created` tags go on anything it creates.
+pub fn expand(rec: &Recommendation, inv: &Inventory, created: &Tags) -> Expansion {
+    match &rec.action {
+        Action::Terminate(a) => terminate::expand(a, inv, created),
+        Action::Rightsize(a) => rightsize::expand(a, inv),
+        Action::Hibernate(a) => hibernate::expand(a, inv),
+        Action::Spot(a) => spot::expand(a, inv, created),
+        Action::Reserve(a) => reserve::expand(a, inv),
+        Action::Autoscale(a) => autoscale::expand(a, inv),
+        Action::Storage(a) => storage::expand(a, inv, created),
+        Action::Config(a) => config::expand(a, inv),
+    }
+}
+
+fn monthly(hourly_diff: Option<f64>, why_unknown: impl FnOnce() -> String) -> Savings {
+    match hourly_diff {
+        Some(h) => Savings::Usd(h * crate::pricing::catalog().meta.hours_per_month),
+        None => Savings::Unknown(why_unknown()),
+    }
+}
+
+fn unknown_price(t: &str) -> String {
+    format!("no catalog price for {t}")
+}
+
+/// "i-0a1b2c3d (web-1)" when the resource has a Name tag.
+fn named(id: &str, tags: &Tags) -> String {
+    match tags.get("Name") {
+        Some(n) => format!("{id} ({n})"),
+        None => id.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,86 @@
+//! The one door to the cloud: the [`Provider`] trait and its implementations.
+//!
+//! Executors and the engine speak only the vocabulary of [`model`]; AWS types
+//! never leave `provider/aws`.
+
+pub mod inventory;
+pub mod model;
+pub mod sandbox;
+
+pub use inventory::{CloudError, IdMode, Inventory};
+pub use model::*;
+
+use std::time::Duration;
+
+/// Why a provider call failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ProviderError {
+    /// The cloud refused the call; `retryable` for throttling and transient faults.
+    #[error("{error}")]
+    Cloud { error: CloudError, retryable: bool },
+    /// The call did not reach the cloud or its answer could not be read.
+    #[error("{0}")]
+    Transport(String),
+}
+
+impl ProviderError {
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            ProviderError::Cloud { retryable, .. } => *retryable,
+            ProviderError::Transport(_) => true,
+        }
+    }
+}
+
+impl From<CloudError> for ProviderError {
+    fn from(error: CloudError) -> ProviderError {
+        ProviderError::Cloud {
+            error,
+            retryable: false,
+        }
+    }
+}
+
+/// A cloud account pare can read and change.
+#[async_trait::async_trait]
+pub trait Provider: Send + Sync {
+    /// `sandbox` or `aws`.
+    fn name(&self) -> &'static str;
+
+    /// Reads every resource the query names, in as few calls as possible.
+    /// Resources that do not exist are absent from the answer.
+    async fn describe(&self, query: &Query) -> Result<Inventory, ProviderError>;
+
+    /// Performs one operation; its refs are concrete ids.
+    async fn perform(&self, op: &Op) -> Result<Outcome, ProviderError>;
+
+    /// How long `op` usually takes, for estimates in previews.
+    fn estimate(&self, op: &Op) -> Duration;
+
+    /// Makes everything performed so far durable in its compact form (the
+    /// sandbox folds its log into its file). A no-op for real clouds.
+    fn checkpoint(&self) -> Result<(), ProviderError> {
+        Ok(())
+    }
+}
+
+/// How long an operation usually takes on AWS, for estimates.
+pub fn nominal_duration(op: &str) -> Duration {
+    let secs = match op {
+        "stop_instance" => 60,
+        "start_instance" => 45,
+        "set_instance_type" | "update_group" | "delete_snapshot" => 2,
+        "create_image" => 30,
+        "wait_image_available" => 240,
+        "launch_instance" => 60,
+        "terminate_instance" => 30,
+        "modify_volume" | "delete_volume" => 5,
+        "create_snapshot" => 60,
+        "attach_volume" | "detach_volume" => 10,
+        "create_volume" => 30,
+        "release_address" | "set_monitoring" | "describe" => 1,
+        "purchase_reservation" => 5,
+        _ => 5,
+    };
+    Duration::from_secs(secs)
+}

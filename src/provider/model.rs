@@ -1,0 +1,560 @@
+//! The provider vocabulary: resources as pare sees them, and the primitive
+//! operations (steps) it performs on them. Every provider speaks this and
+//! nothing else; AWS types never appear here.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// Resource tags, sorted so everything serialised is deterministic.
+pub type Tags = BTreeMap<String, String>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum InstanceState {
+    Pending,
+    Running,
+    Stopping,
+    Stopped,
+    ShuttingDown,
+    Terminated,
+}
+
+impl InstanceState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InstanceState::Pending => "pending",
+            InstanceState::Running => "running",
+            InstanceState::Stopping => "stopping",
+            InstanceState::Stopped => "stopped",
+            InstanceState::ShuttingDown => "shutting-down",
+            InstanceState::Terminated => "terminated",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Lifecycle {
+    #[default]
+    OnDemand,
+    Spot,
+}
+
+impl Lifecycle {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Lifecycle::OnDemand => "on-demand",
+            Lifecycle::Spot => "spot",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Monitoring {
+    #[default]
+    Basic,
+    Detailed,
+}
+
+impl Monitoring {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Monitoring::Basic => "basic",
+            Monitoring::Detailed => "detailed",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Instance {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub instance_type: String,
+    pub state: InstanceState,
+    pub zone: String,
+    #[serde(default)]
+    pub image: Option<String>,
+    #[serde(default)]
+    pub lifecycle: Lifecycle,
+    #[serde(default)]
+    pub hibernation: bool,
+    #[serde(default)]
+    pub monitoring: Monitoring,
+    #[serde(default)]
+    pub tags: Tags,
+    /// How the instance stopped last (`hibernated` after a hibernating stop).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_reason: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Volume {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub volume_type: String,
+    pub size_gb: u32,
+    #[serde(default)]
+    pub iops: Option<u32>,
+    #[serde(default)]
+    pub throughput_mbps: Option<u32>,
+    pub zone: String,
+    #[serde(default)]
+    pub attached_to: Option<String>,
+    #[serde(default)]
+    pub tags: Tags,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Snapshot {
+    pub id: String,
+    #[serde(default)]
+    pub volume: Option<String>,
+    pub size_gb: u32,
+    #[serde(default)]
+    pub tags: Tags,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Image {
+    pub id: String,
+    /// The instance it was made from.
+    #[serde(default)]
+    pub source_instance: Option<String>,
+    #[serde(default)]
+    pub state: String,
+    /// Snapshots that back the image (they cannot be deleted while it exists).
+    #[serde(default)]
+    pub snapshots: Vec<String>,
+    #[serde(default)]
+    pub tags: Tags,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Address {
+    pub allocation_id: String,
+    pub public_ip: String,
+    #[serde(default)]
+    pub instance: Option<String>,
+    #[serde(default)]
+    pub tags: Tags,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Group {
+    pub name: String,
+    pub min: u32,
+    pub max: u32,
+    pub desired: u32,
+    /// The type the group launches, when known (for savings).
+    #[serde(default)]
+    pub instance_type: Option<String>,
+    #[serde(default)]
+    pub tags: Tags,
+}
+
+/// A reserved-instance offering that can be bought.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Offering {
+    pub id: String,
+    pub instance_type: String,
+    /// `1y` or `3y`.
+    pub term: String,
+    /// `no-upfront`, `partial-upfront`, `all-upfront`.
+    pub payment: String,
+    /// `standard` or `convertible`.
+    pub offering_class: String,
+    /// `None` for a regional reservation.
+    #[serde(default)]
+    pub zone: Option<String>,
+    pub upfront_usd: f64,
+    pub hourly_usd: f64,
+}
+
+/// Reserved instances bought.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Reservation {
+    pub id: String,
+    pub instance_type: String,
+    pub count: u32,
+    pub term: String,
+    pub payment: String,
+    pub offering_class: String,
+    #[serde(default)]
+    pub zone: Option<String>,
+    /// `active`, `payment-pending`, `retired`.
+    pub state: String,
+}
+
+/// A resource id that may not exist yet: one created by an earlier step of
+/// the same recommendation (known only when that step has run).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Ref {
+    Id(String),
+    /// The resource created by step `step` (0-based) of this recommendation.
+    Created {
+        created_by_step: usize,
+    },
+}
+
+impl Ref {
+    pub fn id(id: impl Into<String>) -> Ref {
+        Ref::Id(id.into())
+    }
+
+    /// The concrete id, if known.
+    pub fn known(&self) -> Option<&str> {
+        match self {
+            Ref::Id(id) => Some(id),
+            Ref::Created { .. } => None,
+        }
+    }
+}
+
+impl fmt::Display for Ref {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Ref::Id(id) => f.write_str(id),
+            Ref::Created { created_by_step } => write!(f, "(made by step {})", created_by_step + 1),
+        }
+    }
+}
+
+/// What a launched instance looks like.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LaunchSpec {
+    pub image: Ref,
+    pub instance_type: String,
+    pub zone: String,
+    pub lifecycle: Lifecycle,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_price_usd_hour: Option<f64>,
+    pub hibernation: bool,
+    pub monitoring: Monitoring,
+    pub tags: Tags,
+    /// Leave the new instance stopped (it replaces one that was stopped).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub stopped: bool,
+    /// Existing data volumes to attach once the instance runs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attach_volumes: Vec<String>,
+}
+
+/// What a recreated volume looks like.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VolumeSpec {
+    pub snapshot: Ref,
+    pub volume_type: String,
+    pub size_gb: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iops: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub throughput_mbps: Option<u32>,
+    pub zone: String,
+    pub tags: Tags,
+}
+
+/// One primitive cloud operation. Serialised in previews, saved plans and the
+/// journal as `{"op": "...", "args": {...}}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", content = "args", rename_all = "snake_case")]
+pub enum Op {
+    StopInstance {
+        instance: Ref,
+        hibernate: bool,
+    },
+    StartInstance {
+        instance: Ref,
+    },
+    SetInstanceType {
+        instance: Ref,
+        instance_type: String,
+    },
+    CreateImage {
+        instance: Ref,
+        tags: Tags,
+    },
+    WaitImageAvailable {
+        image: Ref,
+    },
+    LaunchInstance {
+        spec: LaunchSpec,
+    },
+    TerminateInstance {
+        instance: Ref,
+    },
+    ModifyVolume {
+        volume: Ref,
+        volume_type: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        iops: Option<u32>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        throughput_mbps: Option<u32>,
+    },
+    CreateSnapshot {
+        volume: Ref,
+        tags: Tags,
+    },
+    AttachVolume {
+        volume: Ref,
+        instance: Ref,
+    },
+    DetachVolume {
+        volume: Ref,
+        instance: Ref,
+    },
+    DeleteVolume {
+        volume: Ref,
+    },
+    CreateVolume {
+        spec: VolumeSpec,
+    },
+    DeleteSnapshot {
+        snapshot: Ref,
+    },
+    ReleaseAddress {
+        address: Ref,
+    },
+    SetMonitoring {
+        instance: Ref,
+        detailed: bool,
+    },
+    UpdateGroup {
+        group: String,
+        min: u32,
+        max: u32,
+        desired: u32,
+    },
+    PurchaseReservation {
+        offering: String,
+        count: u32,
+    },
+}
+
+impl Op {
+    /// The op's name as serialised (`stop_instance`, …).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Op::StopInstance { .. } => "stop_instance",
+            Op::StartInstance { .. } => "start_instance",
+            Op::SetInstanceType { .. } => "set_instance_type",
+            Op::CreateImage { .. } => "create_image",
+            Op::WaitImageAvailable { .. } => "wait_image_available",
+            Op::LaunchInstance { .. } => "launch_instance",
+            Op::TerminateInstance { .. } => "terminate_instance",
+            Op::ModifyVolume { .. } => "modify_volume",
+            Op::CreateSnapshot { .. } => "create_snapshot",
+            Op::AttachVolume { .. } => "attach_volume",
+            Op::DetachVolume { .. } => "detach_volume",
+            Op::DeleteVolume { .. } => "delete_volume",
+            Op::CreateVolume { .. } => "create_volume",
+            Op::DeleteSnapshot { .. } => "delete_snapshot",
+            Op::ReleaseAddress { .. } => "release_address",
+            Op::SetMonitoring { .. } => "set_monitoring",
+            Op::UpdateGroup { .. } => "update_group",
+            Op::PurchaseReservation { .. } => "purchase_reservation",
+        }
+    }
+
+    /// The refs this op reads, so `Created` ones can be resolved.
+    pub fn refs_mut(&mut self) -> Vec<&mut Ref> {
+        match self {
+            Op::StopInstance { instance, .. }
+            | Op::StartInstance { instance }
+            | Op::SetInstanceType { instance, .. }
+            | Op::CreateImage { instance, .. }
+            | Op::TerminateInstance { instance }
+            | Op::SetMonitoring { instance, .. } => vec![instance],
+            Op::WaitImageAvailable { image } => vec![image],
+            Op::LaunchInstance { spec } => vec![&mut spec.image],
+            Op::ModifyVolume { volume, .. }
+            | Op::CreateSnapshot { volume, .. }
+            | Op::DeleteVolume { volume } => vec![volume],
+            Op::CreateVolume { spec } => vec![&mut spec.snapshot],
+            Op::AttachVolume { volume, instance } | Op::DetachVolume { volume, instance } => {
+                vec![volume, instance]
+            }
+            Op::DeleteSnapshot { snapshot } => vec![snapshot],
+            Op::ReleaseAddress { address } => vec![address],
+            Op::UpdateGroup { .. } | Op::PurchaseReservation { .. } => vec![],
+        }
+    }
+
+    /// One line for people: "stop i-0a1b… (hibernate)".
+    pub fn describe(&self) -> String {
+        match self {
+            Op::StopInstance {
+                instance,
+                hibernate,
+            } => {
+                if *hibernate {
+                    format!("stop {instance} with hibernation")
+                } else {
+                    format!("stop {instance}")
+                }
+            }
+            Op::StartInstance { instance } => format!("start {instance}"),
+            Op::SetInstanceType {
+                instance,
+                instance_type,
+            } => format!("set the type of {instance} to {instance_type}"),
+            Op::CreateImage { instance, .. } => format!("create an image of {instance}"),
+            Op::WaitImageAvailable { image } => format!("wait until image {image} is available"),
+            Op::LaunchInstance { spec } => {
+                let mut s = format!(
+                    "launch a {} {} in {} from image {}",
+                    spec.lifecycle.as_str(),
+                    spec.instance_type,
+                    spec.zone,
+                    spec.image
+                );
+                if !spec.attach_volumes.is_empty() {
+                    s.push_str(&format!(" and attach {}", spec.attach_volumes.join(", ")));
+                }
+                s
+            }
+            Op::TerminateInstance { instance } => format!("terminate {instance}"),
+            Op::ModifyVolume {
+                volume,
+                volume_type,
+                iops,
+                throughput_mbps,
+            } => {
+                let mut s = format!("change {volume} to {volume_type}");
+                if let Some(i) = iops {
+                    s.push_str(&format!(", {i} IOPS"));
+                }
+                if let Some(t) = throughput_mbps {
+                    s.push_str(&format!(", {t} MiB/s"));
+                }
+                s
+            }
+            Op::CreateSnapshot { volume, .. } => format!("snapshot {volume}"),
+            Op::AttachVolume { volume, instance } => format!("attach {volume} to {instance}"),
+            Op::DetachVolume { volume, instance } => format!("detach {volume} from {instance}"),
+            Op::DeleteVolume { volume } => format!("delete {volume}"),
+            Op::CreateVolume { spec } => format!(
+                "create a {} GB {} volume in {} from snapshot {}",
+                spec.size_gb, spec.volume_type, spec.zone, spec.snapshot
+            ),
+            Op::DeleteSnapshot { snapshot } => format!("delete snapshot {snapshot}"),
+            Op::ReleaseAddress { address } => format!("release address {address}"),
+            Op::SetMonitoring { instance, detailed } => {
+                if *detailed {
+                    format!("enable detailed monitoring on {instance}")
+                } else {
+                    format!("disable detailed monitoring on {instance}")
+                }
+            }
+            Op::UpdateGroup {
+                group,
+                min,
+                max,
+                desired,
+            } => {
+                format!("set {group} to min {min}, max {max}, desired {desired}")
+            }
+            Op::PurchaseReservation { offering, count } => {
+                format!("buy {count} × reserved offering {offering}")
+            }
+        }
+    }
+}
+
+/// How a step is undone.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Inverse {
+    /// Run this op.
+    Op {
+        #[serde(flatten)]
+        op: Op,
+    },
+    /// Nothing to undo (a read, a wait, or something deliberately kept, like a backup image).
+    Nothing { why: String },
+    /// Cannot be undone.
+    Irreversible { why: String },
+}
+
+impl Inverse {
+    pub fn is_irreversible(&self) -> bool {
+        matches!(self, Inverse::Irreversible { .. })
+    }
+
+    pub fn describe(&self) -> String {
+        match self {
+            Inverse::Op { op } => op.describe(),
+            Inverse::Nothing { why } => format!("nothing to undo ({why})"),
+            Inverse::Irreversible { why } => format!("IRREVERSIBLE: {why}"),
+        }
+    }
+}
+
+/// What an op produced: the id of anything it created.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Outcome {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created: Option<String>,
+}
+
+/// A resource a plan names, by kind and id.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "id", rename_all = "snake_case")]
+pub enum ResourceId {
+    Instance(String),
+    Volume(String),
+    Snapshot(String),
+    Address(String),
+    Group(String),
+}
+
+impl ResourceId {
+    pub fn id(&self) -> &str {
+        match self {
+            ResourceId::Instance(id)
+            | ResourceId::Volume(id)
+            | ResourceId::Snapshot(id)
+            | ResourceId::Address(id)
+            | ResourceId::Group(id) => id,
+        }
+    }
+
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ResourceId::Instance(_) => "instance",
+            ResourceId::Volume(_) => "volume",
+            ResourceId::Snapshot(_) => "snapshot",
+            ResourceId::Address(_) => "address",
+            ResourceId::Group(_) => "auto-scaling group",
+        }
+    }
+}
+
+/// What to look up for a reservation recommendation.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct OfferingQuery {
+    pub instance_type: String,
+    pub term: String,
+    pub payment: String,
+    pub offering_class: String,
+    pub zone: Option<String>,
+}
+
+/// Everything a plan needs read, in one request, so providers can batch.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Query {
+    pub resources: Vec<ResourceId>,
+    pub offerings: Vec<OfferingQuery>,
+    /// Instance types whose existence must be checked (rightsizing targets).
+    pub instance_types: Vec<String>,
+}

@@ -1,0 +1,320 @@
+//! The sandbox: a simulated account kept in the state directory.
+//!
+//! On first use the plan's seed file is copied to `<state>/sandbox.yaml`;
+//! tracked files are never changed. Each performed operation is appended to
+//! `<state>/sandbox.log` and flushed before the call returns (the simulated
+//! cloud has then "done" it); the log is replayed on open and folded back
+//! into `sandbox.yaml` by [`Provider::checkpoint`], which only the holder of
+//! the state lock calls. Latency and faults can be injected for tests and
+//! benchmarks (`faults:` in the account file).
+
+mod faults;
+
+pub use faults::{Faults, OpFault};
+
+use super::{CloudError, Inventory, Op, Outcome, Provider, ProviderError, Query};
+use crate::diagnostic::{Diagnostic, SourceFile, Span};
+use crate::state::atomic;
+use serde::{Deserialize, Serialize};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// Why the sandbox could not be opened.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum SandboxError {
+    #[error("cannot read the sandbox seed {path}: {source}")]
+    #[diagnostic(
+        code(sandbox::seed),
+        help("the seed path in the plan is relative to the plan file")
+    )]
+    Seed {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the sandbox account {} is not valid", .0.first().map_or("", |d| d.file.name.as_str()))]
+    #[diagnostic(code(sandbox::invalid))]
+    Invalid(Vec<Diagnostic>),
+    #[error("sandbox state in {path}: {source}")]
+    #[diagnostic(
+        code(sandbox::state),
+        help("`pare sandbox reset PLAN` starts the sandbox over from its seed")
+    )]
+    State {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("sandbox state {path} is damaged: {message}")]
+    #[diagnostic(
+        code(sandbox::damaged),
+        help("`pare sandbox reset PLAN` starts the sandbox over from its seed")
+    )]
+    Damaged { path: PathBuf, message: String },
+}
+
+/// One line of the operation log.
+#[derive(Debug, Serialize, Deserialize)]
+struct LogEntry {
+    op: Op,
+    outcome: Outcome,
+}
+
+pub struct SandboxProvider {
+    dir: PathBuf,
+    state: Mutex<State>,
+}
+
+struct State {
+    account: Inventory,
+    faults: faults::Injector,
+    log: Option<std::fs::File>,
+    logged: usize,
+}
+
+const FILE: &str = "sandbox.yaml";
+const LOG: &str = "sandbox.log";
+const SEEDED_FROM: &str = "sandbox.seed";
+
+/// Parses an account file, pointing at the problem if it is not one. The
+/// account format is the sandbox's own (SPEC section 4), so it is read here
+/// rather than in `plan::load`, which owns plan files only.
+pub fn parse_account(name: &str, text: &str) -> Result<Inventory, SandboxError> {
+    serde_saphyr::from_str::<Inventory>(text).map_err(|e| {
+        let file = SourceFile::new(name, text);
+        let (line, column) = e
+            .location()
+            .map_or((1, 1), |l| (l.line() as usize, l.column() as usize));
+        let offset = file.offset(line, column);
+        let message = crate::plan::node::strip_location(&e.to_string());
+        SandboxError::Invalid(vec![
+            Diagnostic::new(
+                "sandbox::invalid-seed",
+                &file,
+                Span::new(offset, 1),
+                message,
+                "here",
+            )
+            .with_help(
+                "see SPEC section 4 / examples/quickstart/account.yaml for the account format",
+            ),
+        ])
+    })
+}
+
+impl SandboxProvider {
+    /// Opens the sandbox in `state_dir`, seeding it from `seed` on first use.
+    /// Returns the provider and, when the sandbox was seeded from another
+    /// file than `seed`, a warning for the user.
+    pub fn open(
+        state_dir: &Path,
+        seed: &Path,
+    ) -> Result<(SandboxProvider, Option<String>), SandboxError> {
+        let file = state_dir.join(FILE);
+        let mut warning = None;
+        if !file.exists() {
+            Self::reset(state_dir, seed)?;
+        } else if let Ok(previous) = std::fs::read_to_string(state_dir.join(SEEDED_FROM)) {
+            let now = canonical(seed);
+            if previous.trim() != now {
+                warning = Some(format!(
+                    "the sandbox in {} was seeded from {}, not {}; `pare sandbox reset PLAN` re-seeds it",
+                    state_dir.display(),
+                    previous.trim(),
+                    now
+                ));
+            }
+        }
+        let state_err = |source| SandboxError::State {
+            path: file.clone(),
+            source,
+        };
+        let text = std::fs::read_to_string(&file).map_err(state_err)?;
+        let mut account =
+            parse_account(&file.display().to_string(), &text).map_err(|e| match e {
+                SandboxError::Invalid(d) => SandboxError::Damaged {
+                    path: file.clone(),
+                    message: d.first().map(|d| d.message.clone()).unwrap_or_default(),
+                },
+                other => other,
+            })?;
+        let logged = replay(&state_dir.join(LOG), &mut account)?;
+        let faults = faults::Injector::new(account.faults.clone().unwrap_or_default());
+        Ok((
+            SandboxProvider {
+                dir: state_dir.to_owned(),
+                state: Mutex::new(State {
+                    account,
+                    faults,
+                    log: None,
+                    logged,
+                }),
+            },
+            warning,
+        ))
+    }
+
+    /// Copies `seed` into the state directory, discarding the current sandbox.
+    pub fn reset(state_dir: &Path, seed: &Path) -> Result<Inventory, SandboxError> {
+        let text = std::fs::read_to_string(seed).map_err(|source| SandboxError::Seed {
+            path: seed.to_owned(),
+            source,
+        })?;
+        let account = parse_account(&seed.display().to_string(), &text)?;
+        let state_err = |source| SandboxError::State {
+            path: state_dir.to_owned(),
+            source,
+        };
+        atomic::create_private_dir(state_dir).map_err(state_err)?;
+        atomic::write(&state_dir.join(FILE), text.as_bytes()).map_err(state_err)?;
+        match std::fs::remove_file(state_dir.join(LOG)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(state_err(e)),
+        }
+        atomic::write(&state_dir.join(SEEDED_FROM), canonical(seed).as_bytes())
+            .map_err(state_err)?;
+        Ok(account)
+    }
+
+    /// The whole account as it is now (for tests and `inventory`).
+    pub fn snapshot(&self) -> Inventory {
+        self.lock().account.clone()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        // A panic while holding the lock leaves the inventory consistent
+        // (apply validates before it mutates), so poisoning is not fatal.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+fn canonical(p: &Path) -> String {
+    std::fs::canonicalize(p)
+        .unwrap_or_else(|_| p.to_owned())
+        .display()
+        .to_string()
+}
+
+/// Re-applies logged operations; returns how many there were.
+fn replay(log: &Path, account: &mut Inventory) -> Result<usize, SandboxError> {
+    let text = match std::fs::read_to_string(log) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(source) => {
+            return Err(SandboxError::State {
+                path: log.to_owned(),
+                source,
+            });
+        }
+    };
+    let mut n = 0;
+    let lines: Vec<&str> = text.split_inclusive('\n').collect();
+    for (i, line) in lines.iter().enumerate() {
+        // A torn last line (a crash mid-append) was never acknowledged: drop it.
+        if !line.ends_with('\n') && i == lines.len() - 1 {
+            break;
+        }
+        let entry: LogEntry = serde_json::from_str(line).map_err(|e| SandboxError::Damaged {
+            path: log.to_owned(),
+            message: format!("line {}: {e}", i + 1),
+        })?;
+        let outcome = account
+            .apply(&entry.op)
+            .map_err(|e| SandboxError::Damaged {
+                path: log.to_owned(),
+                message: format!("line {} does not replay: {e}", i + 1),
+            })?;
+        if outcome != entry.outcome {
+            return Err(SandboxError::Damaged {
+                path: log.to_owned(),
+                message: format!("line {} replays to a different result", i + 1),
+            });
+        }
+        n += 1;
+    }
+    Ok(n)
+}
+
+#[async_trait::async_trait]
+impl Provider for SandboxProvider {
+    fn name(&self) -> &'static str {
+        "sandbox"
+    }
+
+    async fn describe(&self, query: &Query) -> Result<Inventory, ProviderError> {
+        let (delay, result) = {
+            let mut st = self.lock();
+            let delay = st.faults.latency("describe");
+            let result = st
+                .faults
+                .check("describe")
+                .map(|()| st.account.subset(query))
+                .map_err(ProviderError::from);
+            (delay, result)
+        };
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+        result
+    }
+
+    async fn perform(&self, op: &Op) -> Result<Outcome, ProviderError> {
+        let delay = self.lock().faults.latency(op.name());
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+        let mut st = self.lock();
+        st.faults.check(op.name())?;
+        let outcome = st.account.apply(op)?;
+        // The change counts only once it is durable, like an acknowledged API call.
+        let entry = serde_json::to_string(&LogEntry {
+            op: op.clone(),
+            outcome: outcome.clone(),
+        })
+        .map_err(|e| ProviderError::Transport(e.to_string()))?;
+        let path = self.dir.join(LOG);
+        let io = |e: std::io::Error| {
+            ProviderError::Transport(format!("sandbox log {}: {e}", path.display()))
+        };
+        if st.log.is_none() {
+            st.log = Some(atomic::open_append(&path).map_err(io)?);
+        }
+        let log = st.log.as_mut().expect("just opened");
+        log.write_all(format!("{entry}\n").as_bytes()).map_err(io)?;
+        log.sync_data().map_err(io)?;
+        st.logged += 1;
+        Ok(outcome)
+    }
+
+    fn estimate(&self, op: &Op) -> Duration {
+        self.lock().faults.nominal(op.name())
+    }
+
+    fn checkpoint(&self) -> Result<(), ProviderError> {
+        let mut st = self.lock();
+        if st.logged == 0 {
+            return Ok(());
+        }
+        let file = self.dir.join(FILE);
+        let io = |e: std::io::Error| {
+            ProviderError::Transport(format!("sandbox {}: {e}", file.display()))
+        };
+        let text = serde_saphyr::to_string(&st.account)
+            .map_err(|e| ProviderError::Transport(e.to_string()))?;
+        atomic::write(&file, text.as_bytes()).map_err(io)?;
+        st.log = None;
+        std::fs::remove_file(self.dir.join(LOG)).map_err(io)?;
+        st.logged = 0;
+        Ok(())
+    }
+}
+
+impl From<faults::Injected> for ProviderError {
+    fn from(i: faults::Injected) -> ProviderError {
+        ProviderError::Cloud {
+            error: CloudError::new(&i.code, i.message),
+            retryable: i.retryable,
+        }
+    }
+}

@@ -1,0 +1,3 @@
+//! The state directory: durable files written atomically.
+
+pub mod atomic;
