@@ -4,6 +4,7 @@
 //! [`cli::run`] and maps the outcome to an exit code.
 
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod diagnostic;
 pub mod executor;
@@ -11,7 +12,11 @@ pub mod generate;
 pub mod graph;
 pub mod logging;
 pub mod plan;
+pub mod planner;
+pub mod preview;
 pub mod pricing;
 pub mod provider;
+pub mod risk;
+pub mod saved;
 pub mod state;
 pub mod validate;

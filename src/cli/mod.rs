@@ -3,7 +3,11 @@
 //! Nothing below this module sees clap types. Each command returns an
 //! [`ExitCode`] or an error that `main` renders.
 
+mod common;
+mod inventory;
 mod output;
+mod plan;
+mod sandbox;
 mod schema;
 mod validate;
 
@@ -81,6 +85,13 @@ pub enum LogFormat {
 pub enum Command {
     /// Check plan files without calling any provider.
     Validate(validate::ValidateArgs),
+    /// Read the live state and preview what applying the plan would do.
+    Plan(plan::PlanArgs),
+    /// Show the live attributes of every resource a plan names.
+    Inventory(inventory::InventoryArgs),
+    /// Manage the embedded sandbox account.
+    #[command(subcommand)]
+    Sandbox(sandbox::SandboxCommand),
     /// Print the JSON Schema of plan files.
     Schema(schema::SchemaArgs),
 }
@@ -120,6 +131,9 @@ pub fn run(args: Args) -> ExitCode {
     let out = Output::new(args.global.color, args.global.quiet);
     let result = match args.command {
         Command::Validate(a) => validate::run(&out, &args.global, a),
+        Command::Plan(a) => plan::run(&out, &args.global, a),
+        Command::Inventory(a) => inventory::run(&out, &args.global, a),
+        Command::Sandbox(c) => sandbox::run(&out, &args.global, c),
         Command::Schema(a) => schema::run(&out, a),
     };
     match result {

@@ -8,21 +8,26 @@ use std::io::{IsTerminal, Write};
 /// The resolved output settings of one invocation.
 #[derive(Debug, Clone)]
 pub struct Output {
+    /// Colour on stderr (diagnostics, progress).
     pub color: bool,
+    /// Colour on stdout (previews).
+    pub color_stdout: bool,
     pub quiet: bool,
 }
 
 impl Output {
     pub fn new(choice: ColorChoice, quiet: bool) -> Output {
-        let color = match choice {
+        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+        let pick = |terminal: bool| match choice {
             ColorChoice::Always => true,
             ColorChoice::Never => false,
-            ColorChoice::Auto => {
-                std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
-                    && std::io::stderr().is_terminal()
-            }
+            ColorChoice::Auto => !no_color && terminal,
         };
-        Output { color, quiet }
+        Output {
+            color: pick(std::io::stderr().is_terminal()),
+            color_stdout: pick(std::io::stdout().is_terminal()),
+            quiet,
+        }
     }
 
     /// Renders a diagnostic (with its source snippet) to a string.

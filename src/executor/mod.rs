@@ -20,6 +20,8 @@ use crate::plan::{Action, Recommendation};
 use crate::provider::{Inventory, Inverse, Op, ResourceId, Tags};
 use serde::Serialize;
 
+pub use reserve::query as reserve_query;
+
 /// One step: an operation and how to undo it.
 #[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct Step {

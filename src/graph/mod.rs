@@ -66,6 +66,66 @@ impl PlanGraph {
         set.into_iter().collect()
     }
 
+    /// The implicit edges into `i`: (the recommendation it waits for, why).
+    pub fn implicit_predecessors(&self, i: usize) -> Vec<(usize, String)> {
+        let mut v: Vec<(usize, String)> = self
+            .graph
+            .edges_directed(NodeIndex::new(i), petgraph::Direction::Incoming)
+            .filter_map(|e| match e.weight() {
+                Edge::Implicit(why) => {
+                    Some((petgraph::visit::EdgeRef::source(&e).index(), why.clone()))
+                }
+                Edge::DependsOn(_) => None,
+            })
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// How long the whole graph takes with `parallelism` workers, each node
+    /// taking `durations[i]`, every node starting as soon as its predecessors
+    /// finish and a worker is free (ties by file order).
+    pub fn schedule_length(
+        &self,
+        durations: &[std::time::Duration],
+        parallelism: usize,
+    ) -> std::time::Duration {
+        use std::cmp::Reverse;
+        use std::collections::BinaryHeap;
+        let n = self.graph.node_count();
+        let mut indegree: Vec<usize> = (0..n)
+            .map(|i| {
+                self.graph
+                    .neighbors_directed(NodeIndex::new(i), petgraph::Direction::Incoming)
+                    .count()
+            })
+            .collect();
+        let mut ready: BinaryHeap<Reverse<usize>> =
+            (0..n).filter(|&i| indegree[i] == 0).map(Reverse).collect();
+        let mut running: BinaryHeap<Reverse<(std::time::Duration, usize)>> = BinaryHeap::new();
+        let mut now = std::time::Duration::ZERO;
+        loop {
+            while running.len() < parallelism.max(1) {
+                let Some(Reverse(i)) = ready.pop() else { break };
+                running.push(Reverse((now + durations[i], i)));
+            }
+            let Some(Reverse((t, i))) = running.pop() else {
+                break;
+            };
+            now = t;
+            for m in self
+                .graph
+                .neighbors_directed(NodeIndex::new(i), petgraph::Direction::Outgoing)
+            {
+                indegree[m.index()] -= 1;
+                if indegree[m.index()] == 0 {
+                    ready.push(Reverse(m.index()));
+                }
+            }
+        }
+        now
+    }
+
     /// Every cycle, one diagnostic each, naming the cycle in order.
     pub fn cycles(&self, loaded: &LoadedPlan) -> Vec<Diagnostic> {
         let recs = &loaded.plan.recommendations;

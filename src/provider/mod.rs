@@ -10,7 +10,42 @@ pub mod sandbox;
 pub use inventory::{CloudError, IdMode, Inventory};
 pub use model::*;
 
+use std::path::Path;
 use std::time::Duration;
+
+/// Why a provider could not be opened.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum OpenError {
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Sandbox(#[from] sandbox::SandboxError),
+    #[error("the `{0}` provider is not available in this build of pare")]
+    #[diagnostic(
+        code(provider::unavailable),
+        help(
+            "this build supports `provider: {{ sandbox: {{ seed: … }} }}`; the AWS provider is tracked in the issues"
+        )
+    )]
+    Unavailable(&'static str),
+}
+
+/// Opens the provider a plan names. Sandbox seeds are relative to the plan
+/// file. Returns the provider and any warning to show the user.
+pub fn open(
+    spec: &crate::plan::Provider,
+    plan_path: &Path,
+    state_dir: &Path,
+) -> Result<(Box<dyn Provider>, Option<String>), OpenError> {
+    match spec {
+        crate::plan::Provider::Sandbox(s) => {
+            let dir = plan_path.parent().unwrap_or(Path::new(""));
+            let seed = dir.join(&s.seed);
+            let (p, warning) = sandbox::SandboxProvider::open(state_dir, &seed)?;
+            Ok((Box::new(p), warning))
+        }
+        crate::plan::Provider::Aws(_) => Err(OpenError::Unavailable("aws")),
+    }
+}
 
 /// Why a provider call failed.
 #[derive(Debug, Clone, thiserror::Error)]

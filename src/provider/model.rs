@@ -411,8 +411,13 @@ impl Op {
             Op::CreateImage { instance, .. } => format!("create an image of {instance}"),
             Op::WaitImageAvailable { image } => format!("wait until image {image} is available"),
             Op::LaunchInstance { spec } => {
+                let article = if spec.lifecycle == Lifecycle::OnDemand {
+                    "an"
+                } else {
+                    "a"
+                };
                 let mut s = format!(
-                    "launch a {} {} in {} from image {}",
+                    "launch {article} {} {} in {} from image {}",
                     spec.lifecycle.as_str(),
                     spec.instance_type,
                     spec.zone,

@@ -67,6 +67,8 @@ pub struct SandboxProvider {
 
 struct State {
     account: Inventory,
+    /// Offerings were made from the price catalog: not written back.
+    generated_offerings: bool,
     faults: faults::Injector,
     log: Option<std::fs::File>,
     logged: usize,
@@ -138,6 +140,10 @@ impl SandboxProvider {
                 },
                 other => other,
             })?;
+        let generated_offerings = account.offerings.is_empty();
+        if generated_offerings {
+            account.offerings = catalog_offerings(&account);
+        }
         let logged = replay(&state_dir.join(LOG), &mut account)?;
         let faults = faults::Injector::new(account.faults.clone().unwrap_or_default());
         Ok((
@@ -148,6 +154,7 @@ impl SandboxProvider {
                     faults,
                     log: None,
                     logged,
+                    generated_offerings,
                 }),
             },
             warning,
@@ -187,6 +194,57 @@ impl SandboxProvider {
         // (apply validates before it mutates), so poisoning is not fatal.
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
+}
+
+/// Reserved-instance offerings for every catalog type, regional and in each
+/// zone the account uses, priced with the catalog's typical discounts.
+fn catalog_offerings(account: &Inventory) -> Vec<super::Offering> {
+    let c = crate::pricing::catalog();
+    let mut zones: Vec<Option<String>> = vec![None];
+    let mut seen: Vec<&str> = account
+        .instances
+        .values()
+        .map(|i| i.zone.as_str())
+        .collect();
+    seen.extend(account.volumes.values().map(|v| v.zone.as_str()));
+    seen.sort();
+    seen.dedup();
+    zones.extend(seen.into_iter().map(|z| Some(z.to_string())));
+    let mut out = Vec::new();
+    for t in c.instance_types() {
+        let od = c.hourly(t).unwrap_or(0.0);
+        for class in ["standard", "convertible"] {
+            for (term, hours) in [("1y", 8760.0), ("3y", 26280.0)] {
+                for payment in ["no-upfront", "partial-upfront", "all-upfront"] {
+                    let Some(rate) = c.reservation_rate(class, term, payment) else {
+                        continue;
+                    };
+                    let effective = od * rate;
+                    let (upfront, hourly) = match payment {
+                        "all-upfront" => (effective * hours, 0.0),
+                        "partial-upfront" => (effective * hours / 2.0, effective / 2.0),
+                        _ => (0.0, effective),
+                    };
+                    for zone in &zones {
+                        out.push(super::Offering {
+                            id: format!(
+                                "offer-{t}-{class}-{term}-{payment}-{}",
+                                zone.as_deref().unwrap_or("regional")
+                            ),
+                            instance_type: t.to_string(),
+                            term: term.into(),
+                            payment: payment.into(),
+                            offering_class: class.into(),
+                            zone: zone.clone(),
+                            upfront_usd: (upfront * 100.0).round() / 100.0,
+                            hourly_usd: (hourly * 10_000.0).round() / 10_000.0,
+                        });
+                    }
+                }
+            }
+        }
+    }
+    out
 }
 
 fn canonical(p: &Path) -> String {
@@ -300,7 +358,11 @@ impl Provider for SandboxProvider {
         let io = |e: std::io::Error| {
             ProviderError::Transport(format!("sandbox {}: {e}", file.display()))
         };
-        let text = serde_saphyr::to_string(&st.account)
+        let mut account = st.account.clone();
+        if st.generated_offerings {
+            account.offerings.clear();
+        }
+        let text = serde_saphyr::to_string(&account)
             .map_err(|e| ProviderError::Transport(e.to_string()))?;
         atomic::write(&file, text.as_bytes()).map_err(io)?;
         st.log = None;

@@ -1,0 +1,64 @@
+//! `pare plan PLAN`: refresh, expand, order, assess; print the preview.
+
+use super::{ExitCode, GlobalArgs, Output, common};
+use crate::saved::SavedPlan;
+use std::path::PathBuf;
+
+#[derive(Debug, clap::Args)]
+pub struct PlanArgs {
+    /// The plan file.
+    #[arg(value_name = "PLAN")]
+    pub plan: PathBuf,
+    /// Save exactly what was previewed, for `pare apply FILE`.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// Exit 2 when there are changes (0 when there are none).
+    #[arg(long)]
+    pub detailed_exitcode: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+    Markdown,
+}
+
+pub fn run(out: &Output, global: &GlobalArgs, args: PlanArgs) -> miette::Result<ExitCode> {
+    let prepared = match common::prepare(out, global, &args.plan) {
+        Ok(p) => p,
+        Err(code) => return Ok(code),
+    };
+    let planned = match common::plan(out, &prepared) {
+        Ok(p) => p,
+        Err(code) => return Ok(code),
+    };
+    let text = match args.format {
+        Format::Text => crate::preview::text(&planned, out.color_stdout),
+        Format::Json => serde_json::to_string_pretty(&crate::preview::to_json(&planned))
+            .expect("preview serialises"),
+        Format::Markdown => crate::preview::markdown(&planned),
+    };
+    out.data(&text);
+    if let Some(path) = &args.out {
+        let saved = SavedPlan::new(&planned, &prepared.settings.config.state_dir);
+        let json = serde_json::to_string_pretty(&saved).expect("saved plan serialises");
+        if let Err(e) = crate::state::atomic::write(path, format!("{json}\n").as_bytes()) {
+            out.status(&format!("error: cannot write {}: {e}", path.display()));
+            return Ok(ExitCode::Error);
+        }
+        out.status(&format!(
+            "Saved to {} (lineage {}); apply it with `pare apply {}`.",
+            path.display(),
+            saved.lineage,
+            path.display()
+        ));
+    }
+    Ok(if args.detailed_exitcode && planned.summary.changes > 0 {
+        ExitCode::Changes
+    } else {
+        ExitCode::Ok
+    })
+}

@@ -1,0 +1,105 @@
+//! Rendering a planned plan: text for terminals and logs, JSON for tools
+//! (SPEC section 6), markdown for pull-request comments. Output is
+//! deterministic: the same plan and account give the same bytes.
+
+mod json;
+mod markdown;
+mod text;
+
+pub use json::{PlanJson, to_json};
+pub use markdown::render as markdown;
+pub use text::render as text;
+
+use crate::executor::Savings;
+use crate::planner::Attributes;
+use serde_json::Value;
+use std::time::Duration;
+
+/// Attributes as sorted `key: value` lines; nested maps (tags) flattened to `tags.key`.
+pub fn attribute_lines(attrs: Option<&Attributes>) -> String {
+    let Some(attrs) = attrs else {
+        return String::new();
+    };
+    let mut out = String::new();
+    for (k, v) in attrs {
+        match v {
+            Value::Object(map) if map.is_empty() => out.push_str(&format!("{k}: {{}}\n")),
+            Value::Object(map) => {
+                for (kk, vv) in map {
+                    out.push_str(&format!("{k}.{kk}: {}\n", scalar(vv)));
+                }
+            }
+            other => out.push_str(&format!("{k}: {}\n", scalar(other))),
+        }
+    }
+    out
+}
+
+fn scalar(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// A unified diff of two attribute sets.
+pub fn diff(before: Option<&Attributes>, after: Option<&Attributes>) -> String {
+    let (b, a) = (attribute_lines(before), attribute_lines(after));
+    similar::TextDiff::from_lines(&b, &a)
+        .unified_diff()
+        .context_radius(50)
+        .header("before", "after")
+        .to_string()
+}
+
+/// `$1,234.56`.
+pub fn money(x: f64) -> String {
+    let neg = x < 0.0;
+    let cents = (x.abs() * 100.0).round() as u64;
+    let (whole, frac) = (cents / 100, cents % 100);
+    let digits = whole.to_string();
+    let mut grouped = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            grouped.push(',');
+        }
+        grouped.push(c);
+    }
+    format!("{}${grouped}.{frac:02}", if neg { "-" } else { "" })
+}
+
+pub fn savings_text(s: &Savings, source: &str) -> String {
+    match s {
+        Savings::Usd(x) if *x < 0.0 => format!("costs {}/month more ({source})", money(-x)),
+        Savings::Usd(x) => format!("saves {}/month ({source})", money(*x)),
+        Savings::Unknown(why) => format!("savings unknown ({why})"),
+    }
+}
+
+/// `1h 2m`, `7m 30s`, `45s`.
+pub fn duration(d: Duration) -> String {
+    let s = d.as_secs();
+    match (s / 3600, (s % 3600) / 60, s % 60) {
+        (0, 0, s) => format!("{s}s"),
+        (0, m, 0) => format!("{m}m"),
+        (0, m, s) => format!("{m}m {s}s"),
+        (h, 0, _) => format!("{h}h"),
+        (h, m, _) => format!("{h}h {m}m"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn money_and_durations() {
+        assert_eq!(money(1234.567), "$1,234.57");
+        assert_eq!(money(0.0), "$0.00");
+        assert_eq!(money(-3.5), "-$3.50");
+        assert_eq!(money(1_000_000.0), "$1,000,000.00");
+        assert_eq!(duration(Duration::from_secs(450)), "7m 30s");
+        assert_eq!(duration(Duration::from_secs(3720)), "1h 2m");
+        assert_eq!(duration(Duration::from_secs(9)), "9s");
+    }
+}

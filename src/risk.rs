@@ -1,0 +1,173 @@
+//! Risk levels with their reasons, and the policy of `pare.toml`.
+//!
+//! Risk: the action's base level, raised one level for production-tagged
+//! resources, and at least high for anything irreversible. Policy: protected
+//! tags and the approval threshold decide whether a change is blocked.
+
+use crate::config::{Config, Risk};
+use crate::executor::{Facts, Step};
+use crate::plan::Approval;
+use crate::provider::Tags;
+
+/// A change's risk and why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Assessment {
+    pub risk: Risk,
+    pub reasons: Vec<String>,
+    pub reversible: bool,
+}
+
+/// The production tag on `tags`, as `key=value`, if any.
+pub fn production_tag(tags: &Tags) -> Option<String> {
+    tags.iter()
+        .find(|(k, v)| {
+            matches!(k.to_ascii_lowercase().as_str(), "env" | "environment")
+                && matches!(v.to_ascii_lowercase().as_str(), "prod" | "production")
+        })
+        .map(|(k, v)| format!("{k}={v}"))
+}
+
+/// Assesses a change from its facts, steps and the tags of its resource.
+pub fn assess(facts: &Facts, steps: &[Step], tags: Option<&Tags>) -> Assessment {
+    let mut risk = facts.base_risk;
+    let mut reasons = facts.reasons.clone();
+    if let Some(tag) = tags.and_then(production_tag) {
+        let raised = risk.raised();
+        if raised != risk {
+            reasons.push(format!(
+                "tagged {tag}: raised from {} to {}",
+                risk.as_str(),
+                raised.as_str()
+            ));
+        } else {
+            reasons.push(format!("tagged {tag}"));
+        }
+        risk = raised;
+    }
+    let irreversible: Vec<&str> = steps
+        .iter()
+        .filter_map(|s| match &s.inverse {
+            crate::provider::Inverse::Irreversible { why } => Some(why.as_str()),
+            _ => None,
+        })
+        .collect();
+    if let Some(why) = irreversible.first() {
+        reasons.push(format!("irreversible: {why}"));
+        if risk < Risk::High {
+            risk = Risk::High;
+        }
+    }
+    Assessment {
+        risk,
+        reasons,
+        reversible: irreversible.is_empty(),
+    }
+}
+
+/// Why policy blocks a change, if it does: each reason with what to do.
+pub fn policy_blocks(
+    rec_id: &str,
+    risk: Risk,
+    tags: Option<&Tags>,
+    config: &Config,
+    approvals: &[Approval],
+) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    if let Some(tags) = tags {
+        for (k, v) in &config.protected_tags {
+            if tags.get(k) == Some(v) {
+                out.push((
+                    format!("the resource is tagged {k}={v}, which pare.toml protects"),
+                    format!("remove the tag on purpose, or take `{rec_id}` out of the plan"),
+                ));
+            }
+        }
+    }
+    if let Some(threshold) = config.require_approval_at
+        && risk >= threshold
+        && !approvals.iter().any(|a| a.covers(rec_id))
+    {
+        out.push((
+            format!("{} risk needs an approval (require_approval_at = \"{}\")", risk.as_str(), threshold.as_str()),
+            format!("add an approval to the plan: `approvals: [{{ by: you@example.com, covers: [{rec_id}], reason: \"…\" }}]`"),
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::executor::Savings;
+    use crate::provider::{Inverse, Op, Ref};
+
+    fn facts(base: Risk) -> Facts {
+        Facts {
+            base_risk: base,
+            reasons: vec!["base".into()],
+            savings: Savings::Usd(1.0),
+            replaced_by_step: None,
+        }
+    }
+
+    fn step(inverse: Inverse) -> Step {
+        Step {
+            op: Op::StartInstance {
+                instance: Ref::id("i-0a1b2c3d"),
+            },
+            inverse,
+        }
+    }
+
+    #[test]
+    fn production_raises_one_level() {
+        let tags = Tags::from([("Environment".into(), "Production".into())]);
+        let a = assess(&facts(Risk::Medium), &[], Some(&tags));
+        assert_eq!(a.risk, Risk::High);
+        assert!(
+            a.reasons
+                .iter()
+                .any(|r| r.contains("tagged Environment=Production"))
+        );
+        let crit = assess(&facts(Risk::Critical), &[], Some(&tags));
+        assert_eq!(crit.risk, Risk::Critical);
+    }
+
+    #[test]
+    fn irreversible_is_at_least_high() {
+        let a = assess(
+            &facts(Risk::Low),
+            &[step(Inverse::Irreversible { why: "gone".into() })],
+            None,
+        );
+        assert_eq!((a.risk, a.reversible), (Risk::High, false));
+        let b = assess(
+            &facts(Risk::Low),
+            &[step(Inverse::Nothing { why: "kept".into() })],
+            None,
+        );
+        assert_eq!((b.risk, b.reversible), (Risk::Low, true));
+    }
+
+    #[test]
+    fn policy() {
+        let config = Config::default();
+        let protected = Tags::from([("pare:protect".into(), "true".into())]);
+        assert_eq!(
+            policy_blocks("a", Risk::Low, Some(&protected), &config, &[]).len(),
+            1
+        );
+        assert_eq!(policy_blocks("a", Risk::High, None, &config, &[]).len(), 1);
+        let ok = Approval {
+            by: "x".into(),
+            covers: vec!["a".into()],
+            reason: None,
+        };
+        assert!(policy_blocks("a", Risk::Critical, None, &config, &[ok]).is_empty());
+        let never = Config {
+            require_approval_at: None,
+            ..Config::default()
+        };
+        assert!(policy_blocks("a", Risk::Critical, None, &never, &[]).is_empty());
+    }
+}
