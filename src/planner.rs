@@ -16,7 +16,7 @@ use crate::provider::{IdMode, Inventory, Op, Provider, ProviderError, Query, Ref
 use crate::risk;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
 /// A recommendation's verdict.
@@ -179,6 +179,8 @@ pub fn plan_with(
     }
 
     let plan_name = loaded.plan.name.clone().unwrap_or_else(|| "unnamed".into());
+    // Resource id → the recommendation whose undo needs it.
+    let mut undo_needs: HashMap<String, String> = HashMap::new();
     let mut planned: Vec<Option<PlannedRec>> = vec![None; recs.len()];
     for i in graph.topological_order() {
         let rec = &recs[i];
@@ -186,6 +188,23 @@ pub fn plan_with(
         let tags = executor::creation_tags(&plan_name, &rec.id);
         let expansion = executor::expand(rec, &working, &tags);
         // Missing resources are plan errors, located at the field that names them.
+        let expansion = match expansion {
+            // It exists, but an earlier recommendation of this plan removes it.
+            Expansion::Missing
+                if resource
+                    .as_ref()
+                    .is_some_and(|r| observed.attributes(r).is_some()) =>
+            {
+                Expansion::Blocked {
+                    reason: format!(
+                        "{} is removed by an earlier recommendation of this plan",
+                        rec.action.resource()
+                    ),
+                    help: "drop one of the two recommendations".into(),
+                }
+            }
+            other => other,
+        };
         if let Expansion::Missing = expansion {
             let r = resource
                 .clone()
@@ -258,13 +277,24 @@ pub fn plan_with(
                     None => facts.savings.clone(),
                 };
                 p.duration = steps.iter().map(|s| provider.estimate(&s.op)).sum();
-                let blocks = risk::policy_blocks(
+                let mut blocks = risk::policy_blocks(
                     &rec.id,
                     a.risk,
                     rec_tags.as_ref(),
                     config,
                     &loaded.plan.approvals,
                 );
+                if !a.reversible
+                    && let Some(other) = resource.as_ref().and_then(|r| undo_needs.get(r.id()))
+                {
+                    blocks.push((
+                        format!(
+                            "the undo of `{other}` needs {}, which this irreversible change would destroy",
+                            p.resource
+                        ),
+                        format!("run `{}` in a later plan, once `{other}` is final", rec.id),
+                    ));
+                }
                 p.steps = steps;
                 if !blocks.is_empty() {
                     p.status = Status::Blocked;
@@ -273,6 +303,9 @@ pub fn plan_with(
                     match simulate(&p.steps, &mut working) {
                         Ok(created) => {
                             p.status = Status::Change;
+                            for id in needed_by_undo(&p.steps, &created) {
+                                undo_needs.entry(id).or_insert_with(|| rec.id.clone());
+                            }
                             let target = match facts.replaced_by_step {
                                 Some(k) => {
                                     created.get(k).cloned().flatten().map(ResourceId::Instance)
@@ -441,6 +474,34 @@ pub fn resolve(op: &Op, created: &[Option<String>]) -> Result<Op, crate::provide
     Ok(op)
 }
 
+/// `op` with ids of resources that a rollback recreated (old → new) replaced,
+/// so undoing an earlier change reaches the resource as it now exists.
+pub fn rename_ids(op: &Op, renamed: &BTreeMap<String, String>) -> Op {
+    let mut op = op.clone();
+    if renamed.is_empty() {
+        return op;
+    }
+    for r in op.refs_mut() {
+        if let Ref::Id(id) = r
+            && let Some(new) = renamed.get(id.as_str())
+        {
+            *id = new.clone();
+        }
+    }
+    if let Op::LaunchInstance { spec } = &mut op {
+        for id in spec
+            .attach_volumes
+            .iter_mut()
+            .chain(spec.associate_addresses.iter_mut())
+        {
+            if let Some(new) = renamed.get(id.as_str()) {
+                *id = new.clone();
+            }
+        }
+    }
+    op
+}
+
 fn resource_tags(inv: &Inventory, r: &ResourceId) -> Option<crate::provider::Tags> {
     match r {
         ResourceId::Instance(id) => inv.instance(id).map(|x| x.tags.clone()),
@@ -491,6 +552,60 @@ fn reserve_attrs(rec: &Recommendation, inv: &Inventory) -> Option<Attributes> {
     ]))
 }
 
+/// The resources a recommendation can touch: its own, and for an instance
+/// the volumes attached to it and the addresses associated with it.
+fn touched_by(rec: &Recommendation, observed: &Inventory) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    let Some(r) = resource_of(rec) else {
+        return out;
+    };
+    if let ResourceId::Instance(id) = &r {
+        out.extend(observed.attached_volumes(id).iter().map(|v| v.id.clone()));
+        out.extend(
+            observed
+                .associated_addresses(id)
+                .iter()
+                .map(|a| a.allocation_id.clone()),
+        );
+    }
+    if let ResourceId::Volume(id) = &r
+        && let Some(i) = observed.volume(id).and_then(|v| v.attached_to.clone())
+    {
+        out.insert(i);
+    }
+    if let ResourceId::Address(id) = &r
+        && let Some(i) = observed.address(id).and_then(|a| a.instance.clone())
+    {
+        out.insert(i);
+    }
+    out.insert(r.id().to_string());
+    out
+}
+
+/// The ids an undo would need to exist: every known ref of the inverses,
+/// and the volumes and addresses a relaunch re-attaches.
+fn needed_by_undo(steps: &[Step], created: &[Option<String>]) -> Vec<String> {
+    let mut out = Vec::new();
+    for s in steps {
+        let crate::provider::Inverse::Op { op } = &s.inverse else {
+            continue;
+        };
+        let Ok(mut op) = resolve(op, created) else {
+            continue;
+        };
+        for r in op.refs_mut() {
+            if let Ref::Id(id) = r {
+                out.push(id.clone());
+            }
+        }
+        if let Op::LaunchInstance { spec } = &op {
+            out.extend(spec.attach_volumes.iter().cloned());
+            out.extend(spec.associate_addresses.iter().cloned());
+        }
+    }
+    out
+}
+
 /// The planner's ordering rules beyond `depends_on` (SPEC section 2).
 fn add_implicit_edges(recs: &[Recommendation], observed: &Inventory, graph: &mut PlanGraph) {
     // Two recommendations on the same resource run in file order.
@@ -523,10 +638,10 @@ fn add_implicit_edges(recs: &[Recommendation], observed: &Inventory, graph: &mut
             _ => {}
         }
     }
-    if ends.is_empty() {
-        return;
-    }
     for (i, rec) in recs.iter().enumerate() {
+        if ends.is_empty() {
+            break;
+        }
         let Action::Storage(s) = &rec.action else {
             continue;
         };
@@ -555,4 +670,31 @@ fn add_implicit_edges(recs: &[Recommendation], observed: &Inventory, graph: &mut
             }
         }
     }
+    // Anything else that touches overlapping resources (an instance and the
+    // volumes and addresses hanging off it) runs in file order, so parallel
+    // execution never races two changes to one thing.
+    let touched: Vec<BTreeSet<String>> = recs.iter().map(|r| touched_by(r, observed)).collect();
+    let mut owners: HashMap<&str, Vec<usize>> = HashMap::new();
+    for (i, set) in touched.iter().enumerate() {
+        for r in set {
+            owners.entry(r.as_str()).or_default().push(i);
+        }
+    }
+    let mut pairs: BTreeSet<(usize, usize, &str)> = BTreeSet::new();
+    for (r, idx) in &owners {
+        for (a, &i) in idx.iter().enumerate() {
+            for &j in &idx[a + 1..] {
+                pairs.insert((i.min(j), i.max(j), r));
+            }
+        }
+    }
+    for (i, j, r) in pairs {
+        if !graph.has_edge_between(i, j) {
+            graph.add_implicit(i, j, format!("both touch {r}; file order"));
+        }
+    }
 }
+
+#[cfg(test)]
+#[path = "planner_tests.rs"]
+mod tests;

@@ -41,6 +41,11 @@ pub fn expand(a: &Spot, inv: &Inventory, created: &Tags) -> Expansion {
         .iter()
         .map(|v| v.id.clone())
         .collect();
+    let addresses: Vec<String> = inv
+        .associated_addresses(&i.id)
+        .iter()
+        .map(|a| a.allocation_id.clone())
+        .collect();
     let mut spot_tags = i.tags.clone();
     spot_tags.extend(created.clone());
     let spot = LaunchSpec {
@@ -54,6 +59,7 @@ pub fn expand(a: &Spot, inv: &Inventory, created: &Tags) -> Expansion {
         tags: spot_tags,
         stopped: false,
         attach_volumes: Vec::new(),
+        associate_addresses: Vec::new(),
     };
     let back = LaunchSpec {
         image: image.clone(),
@@ -66,6 +72,7 @@ pub fn expand(a: &Spot, inv: &Inventory, created: &Tags) -> Expansion {
         tags: i.tags.clone(),
         stopped: false,
         attach_volumes: volumes.clone(),
+        associate_addresses: addresses.clone(),
     };
     let mut steps = vec![
         Step::keep(
@@ -100,6 +107,18 @@ pub fn expand(a: &Spot, inv: &Inventory, created: &Tags) -> Expansion {
             },
             Op::DetachVolume {
                 volume: Ref::id(v),
+                instance: spot_instance.clone(),
+            },
+        ));
+    }
+    for a in &addresses {
+        steps.push(Step::new(
+            Op::AssociateAddress {
+                address: Ref::id(a),
+                instance: spot_instance.clone(),
+            },
+            Op::DisassociateAddress {
+                address: Ref::id(a),
                 instance: spot_instance.clone(),
             },
         ));

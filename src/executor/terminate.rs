@@ -37,7 +37,18 @@ pub fn expand(a: &Terminate, inv: &Inventory, created: &Tags) -> Expansion {
         .iter()
         .map(|v| v.id.clone())
         .collect();
+    let addresses: Vec<String> = inv
+        .associated_addresses(&i.id)
+        .iter()
+        .map(|a| a.allocation_id.clone())
+        .collect();
     let mut reasons = Vec::new();
+    if !addresses.is_empty() {
+        reasons.push(format!(
+            "its Elastic IPs ({}) are disassociated; the undo associates them again",
+            addresses.join(", ")
+        ));
+    }
     if !volumes.is_empty() {
         reasons.push(format!(
             "its data volumes ({}) stay, detached",
@@ -64,6 +75,7 @@ pub fn expand(a: &Terminate, inv: &Inventory, created: &Tags) -> Expansion {
                 tags: i.tags.clone(),
                 stopped: !running,
                 attach_volumes: volumes,
+                associate_addresses: addresses,
             };
             Expansion::Change {
                 steps: vec![

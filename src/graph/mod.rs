@@ -66,6 +66,12 @@ impl PlanGraph {
         set.into_iter().collect()
     }
 
+    /// Whether an edge joins `a` and `b`, in either direction.
+    pub fn has_edge_between(&self, a: usize, b: usize) -> bool {
+        let (a, b) = (NodeIndex::new(a), NodeIndex::new(b));
+        self.graph.find_edge(a, b).is_some() || self.graph.find_edge(b, a).is_some()
+    }
+
     /// The implicit edges into `i`: (the recommendation it waits for, why).
     pub fn implicit_predecessors(&self, i: usize) -> Vec<(usize, String)> {
         let mut v: Vec<(usize, String)> = self

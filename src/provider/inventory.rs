@@ -139,6 +139,14 @@ impl Inventory {
             .collect()
     }
 
+    /// Elastic IPs associated with `instance`, in id order.
+    pub fn associated_addresses(&self, instance: &str) -> Vec<&Address> {
+        self.addresses
+            .values()
+            .filter(|a| a.instance.as_deref() == Some(instance))
+            .collect()
+    }
+
     /// Whether `t` may be launched here.
     pub fn knows_type(&self, t: &str) -> bool {
         self.instance_types
@@ -297,6 +305,20 @@ impl Inventory {
                         ));
                     }
                 }
+                for a in &spec.associate_addresses {
+                    let addr = self.address(a).ok_or_else(|| {
+                        CloudError::new(
+                            "InvalidAllocationID.NotFound",
+                            format!("The allocation ID '{a}' does not exist"),
+                        )
+                    })?;
+                    if let Some(other) = &addr.instance {
+                        return Err(CloudError::new(
+                            "Resource.AlreadyAssociated",
+                            format!("{a} is already associated with {other}"),
+                        ));
+                    }
+                }
                 let new_id = self.new_id("i-");
                 self.instances.insert(
                     new_id.clone(),
@@ -319,6 +341,11 @@ impl Inventory {
                 );
                 for v in &spec.attach_volumes {
                     self.volume_mut(v)?.attached_to = Some(new_id.clone());
+                }
+                for a in &spec.associate_addresses {
+                    if let Some(addr) = self.addresses.get_mut(a) {
+                        addr.instance = Some(new_id.clone());
+                    }
                 }
                 Ok(Outcome {
                     created: Some(new_id),
@@ -415,6 +442,49 @@ impl Inventory {
                     ));
                 }
                 v.attached_to = Some(iid);
+                Ok(Outcome::default())
+            }
+            Op::AssociateAddress { address, instance } => {
+                let (aid, iid) = (id(address)?, id(instance)?);
+                let inst = self
+                    .instance(&iid)
+                    .ok_or_else(|| not_found("instance", "InstanceID", &iid))?;
+                if inst.state == InstanceState::Terminated {
+                    return Err(CloudError::new(
+                        "IncorrectInstanceState",
+                        format!("The instance '{iid}' is terminated."),
+                    ));
+                }
+                let a = self.addresses.get_mut(&aid).ok_or_else(|| {
+                    CloudError::new(
+                        "InvalidAllocationID.NotFound",
+                        format!("The allocation ID '{aid}' does not exist"),
+                    )
+                })?;
+                if let Some(other) = &a.instance {
+                    return Err(CloudError::new(
+                        "Resource.AlreadyAssociated",
+                        format!("{aid} is already associated with {other}"),
+                    ));
+                }
+                a.instance = Some(iid);
+                Ok(Outcome::default())
+            }
+            Op::DisassociateAddress { address, instance } => {
+                let (aid, iid) = (id(address)?, id(instance)?);
+                let a = self.addresses.get_mut(&aid).ok_or_else(|| {
+                    CloudError::new(
+                        "InvalidAllocationID.NotFound",
+                        format!("The allocation ID '{aid}' does not exist"),
+                    )
+                })?;
+                if a.instance.as_deref() != Some(iid.as_str()) {
+                    return Err(CloudError::new(
+                        "InvalidAssociationID.NotFound",
+                        format!("{aid} is not associated with {iid}"),
+                    ));
+                }
+                a.instance = None;
                 Ok(Outcome::default())
             }
             Op::DetachVolume { volume, instance } => {
@@ -613,6 +683,16 @@ impl Inventory {
                 }
             }
         }
+        if !out.instances.is_empty() {
+            for a in self.addresses.values() {
+                if a.instance
+                    .as_deref()
+                    .is_some_and(|i| out.instances.contains_key(i))
+                {
+                    out.addresses.insert(a.allocation_id.clone(), a.clone());
+                }
+            }
+        }
         out.snapshots = pick(
             &self.snapshots,
             &of(|r| match r {
@@ -627,13 +707,13 @@ impl Inventory {
                 }
             }
         }
-        out.addresses = pick(
+        out.addresses.extend(pick(
             &self.addresses,
             &of(|r| match r {
                 ResourceId::Address(i) => Some(i),
                 _ => None,
             }),
-        );
+        ));
         out.auto_scaling_groups = pick(
             &self.auto_scaling_groups,
             &of(|r| match r {

@@ -248,6 +248,9 @@ pub struct LaunchSpec {
     /// Existing data volumes to attach once the instance runs.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub attach_volumes: Vec<String>,
+    /// Elastic IPs (allocation ids) to associate once the instance runs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub associate_addresses: Vec<String>,
 }
 
 /// What a recreated volume looks like.
@@ -309,6 +312,14 @@ pub enum Op {
         volume: Ref,
         instance: Ref,
     },
+    AssociateAddress {
+        address: Ref,
+        instance: Ref,
+    },
+    DisassociateAddress {
+        address: Ref,
+        instance: Ref,
+    },
     DetachVolume {
         volume: Ref,
         instance: Ref,
@@ -355,6 +366,8 @@ impl Op {
             Op::ModifyVolume { .. } => "modify_volume",
             Op::CreateSnapshot { .. } => "create_snapshot",
             Op::AttachVolume { .. } => "attach_volume",
+            Op::AssociateAddress { .. } => "associate_address",
+            Op::DisassociateAddress { .. } => "disassociate_address",
             Op::DetachVolume { .. } => "detach_volume",
             Op::DeleteVolume { .. } => "delete_volume",
             Op::CreateVolume { .. } => "create_volume",
@@ -384,6 +397,8 @@ impl Op {
             Op::AttachVolume { volume, instance } | Op::DetachVolume { volume, instance } => {
                 vec![volume, instance]
             }
+            Op::AssociateAddress { address, instance }
+            | Op::DisassociateAddress { address, instance } => vec![address, instance],
             Op::DeleteSnapshot { snapshot } => vec![snapshot],
             Op::ReleaseAddress { address } => vec![address],
             Op::UpdateGroup { .. } | Op::PurchaseReservation { .. } => vec![],
@@ -424,7 +439,13 @@ impl Op {
                     spec.image
                 );
                 if !spec.attach_volumes.is_empty() {
-                    s.push_str(&format!(" and attach {}", spec.attach_volumes.join(", ")));
+                    s.push_str(&format!(", attach {}", spec.attach_volumes.join(", ")));
+                }
+                if !spec.associate_addresses.is_empty() {
+                    s.push_str(&format!(
+                        ", associate {}",
+                        spec.associate_addresses.join(", ")
+                    ));
                 }
                 s
             }
@@ -446,6 +467,12 @@ impl Op {
             }
             Op::CreateSnapshot { volume, .. } => format!("snapshot {volume}"),
             Op::AttachVolume { volume, instance } => format!("attach {volume} to {instance}"),
+            Op::AssociateAddress { address, instance } => {
+                format!("associate {address} with {instance}")
+            }
+            Op::DisassociateAddress { address, instance } => {
+                format!("disassociate {address} from {instance}")
+            }
             Op::DetachVolume { volume, instance } => format!("detach {volume} from {instance}"),
             Op::DeleteVolume { volume } => format!("delete {volume}"),
             Op::CreateVolume { spec } => format!(
