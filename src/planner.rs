@@ -154,8 +154,16 @@ pub async fn plan(
     config: &Config,
     provider: &dyn Provider,
 ) -> Result<Planned, PlanError> {
+    let started = std::time::Instant::now();
     let observed = provider.describe(&query(loaded)).await?;
-    plan_with(loaded, graph, config, provider, observed)
+    tracing::debug!(
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "described the named resources"
+    );
+    let started = std::time::Instant::now();
+    let planned = plan_with(loaded, graph, config, provider, observed);
+    tracing::debug!(elapsed_ms = started.elapsed().as_millis() as u64, "planned");
+    planned
 }
 
 /// Plans against an inventory already read.

@@ -64,10 +64,7 @@ const TYPES: [&str; 5] = [
 ];
 
 fn account(rng: &mut Rng) -> Inventory {
-    let mut inv = Inventory {
-        region: "us-east-1".into(),
-        ..Inventory::default()
-    };
+    let mut inv = Inventory::new("us-east-1");
     for k in 0..1 + rng.below(6) {
         let state = match rng.below(6) {
             0 => InstanceState::Stopped,
@@ -189,6 +186,10 @@ fn account(rng: &mut Rng) -> Inventory {
         upfront_usd: 0.0,
         hourly_usd: 0.06,
     });
+    // Half the cases use the attachment index, half the plain scans: both must agree.
+    if rng.chance(50) {
+        inv.reindex();
+    }
     inv
 }
 

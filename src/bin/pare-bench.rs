@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 
 fn usage() -> ExitCode {
     eprintln!(
-        "usage:\n  pare-bench gen-plan N [--out FILE]     write a generated plan of N recommendations\n  pare-bench validate [N] [--runs R]      time `pare validate` on a generated plan (default N=10000, R=10)"
+        "usage:\n  pare-bench gen-plan N [--out FILE]     write a generated plan of N recommendations\n  pare-bench gen-account N [--out FILE]  write a sandbox account holding the resources of gen-plan N
+  pare-bench validate [N] [--runs R]      time `pare validate` on a generated plan (default N=10000, R=10)
+  pare-bench plan [N] [--runs R]          time `pare plan` of N recommendations over an N-resource sandbox (default R=5)"
     );
     ExitCode::from(2)
 }
@@ -54,6 +56,22 @@ fn main() -> ExitCode {
                     ExitCode::SUCCESS
                 }
             }
+        }
+        Some("gen-account") => {
+            let text = pare::generate::account(n(10_000));
+            match flag("--out") {
+                Some(path) => {
+                    std::fs::write(path, text).map_or(ExitCode::FAILURE, |_| ExitCode::SUCCESS)
+                }
+                None => {
+                    print!("{text}");
+                    ExitCode::SUCCESS
+                }
+            }
+        }
+        Some("plan") => {
+            let runs = flag("--runs").and_then(|s| s.parse().ok()).unwrap_or(5);
+            bench_plan(n(10_000), runs)
         }
         Some("validate") => {
             let runs = flag("--runs").and_then(|s| s.parse().ok()).unwrap_or(10);
@@ -121,6 +139,49 @@ fn bench_validate(n: usize, runs: usize) -> ExitCode {
         times[0].as_secs_f64(),
         times[times.len() - 1].as_secs_f64(),
         peak as f64 / 1e6
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    ExitCode::SUCCESS
+}
+
+fn bench_plan(n: usize, runs: usize) -> ExitCode {
+    let dir = tempdir();
+    let plan = dir.join("plan.yaml");
+    std::fs::write(&plan, pare::generate::plan(n, "account.yaml")).expect("write plan");
+    std::fs::write(dir.join("account.yaml"), pare::generate::account(n)).expect("write account");
+    let pare = pare_binary();
+    let cmd = || {
+        let mut c = Command::new(&pare);
+        c.current_dir(&dir).args(["plan", "plan.yaml"]);
+        c
+    };
+    // The first run seeds the sandbox (copies the account into .pare/).
+    let (first, first_rss, ok) = measure(&mut cmd());
+    if !ok {
+        eprintln!(
+            "pare plan failed on the generated plan; run it by hand in {}",
+            dir.display()
+        );
+        return ExitCode::FAILURE;
+    }
+    let mut times = Vec::with_capacity(runs);
+    let mut peak = 0;
+    for _ in 0..runs {
+        let (t, rss, ok) = measure(&mut cmd());
+        assert!(ok);
+        times.push(t);
+        peak = peak.max(rss);
+    }
+    times.sort();
+    let median = times[times.len() / 2];
+    println!(
+        "plan: {n} recommendations over {n} resources, {runs} runs: median {:.3} s, min {:.3} s, max {:.3} s; peak RSS {:.1} MB (first run, seeding the sandbox: {:.3} s, {:.1} MB)",
+        median.as_secs_f64(),
+        times[0].as_secs_f64(),
+        times[times.len() - 1].as_secs_f64(),
+        peak as f64 / 1e6,
+        first.as_secs_f64(),
+        first_rss as f64 / 1e6
     );
     let _ = std::fs::remove_dir_all(&dir);
     ExitCode::SUCCESS

@@ -45,6 +45,7 @@ pub fn prepare(out: &Output, global: &GlobalArgs, plan: &Path) -> Result<Prepare
         report_config_error(out, &e);
         ExitCode::Error
     })?;
+    let started = std::time::Instant::now();
     let (loaded, graph) = crate::validate::validate(plan).map_err(|e| {
         report_load(out, &e);
         ExitCode::Error
@@ -58,6 +59,10 @@ pub fn prepare(out: &Output, global: &GlobalArgs, plan: &Path) -> Result<Prepare
         report_open(out, &e);
         ExitCode::Error
     })?;
+    tracing::debug!(
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "plan loaded and provider opened"
+    );
     if let Some(w) = warning {
         out.status(&format!("warning: {w}"));
     }

@@ -35,12 +35,17 @@ pub fn run(out: &Output, global: &GlobalArgs, args: PlanArgs) -> miette::Result<
         Ok(p) => p,
         Err(code) => return Ok(code),
     };
+    let started = std::time::Instant::now();
     let text = match args.format {
         Format::Text => crate::preview::text(&planned, out.color_stdout),
         Format::Json => serde_json::to_string_pretty(&crate::preview::to_json(&planned))
             .expect("preview serialises"),
         Format::Markdown => crate::preview::markdown(&planned),
     };
+    tracing::debug!(
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "rendered"
+    );
     out.data(&text);
     if let Some(path) = &args.out {
         let saved = SavedPlan::new(&planned, &prepared.settings.config.state_dir);

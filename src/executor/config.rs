@@ -83,7 +83,7 @@ pub fn expand(a: &Config, inv: &Inventory) -> Expansion {
                     reason: format!("{target} was not found: already deleted (or a wrong id)"),
                 };
             };
-            if let Some(img) = inv.images.values().find(|i| i.snapshots.contains(&s.id)) {
+            if let Some(img) = inv.image_using(&s.id) {
                 return Expansion::Blocked {
                     reason: format!("{} backs image {}", s.id, img.id),
                     help: "deregister the image first, or keep the snapshot".into(),

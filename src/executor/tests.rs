@@ -42,10 +42,7 @@ const SPOT: &str = "i-00000004";
 const HIB: &str = "i-00000005";
 
 fn account() -> Inventory {
-    let mut inv = Inventory {
-        region: "us-east-1".into(),
-        ..Inventory::default()
-    };
+    let mut inv = Inventory::new("us-east-1");
     inv.insert_instance(instance(RUN, "m5.xlarge", InstanceState::Running));
     inv.insert_instance(instance(STOPPED, "m5.xlarge", InstanceState::Stopped));
     inv.insert_instance(instance(GONE, "m5.xlarge", InstanceState::Terminated));
@@ -121,6 +118,7 @@ fn account() -> Inventory {
         upfront_usd: 0.0,
         hourly_usd: 0.0614,
     });
+    inv.reindex();
     inv
 }
 

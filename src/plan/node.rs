@@ -176,22 +176,31 @@ pub struct SyntaxError {
 }
 
 /// Parses one YAML document into a located tree.
-pub fn parse(source: &str) -> Result<Node, SyntaxError> {
-    // Size limits grow with the text, which is already in memory: a byte
-    // yields at most about one node without aliases, so a large plan is never
-    // refused for its size. Aliases are what can multiply work (an "alias
-    // bomb"), and their replay stays capped at a fixed amount.
+/// The YAML reading rules pare uses for every file it reads: YAML 1.2
+/// booleans, and limits that grow with the text. The text is already in
+/// memory and a byte yields at most about one node without aliases, so a
+/// large file is never refused for its size; aliases are what can multiply
+/// work (an "alias bomb"), and their replay stays capped.
+pub(crate) fn options(
+    source: &str,
+    duplicates: serde_saphyr::DuplicateKeyPolicy,
+) -> serde_saphyr::Options {
     let mut budget = serde_saphyr::Budget::default();
     budget.max_nodes = source.len().max(budget.max_nodes);
     budget.max_events = (2 * source.len()).max(budget.max_events);
     let mut alias_limits = serde_saphyr::options::AliasLimits::default();
     alias_limits.max_total_replayed_events = 100_000;
-    let options = serde_saphyr::options! {
-        duplicate_keys: serde_saphyr::DuplicateKeyPolicy::PassThrough,
+    serde_saphyr::options! {
+        duplicate_keys: duplicates,
         strict_booleans: true,
         budget: Some(budget),
         alias_limits: alias_limits,
-    };
+    }
+}
+
+pub fn parse(source: &str) -> Result<Node, SyntaxError> {
+    // Duplicates reach the loader, which reports both places.
+    let options = options(source, serde_saphyr::DuplicateKeyPolicy::PassThrough);
     match serde_saphyr::from_str_with_options::<SpannedNode>(source, options) {
         Ok(node) => Ok(node.0),
         Err(err) => {

@@ -71,6 +71,26 @@ pub struct Inventory {
     pub next_id: u64,
     #[serde(skip)]
     pub id_mode: IdMode,
+    /// Who is attached to what, derived from the resources (see `reindex`).
+    #[serde(skip)]
+    links: Option<Links>,
+}
+
+/// Instance → attached volumes and associated addresses. Derived data: two
+/// inventories with the same resources are equal whatever their index.
+#[derive(Debug, Clone, Default)]
+struct Links {
+    volumes: std::collections::HashMap<String, BTreeSet<String>>,
+    addresses: std::collections::HashMap<String, BTreeSet<String>>,
+    /// Snapshot → the image it backs. Images pare creates back no listed
+    /// snapshot, so this only changes when the inventory is rebuilt.
+    images: std::collections::HashMap<String, String>,
+}
+
+impl PartialEq for Links {
+    fn eq(&self, _: &Links) -> bool {
+        true
+    }
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -85,6 +105,14 @@ fn not_found(kind: &str, code_kind: &str, id: &str) -> CloudError {
 }
 
 impl Inventory {
+    /// An empty account in `region`.
+    pub fn new(region: &str) -> Inventory {
+        Inventory {
+            region: region.to_string(),
+            ..Inventory::default()
+        }
+    }
+
     fn new_id(&mut self, prefix: &str) -> String {
         self.next_id += 1;
         match self.id_mode {
@@ -129,22 +157,124 @@ impl Inventory {
     }
     pub fn insert_volume(&mut self, v: Volume) {
         self.volumes.insert(v.id.clone(), v);
+        if self.links.is_some() {
+            self.reindex();
+        }
     }
 
     /// Data volumes attached to `instance`, in id order.
     pub fn attached_volumes(&self, instance: &str) -> Vec<&Volume> {
-        self.volumes
-            .values()
-            .filter(|v| v.attached_to.as_deref() == Some(instance))
-            .collect()
+        match &self.links {
+            Some(l) => l
+                .volumes
+                .get(instance)
+                .into_iter()
+                .flatten()
+                .filter_map(|v| self.volumes.get(v))
+                .collect(),
+            None => self
+                .volumes
+                .values()
+                .filter(|v| v.attached_to.as_deref() == Some(instance))
+                .collect(),
+        }
     }
 
     /// Elastic IPs associated with `instance`, in id order.
     pub fn associated_addresses(&self, instance: &str) -> Vec<&Address> {
-        self.addresses
-            .values()
-            .filter(|a| a.instance.as_deref() == Some(instance))
-            .collect()
+        match &self.links {
+            Some(l) => l
+                .addresses
+                .get(instance)
+                .into_iter()
+                .flatten()
+                .filter_map(|a| self.addresses.get(a))
+                .collect(),
+            None => self
+                .addresses
+                .values()
+                .filter(|a| a.instance.as_deref() == Some(instance))
+                .collect(),
+        }
+    }
+
+    /// The image a snapshot backs, if any.
+    pub fn image_using(&self, snapshot: &str) -> Option<&Image> {
+        match &self.links {
+            Some(l) => l.images.get(snapshot).and_then(|i| self.images.get(i)),
+            None => self
+                .images
+                .values()
+                .find(|i| i.snapshots.iter().any(|s| s == snapshot)),
+        }
+    }
+
+    /// Builds the attachment index, so lookups by instance stop scanning
+    /// every volume and address (planning 100k recommendations needs it).
+    pub fn reindex(&mut self) {
+        let mut links = Links::default();
+        for v in self.volumes.values() {
+            if let Some(i) = &v.attached_to {
+                links
+                    .volumes
+                    .entry(i.clone())
+                    .or_default()
+                    .insert(v.id.clone());
+            }
+        }
+        for a in self.addresses.values() {
+            if let Some(i) = &a.instance {
+                links
+                    .addresses
+                    .entry(i.clone())
+                    .or_default()
+                    .insert(a.allocation_id.clone());
+            }
+        }
+        for img in self.images.values() {
+            for s in &img.snapshots {
+                links.images.insert(s.clone(), img.id.clone());
+            }
+        }
+        self.links = Some(links);
+    }
+
+    /// Attaches `volume` to `to` (or detaches it), keeping the index in step.
+    fn link_volume(&mut self, volume: &str, to: Option<&str>) {
+        let Some(v) = self.volumes.get_mut(volume) else {
+            return;
+        };
+        let from = std::mem::replace(&mut v.attached_to, to.map(str::to_string));
+        if let Some(l) = &mut self.links {
+            if let Some(f) = from {
+                l.volumes.entry(f).or_default().remove(volume);
+            }
+            if let Some(t) = to {
+                l.volumes
+                    .entry(t.to_string())
+                    .or_default()
+                    .insert(volume.to_string());
+            }
+        }
+    }
+
+    /// Associates `address` with `to` (or disassociates it), keeping the index in step.
+    fn link_address(&mut self, address: &str, to: Option<&str>) {
+        let Some(a) = self.addresses.get_mut(address) else {
+            return;
+        };
+        let from = std::mem::replace(&mut a.instance, to.map(str::to_string));
+        if let Some(l) = &mut self.links {
+            if let Some(f) = from {
+                l.addresses.entry(f).or_default().remove(address);
+            }
+            if let Some(t) = to {
+                l.addresses
+                    .entry(t.to_string())
+                    .or_default()
+                    .insert(address.to_string());
+            }
+        }
     }
 
     /// Whether `t` may be launched here.
@@ -340,12 +470,10 @@ impl Inventory {
                     },
                 );
                 for v in &spec.attach_volumes {
-                    self.volume_mut(v)?.attached_to = Some(new_id.clone());
+                    self.link_volume(v, Some(&new_id));
                 }
                 for a in &spec.associate_addresses {
-                    if let Some(addr) = self.addresses.get_mut(a) {
-                        addr.instance = Some(new_id.clone());
-                    }
+                    self.link_address(a, Some(&new_id));
                 }
                 Ok(Outcome {
                     created: Some(new_id),
@@ -357,20 +485,22 @@ impl Inventory {
                 i.state = InstanceState::Terminated;
                 i.stop_reason = None;
                 // Data volumes survive termination, detached (AWS's default for volumes attached after launch).
-                for v in self
-                    .volumes
-                    .values_mut()
-                    .filter(|v| v.attached_to.as_deref() == Some(iid.as_str()))
-                {
-                    v.attached_to = None;
+                let volumes: Vec<String> = self
+                    .attached_volumes(&iid)
+                    .iter()
+                    .map(|v| v.id.clone())
+                    .collect();
+                for v in volumes {
+                    self.link_volume(&v, None);
                 }
                 // An Elastic IP is disassociated.
-                for a in self
-                    .addresses
-                    .values_mut()
-                    .filter(|a| a.instance.as_deref() == Some(iid.as_str()))
-                {
-                    a.instance = None;
+                let addresses: Vec<String> = self
+                    .associated_addresses(&iid)
+                    .iter()
+                    .map(|a| a.allocation_id.clone())
+                    .collect();
+                for a in addresses {
+                    self.link_address(&a, None);
                 }
                 Ok(Outcome::default())
             }
@@ -441,7 +571,7 @@ impl Inventory {
                         ),
                     ));
                 }
-                v.attached_to = Some(iid);
+                self.link_volume(&vid, Some(&iid));
                 Ok(Outcome::default())
             }
             Op::AssociateAddress { address, instance } => {
@@ -467,7 +597,7 @@ impl Inventory {
                         format!("{aid} is already associated with {other}"),
                     ));
                 }
-                a.instance = Some(iid);
+                self.link_address(&aid, Some(&iid));
                 Ok(Outcome::default())
             }
             Op::DisassociateAddress { address, instance } => {
@@ -484,7 +614,7 @@ impl Inventory {
                         format!("{aid} is not associated with {iid}"),
                     ));
                 }
-                a.instance = None;
+                self.link_address(&aid, None);
                 Ok(Outcome::default())
             }
             Op::DetachVolume { volume, instance } => {
@@ -496,7 +626,7 @@ impl Inventory {
                         format!("Volume '{vid}' is not attached to instance '{iid}'"),
                     ));
                 }
-                v.attached_to = None;
+                self.link_volume(&vid, None);
                 Ok(Outcome::default())
             }
             Op::DeleteVolume { volume } => {
@@ -550,7 +680,7 @@ impl Inventory {
                 if self.snapshot(&sid).is_none() {
                     return Err(not_found("snapshot", "Snapshot", &sid));
                 }
-                if let Some(img) = self.images.values().find(|i| i.snapshots.contains(&sid)) {
+                if let Some(img) = self.image_using(&sid) {
                     return Err(CloudError::new(
                         "InvalidSnapshot.InUse",
                         format!("The snapshot {sid} is currently in use by {}", img.id),
@@ -738,6 +868,7 @@ impl Inventory {
             .filter(|r| types.contains(r.instance_type.as_str()))
             .cloned()
             .collect();
+        out.reindex();
         out
     }
 

@@ -82,7 +82,12 @@ const SEEDED_FROM: &str = "sandbox.seed";
 /// account format is the sandbox's own (SPEC section 4), so it is read here
 /// rather than in `plan::load`, which owns plan files only.
 pub fn parse_account(name: &str, text: &str) -> Result<Inventory, SandboxError> {
-    serde_saphyr::from_str::<Inventory>(text).map_err(|e| {
+    let options = crate::plan::node::options(text, serde_saphyr::DuplicateKeyPolicy::Error);
+    let parsed = serde_saphyr::from_str_with_options::<Inventory>(text, options).map(|mut inv| {
+        inv.reindex();
+        inv
+    });
+    parsed.map_err(|e| {
         let file = SourceFile::new(name, text);
         let (line, column) = e
             .location()
