@@ -88,9 +88,26 @@ impl PlanGraph {
         v
     }
 
+    /// The longest path (sum of durations) from each node to the end of the
+    /// graph, itself included: how urgent it is to start it.
+    pub fn remaining_path(&self, durations: &[std::time::Duration]) -> Vec<std::time::Duration> {
+        let mut rest = durations.to_vec();
+        for i in self.topological_order().into_iter().rev() {
+            let tail = self
+                .graph
+                .neighbors_directed(NodeIndex::new(i), petgraph::Direction::Outgoing)
+                .map(|m| rest[m.index()])
+                .max()
+                .unwrap_or_default();
+            rest[i] = durations[i] + tail;
+        }
+        rest
+    }
+
     /// How long the whole graph takes with `parallelism` workers, each node
     /// taking `durations[i]`, every node starting as soon as its predecessors
-    /// finish and a worker is free (ties by file order).
+    /// finish and a worker is free. Among ready nodes the one with the longest
+    /// path still ahead goes first (ties by file order), as the engine does.
     pub fn schedule_length(
         &self,
         durations: &[std::time::Duration],
@@ -99,6 +116,7 @@ impl PlanGraph {
         use std::cmp::Reverse;
         use std::collections::BinaryHeap;
         let n = self.graph.node_count();
+        let urgency = self.remaining_path(durations);
         let mut indegree: Vec<usize> = (0..n)
             .map(|i| {
                 self.graph
@@ -106,13 +124,17 @@ impl PlanGraph {
                     .count()
             })
             .collect();
-        let mut ready: BinaryHeap<Reverse<usize>> =
-            (0..n).filter(|&i| indegree[i] == 0).map(Reverse).collect();
+        let mut ready: BinaryHeap<(std::time::Duration, Reverse<usize>)> = (0..n)
+            .filter(|&i| indegree[i] == 0)
+            .map(|i| (urgency[i], Reverse(i)))
+            .collect();
         let mut running: BinaryHeap<Reverse<(std::time::Duration, usize)>> = BinaryHeap::new();
         let mut now = std::time::Duration::ZERO;
         loop {
             while running.len() < parallelism.max(1) {
-                let Some(Reverse(i)) = ready.pop() else { break };
+                let Some((_, Reverse(i))) = ready.pop() else {
+                    break;
+                };
                 running.push(Reverse((now + durations[i], i)));
             }
             let Some(Reverse((t, i))) = running.pop() else {
@@ -125,7 +147,7 @@ impl PlanGraph {
             {
                 indegree[m.index()] -= 1;
                 if indegree[m.index()] == 0 {
-                    ready.push(Reverse(m.index()));
+                    ready.push((urgency[m.index()], Reverse(m.index())));
                 }
             }
         }

@@ -385,3 +385,6 @@ impl From<faults::Injected> for ProviderError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,135 @@
+//! The sandbox provider: seeding, the durable log, replay, checkpoint, faults.
+
+use super::*;
+use crate::provider::{InstanceState, Op, Ref};
+
+const SEED: &str = "region: us-east-1\ninstances:\n  - { id: i-0a1b2c3d, type: m5.xlarge, state: running, zone: us-east-1a }\n";
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn setup(seed: &str) -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let seed_path = dir.path().join("account.yaml");
+    std::fs::write(&seed_path, seed).unwrap();
+    let state = dir.path().join(".pare");
+    (dir, seed_path, state)
+}
+
+fn stop() -> Op {
+    Op::StopInstance {
+        instance: Ref::id("i-0a1b2c3d"),
+        hibernate: false,
+    }
+}
+
+#[test]
+fn performed_ops_survive_a_reopen_and_fold_into_the_file() {
+    let (_dir, seed, state) = setup(SEED);
+    let (p, warning) = SandboxProvider::open(&state, &seed).unwrap();
+    assert!(warning.is_none());
+    rt().block_on(p.perform(&stop())).unwrap();
+    assert!(
+        state.join(LOG).exists(),
+        "the op is logged before perform returns"
+    );
+    drop(p);
+    // A new process sees the change through the log.
+    let (p, _) = SandboxProvider::open(&state, &seed).unwrap();
+    assert_eq!(
+        p.snapshot().instance("i-0a1b2c3d").unwrap().state,
+        InstanceState::Stopped
+    );
+    p.checkpoint().unwrap();
+    assert!(!state.join(LOG).exists());
+    let file = std::fs::read_to_string(state.join(FILE)).unwrap();
+    assert!(file.contains("stopped"), "{file}");
+    // The seed itself is never touched.
+    assert_eq!(std::fs::read_to_string(&seed).unwrap(), SEED);
+}
+
+#[test]
+fn a_torn_last_log_line_is_ignored() {
+    let (_dir, seed, state) = setup(SEED);
+    let (p, _) = SandboxProvider::open(&state, &seed).unwrap();
+    rt().block_on(p.perform(&stop())).unwrap();
+    drop(p);
+    let mut log = std::fs::OpenOptions::new()
+        .append(true)
+        .open(state.join(LOG))
+        .unwrap();
+    std::io::Write::write_all(&mut log, br#"{"op":"start_inst"#).unwrap();
+    let (p, _) = SandboxProvider::open(&state, &seed).unwrap();
+    assert_eq!(
+        p.snapshot().instance("i-0a1b2c3d").unwrap().state,
+        InstanceState::Stopped
+    );
+}
+
+#[test]
+fn a_damaged_log_is_refused_with_a_way_out() {
+    let (_dir, seed, state) = setup(SEED);
+    SandboxProvider::open(&state, &seed).unwrap();
+    std::fs::write(state.join(LOG), "not json\n").unwrap();
+    let err = SandboxProvider::open(&state, &seed).err().unwrap();
+    assert!(matches!(err, SandboxError::Damaged { .. }), "{err}");
+}
+
+#[test]
+fn the_rules_hold_and_failed_ops_change_nothing() {
+    let (_dir, seed, state) = setup(SEED);
+    let (p, _) = SandboxProvider::open(&state, &seed).unwrap();
+    let set = Op::SetInstanceType {
+        instance: Ref::id("i-0a1b2c3d"),
+        instance_type: "m5.large".into(),
+    };
+    let err = rt().block_on(p.perform(&set)).unwrap_err();
+    assert!(err.to_string().contains("IncorrectInstanceState"), "{err}");
+    assert!(!state.join(LOG).exists(), "a refused call is not logged");
+}
+
+#[test]
+fn faults_and_latency_are_injected() {
+    let seed_text = format!(
+        "{SEED}faults:\n  latency_ms: 5\n  ops:\n    stop_instance: {{ fail_nth: [1], code: RequestLimitExceeded, retryable: true }}\n"
+    );
+    let (_dir, seed, state) = setup(&seed_text);
+    let (p, _) = SandboxProvider::open(&state, &seed).unwrap();
+    let started = std::time::Instant::now();
+    let err = rt().block_on(p.perform(&stop())).unwrap_err();
+    assert!(started.elapsed() >= std::time::Duration::from_millis(5));
+    assert!(err.is_retryable());
+    assert!(err.to_string().contains("RequestLimitExceeded"), "{err}");
+    rt().block_on(p.perform(&stop())).unwrap();
+    assert_eq!(p.estimate(&stop()), std::time::Duration::from_millis(5));
+}
+
+#[test]
+fn reseeding_from_another_file_warns() {
+    let (dir, seed, state) = setup(SEED);
+    SandboxProvider::open(&state, &seed).unwrap();
+    let other = dir.path().join("other.yaml");
+    std::fs::write(&other, SEED).unwrap();
+    let (_, warning) = SandboxProvider::open(&state, &other).unwrap();
+    assert!(warning.unwrap().contains("pare sandbox reset"));
+}
+
+#[test]
+fn offerings_come_from_the_catalog_and_are_not_written_back() {
+    let (_dir, seed, state) = setup(SEED);
+    let (p, _) = SandboxProvider::open(&state, &seed).unwrap();
+    assert!(
+        p.snapshot()
+            .offerings
+            .iter()
+            .any(|o| o.instance_type == "m5.large" && o.zone.is_none())
+    );
+    rt().block_on(p.perform(&stop())).unwrap();
+    p.checkpoint().unwrap();
+    let file = std::fs::read_to_string(state.join(FILE)).unwrap();
+    assert!(!file.contains("offerings"), "{file}");
+}
