@@ -534,17 +534,8 @@ fn reserve_attrs(rec: &Recommendation, inv: &Inventory) -> Option<Attributes> {
         return None;
     };
     let q = executor::reserve_query(a);
-    let active: u32 = inv
-        .reserved_instances
+    let active: u32 = executor::active_reservations(&q, inv)
         .iter()
-        .filter(|r| {
-            r.state == "active"
-                && r.instance_type == q.instance_type
-                && r.term == q.term
-                && r.payment == q.payment
-                && r.offering_class == q.offering_class
-                && r.zone == q.zone
-        })
         .map(|r| r.count)
         .sum();
     Some(BTreeMap::from([

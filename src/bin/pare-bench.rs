@@ -45,30 +45,11 @@ fn main() -> ExitCode {
             .unwrap_or(default)
     };
     match args.first().map(String::as_str) {
-        Some("gen-plan") => {
-            let text = pare::generate::plan(n(10_000), "account.yaml");
-            match flag("--out") {
-                Some(path) => {
-                    std::fs::write(path, text).map_or(ExitCode::FAILURE, |_| ExitCode::SUCCESS)
-                }
-                None => {
-                    print!("{text}");
-                    ExitCode::SUCCESS
-                }
-            }
-        }
-        Some("gen-account") => {
-            let text = pare::generate::account(n(10_000));
-            match flag("--out") {
-                Some(path) => {
-                    std::fs::write(path, text).map_or(ExitCode::FAILURE, |_| ExitCode::SUCCESS)
-                }
-                None => {
-                    print!("{text}");
-                    ExitCode::SUCCESS
-                }
-            }
-        }
+        Some("gen-plan") => emit(
+            pare::generate::plan(n(10_000), "account.yaml"),
+            flag("--out"),
+        ),
+        Some("gen-account") => emit(pare::generate::account(n(10_000)), flag("--out")),
         Some("plan") => {
             let runs = flag("--runs").and_then(|s| s.parse().ok()).unwrap_or(5);
             bench_plan(n(10_000), runs)
@@ -78,6 +59,17 @@ fn main() -> ExitCode {
             bench_validate(n(10_000), runs)
         }
         _ => usage(),
+    }
+}
+
+/// Writes `text` to `out`, or to stdout.
+fn emit(text: String, out: Option<String>) -> ExitCode {
+    match out {
+        Some(path) => std::fs::write(path, text).map_or(ExitCode::FAILURE, |_| ExitCode::SUCCESS),
+        None => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
     }
 }
 

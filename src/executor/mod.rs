@@ -20,7 +20,7 @@ use crate::plan::{Action, Recommendation};
 use crate::provider::{Inventory, Inverse, Op, ResourceId, Tags};
 use serde::Serialize;
 
-pub use reserve::query as reserve_query;
+pub use reserve::{active as active_reservations, query as reserve_query};
 
 /// One step: an operation and how to undo it.
 #[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
@@ -141,6 +141,22 @@ fn monthly(hourly_diff: Option<f64>, why_unknown: impl FnOnce() -> String) -> Sa
 
 fn unknown_price(t: &str) -> String {
     format!("no catalog price for {t}")
+}
+
+/// The data volumes attached to an instance and the Elastic IPs associated
+/// with it: what a replacement must take over, by id.
+fn hanging_off(inv: &Inventory, instance: &str) -> (Vec<String>, Vec<String>) {
+    let volumes = inv
+        .attached_volumes(instance)
+        .iter()
+        .map(|v| v.id.clone())
+        .collect();
+    let addresses = inv
+        .associated_addresses(instance)
+        .iter()
+        .map(|a| a.allocation_id.clone())
+        .collect();
+    (volumes, addresses)
 }
 
 /// "i-0a1b2c3d (web-1)" when the resource has a Name tag.

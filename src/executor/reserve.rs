@@ -5,7 +5,7 @@ use super::{Expansion, Facts, Savings, Step};
 use crate::config::Risk;
 use crate::plan::{OfferingClass, Payment, Reserve, Term};
 use crate::pricing::catalog;
-use crate::provider::{Inventory, OfferingQuery, Op};
+use crate::provider::{Inventory, OfferingQuery, Op, Reservation};
 
 /// The offering query a `reserve` recommendation needs.
 pub fn query(a: &Reserve) -> OfferingQuery {
@@ -31,10 +31,9 @@ pub fn query(a: &Reserve) -> OfferingQuery {
     }
 }
 
-pub fn expand(a: &Reserve, inv: &Inventory) -> Expansion {
-    let q = query(a);
-    let existing: Vec<_> = inv
-        .reserved_instances
+/// The active reservations that match `q` exactly.
+pub fn active<'a>(q: &OfferingQuery, inv: &'a Inventory) -> Vec<&'a Reservation> {
+    inv.reserved_instances
         .iter()
         .filter(|r| {
             r.state == "active"
@@ -44,7 +43,12 @@ pub fn expand(a: &Reserve, inv: &Inventory) -> Expansion {
                 && r.offering_class == q.offering_class
                 && r.zone == q.zone
         })
-        .collect();
+        .collect()
+}
+
+pub fn expand(a: &Reserve, inv: &Inventory) -> Expansion {
+    let q = query(a);
+    let existing = active(&q, inv);
     let have: u32 = existing.iter().map(|r| r.count).sum();
     let scope = q.zone.clone().unwrap_or_else(|| "regional".into());
     if have >= a.count {

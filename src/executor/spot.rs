@@ -36,16 +36,7 @@ pub fn expand(a: &Spot, inv: &Inventory, created: &Tags) -> Expansion {
     let me = Ref::id(&i.id);
     let image = Ref::Created { created_by_step: 0 };
     let spot_instance = Ref::Created { created_by_step: 2 };
-    let volumes: Vec<String> = inv
-        .attached_volumes(&i.id)
-        .iter()
-        .map(|v| v.id.clone())
-        .collect();
-    let addresses: Vec<String> = inv
-        .associated_addresses(&i.id)
-        .iter()
-        .map(|a| a.allocation_id.clone())
-        .collect();
+    let (volumes, addresses) = super::hanging_off(inv, &i.id);
     let mut spot_tags = i.tags.clone();
     spot_tags.extend(created.clone());
     let spot = LaunchSpec {

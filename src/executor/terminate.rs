@@ -32,16 +32,7 @@ pub fn expand(a: &Terminate, inv: &Inventory, created: &Tags) -> Expansion {
     } else {
         Savings::Usd(0.0)
     };
-    let volumes: Vec<String> = inv
-        .attached_volumes(&i.id)
-        .iter()
-        .map(|v| v.id.clone())
-        .collect();
-    let addresses: Vec<String> = inv
-        .associated_addresses(&i.id)
-        .iter()
-        .map(|a| a.allocation_id.clone())
-        .collect();
+    let (volumes, addresses) = super::hanging_off(inv, &i.id);
     let mut reasons = Vec::new();
     if !addresses.is_empty() {
         reasons.push(format!(

@@ -66,6 +66,17 @@ impl PlanGraph {
         set.into_iter().collect()
     }
 
+    /// How many edges lead into each node.
+    fn indegrees(&self) -> Vec<usize> {
+        (0..self.graph.node_count())
+            .map(|i| {
+                self.graph
+                    .neighbors_directed(NodeIndex::new(i), petgraph::Direction::Incoming)
+                    .count()
+            })
+            .collect()
+    }
+
     /// Whether an edge joins `a` and `b`, in either direction.
     pub fn has_edge_between(&self, a: usize, b: usize) -> bool {
         let (a, b) = (NodeIndex::new(a), NodeIndex::new(b));
@@ -117,13 +128,7 @@ impl PlanGraph {
         use std::collections::BinaryHeap;
         let n = self.graph.node_count();
         let urgency = self.remaining_path(durations);
-        let mut indegree: Vec<usize> = (0..n)
-            .map(|i| {
-                self.graph
-                    .neighbors_directed(NodeIndex::new(i), petgraph::Direction::Incoming)
-                    .count()
-            })
-            .collect();
+        let mut indegree = self.indegrees();
         let mut ready: BinaryHeap<(std::time::Duration, Reverse<usize>)> = (0..n)
             .filter(|&i| indegree[i] == 0)
             .map(|i| (urgency[i], Reverse(i)))
@@ -272,13 +277,7 @@ impl PlanGraph {
         use std::cmp::Reverse;
         use std::collections::BinaryHeap;
         let n = self.graph.node_count();
-        let mut indegree: Vec<usize> = (0..n)
-            .map(|i| {
-                self.graph
-                    .neighbors_directed(NodeIndex::new(i), petgraph::Direction::Incoming)
-                    .count()
-            })
-            .collect();
+        let mut indegree = self.indegrees();
         let mut ready: BinaryHeap<Reverse<usize>> =
             (0..n).filter(|&i| indegree[i] == 0).map(Reverse).collect();
         let mut order = Vec::with_capacity(n);
