@@ -42,6 +42,15 @@ impl Paint {
     }
 }
 
+/// "1 wave", "2 waves".
+fn plural(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
 fn resource_label(r: &PlannedRec) -> String {
     match &r.name {
         Some(n) => format!("{} {} ({n})", r.resource_kind, r.resource),
@@ -107,8 +116,8 @@ pub fn render(p: &Planned, color: bool) -> String {
             out,
             "{}",
             paint.bold(&format!(
-                "Order ({} waves; independent changes run in parallel):",
-                p.waves.len()
+                "Order ({}; independent changes run in parallel):",
+                plural(p.waves.len(), "wave")
             ))
         );
         for (k, w) in p.waves.iter().enumerate() {
@@ -215,10 +224,10 @@ fn render_summary(out: &mut String, p: &Planned, paint: &Paint) {
         );
         let _ = writeln!(
             out,
-            "  estimated duration: {} at parallelism {} ({} steps)",
+            "  estimated duration: {} at parallelism {} ({})",
             duration(std::time::Duration::from_secs(s.estimated_duration_s)),
             s.parallelism,
-            s.steps
+            plural(s.steps, "step")
         );
     }
     if s.changes > p.max_changes {
