@@ -7,6 +7,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod diagnostic;
+pub mod engine;
 pub mod executor;
 pub mod generate;
 pub mod graph;

@@ -92,6 +92,10 @@ pub struct Planned {
     pub summary: Summary,
     /// sha256 of each named resource's attributes as observed ("absent" if missing).
     pub fingerprints: BTreeMap<String, String>,
+    /// Each named resource's attributes as observed (`None` if missing).
+    pub observed: BTreeMap<String, Option<Attributes>>,
+    /// The plan's provider block.
+    pub provider_spec: crate::plan::Provider,
     /// What the price figures are based on.
     pub catalog: String,
     pub max_changes: usize,
@@ -370,10 +374,13 @@ pub fn plan_with(
     let estimated = graph.schedule_length(&durations, config.parallelism);
 
     let mut fingerprints = BTreeMap::new();
+    let mut observed_attrs = BTreeMap::new();
     for rec in recs {
         if let Some(r) = resource_of(rec) {
             let key = format!("{}:{}", r.kind(), r.id());
-            fingerprints.insert(key, fingerprint(observed.attributes(&r).as_ref()));
+            let attrs = observed.attributes(&r);
+            fingerprints.insert(key.clone(), fingerprint(attrs.as_ref()));
+            observed_attrs.insert(key, attrs);
         }
     }
     let summary = summarise(&recs_out, estimated, config.parallelism);
@@ -386,6 +393,8 @@ pub fn plan_with(
         waves,
         summary,
         fingerprints,
+        observed: observed_attrs,
+        provider_spec: loaded.plan.provider.clone(),
         catalog: crate::pricing::catalog().describe(),
         max_changes: config.max_changes,
     })

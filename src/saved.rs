@@ -22,6 +22,10 @@ pub struct SavedPlan {
     pub state_dir: String,
     /// `kind:id` → sha256 of the resource's attributes when planned ("absent" if missing).
     pub fingerprints: BTreeMap<String, String>,
+    /// `kind:id` → the attributes when planned, to name what changed since.
+    pub observed: BTreeMap<String, Option<crate::planner::Attributes>>,
+    /// The plan's provider block.
+    pub provider_spec: crate::plan::Provider,
     #[serde(flatten)]
     pub preview: PlanJson,
 }
@@ -42,6 +46,8 @@ impl SavedPlan {
             parallelism: planned.summary.parallelism,
             state_dir: state_dir.display().to_string(),
             fingerprints: planned.fingerprints.clone(),
+            observed: planned.observed.clone(),
+            provider_spec: planned.provider_spec.clone(),
             preview: to_json(planned),
         }
     }

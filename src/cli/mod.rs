@@ -3,10 +3,13 @@
 //! Nothing below this module sees clap types. Each command returns an
 //! [`ExitCode`] or an error that `main` renders.
 
+mod apply;
 mod common;
+mod history;
 mod inventory;
 mod output;
 mod plan;
+mod rollback;
 mod sandbox;
 mod schema;
 mod validate;
@@ -87,6 +90,14 @@ pub enum Command {
     Validate(validate::ValidateArgs),
     /// Read the live state and preview what applying the plan would do.
     Plan(plan::PlanArgs),
+    /// Make the changes of a plan (or a saved plan), journaled and undoable.
+    Apply(apply::ApplyArgs),
+    /// Undo a run from its journal, newest step first.
+    Rollback(rollback::RollbackArgs),
+    /// The runs, newest first.
+    History(history::HistoryArgs),
+    /// One run: every step, its undo, status, timings, errors.
+    Show(history::ShowArgs),
     /// Show the live attributes of every resource a plan names.
     Inventory(inventory::InventoryArgs),
     /// Manage the embedded sandbox account.
@@ -133,6 +144,10 @@ pub fn run(args: Args) -> ExitCode {
         Command::Validate(a) => validate::run(&out, &args.global, a),
         Command::Plan(a) => plan::run(&out, &args.global, a),
         Command::Inventory(a) => inventory::run(&out, &args.global, a),
+        Command::Apply(a) => apply::run(&out, &args.global, a),
+        Command::Rollback(a) => rollback::run(&out, &args.global, a),
+        Command::History(a) => history::history(&out, &args.global, a),
+        Command::Show(a) => history::show(&out, &args.global, a),
         Command::Sandbox(c) => sandbox::run(&out, &args.global, c),
         Command::Schema(a) => schema::run(&out, a),
     };

@@ -15,6 +15,18 @@ pub fn expand(a: &Spot, inv: &Inventory, created: &Tags) -> Expansion {
             reason: format!("{} is already a spot instance", i.id),
         };
     }
+    if matches!(
+        i.state,
+        InstanceState::Terminated | InstanceState::ShuttingDown
+    ) {
+        return Expansion::NoChange {
+            reason: format!(
+                "{} is {}: nothing left to move to spot (replaced already?)",
+                i.id,
+                i.state.as_str()
+            ),
+        };
+    }
     if i.state != InstanceState::Running {
         return Expansion::Blocked {
             reason: format!("{} is {}, not running", i.id, i.state.as_str()),

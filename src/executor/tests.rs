@@ -569,6 +569,14 @@ fn spot_no_change_and_blocked() {
         ))
         .contains("not below the on-demand price")
     );
+    let gone = run(
+        Action::Spot(Spot {
+            instance: GONE.into(),
+            max_price_usd_hour: None,
+        }),
+        &inv,
+    );
+    assert!(no_change(gone).contains("nothing left to move"));
 }
 
 fn reserve(count: u32) -> Action {

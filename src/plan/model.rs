@@ -32,7 +32,7 @@ pub struct Plan {
 }
 
 /// Exactly one provider.
-#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum Provider {
     /// A simulated account kept in a file: the embedded default.
@@ -50,14 +50,14 @@ impl Provider {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SandboxProvider {
     /// The seed account file, relative to the plan file.
     pub seed: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Default, Serialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, serde::Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AwsProvider {
     /// The region, e.g. `us-east-1`; else `AWS_REGION` or the profile's.
@@ -72,7 +72,7 @@ pub struct AwsProvider {
 }
 
 /// Who approved which recommendations, and why.
-#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Approval {
     /// The approver, usually an e-mail address.

@@ -868,6 +868,19 @@ impl Inventory {
             .filter(|r| types.contains(r.instance_type.as_str()))
             .cloned()
             .collect();
+        if let Some((run, step)) = &query.created_by {
+            let tagged =
+                |t: &Tags| t.get("pare:run") == Some(run) && t.get("pare:step") == Some(step);
+            for x in self.images.values().filter(|x| tagged(&x.tags)) {
+                out.images.insert(x.id.clone(), x.clone());
+            }
+            for x in self.snapshots.values().filter(|x| tagged(&x.tags)) {
+                out.snapshots.insert(x.id.clone(), x.clone());
+            }
+            for x in self.instances.values().filter(|x| tagged(&x.tags)) {
+                out.instances.insert(x.id.clone(), x.clone());
+            }
+        }
         out.reindex();
         out
     }

@@ -589,4 +589,7 @@ pub struct Query {
     pub offerings: Vec<OfferingQuery>,
     /// Instance types whose existence must be checked (rightsizing targets).
     pub instance_types: Vec<String>,
+    /// Find what a run's step created: (run id, `rec/step`), matched on the
+    /// `pare:run` and `pare:step` tags pare puts on what it creates.
+    pub created_by: Option<(String, String)>,
 }

@@ -1,0 +1,337 @@
+//! `pare rollback [--last|--run ID]`: undo a run from its journal, newest
+//! step first, as a new run. `--accept` instead records that an interrupted
+//! run's changes are kept.
+
+use super::apply::{describe_drift, runtime};
+use super::{ExitCode, GlobalArgs, LogFormat, Output, Settings, common, report_config_error};
+use crate::engine::{self, Events, verify};
+use crate::provider::{Inverse, Provider, Query};
+use crate::state::{Record, RunKind, RunRecord, RunStatus, Store};
+use std::collections::BTreeSet;
+use std::io::{BufRead, IsTerminal, Write};
+use std::sync::Arc;
+
+#[derive(Debug, clap::Args)]
+pub struct RollbackArgs {
+    /// Undo the newest apply run that is not undone yet (the default).
+    #[arg(long, conflicts_with = "run")]
+    pub last: bool,
+    /// Undo this run.
+    #[arg(long, value_name = "ID")]
+    pub run: Option<String>,
+    /// Do not ask for confirmation.
+    #[arg(long)]
+    pub auto_approve: bool,
+    /// Show what would be undone, and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Keep an interrupted run's changes instead: record it as resolved.
+    #[arg(long, conflicts_with = "dry_run")]
+    pub accept: bool,
+}
+
+fn refuse(out: &Output, what: &str, todo: &str) -> ExitCode {
+    out.status(&format!("error: {what}\n  → {todo}\nNothing was changed."));
+    ExitCode::Error
+}
+
+pub fn run(out: &Output, global: &GlobalArgs, args: RollbackArgs) -> miette::Result<ExitCode> {
+    let settings = match Settings::resolve(global) {
+        Ok(s) => s,
+        Err(e) => {
+            report_config_error(out, &e);
+            return Ok(ExitCode::Error);
+        }
+    };
+    let store = Store::open(&settings.config.state_dir)?;
+    let _lock = match store.lock() {
+        Ok(l) => l,
+        Err(e) => {
+            out.report(&e);
+            return Ok(ExitCode::Error);
+        }
+    };
+    let runs = store.runs()?;
+    let undone: BTreeSet<&str> = runs
+        .iter()
+        .filter(|r| r.status == RunStatus::Completed)
+        .filter_map(|r| r.resolves.as_deref())
+        .collect();
+    let target = match &args.run {
+        Some(id) => store.run(id)?,
+        None => match runs.iter().find(|r| {
+            r.kind == RunKind::Apply
+                && r.status != RunStatus::RolledBack
+                && !undone.contains(r.id.as_str())
+        }) {
+            Some(r) => r.clone(),
+            None => {
+                return Ok(refuse(
+                    out,
+                    "no apply run is left to roll back",
+                    "`pare history` lists the runs",
+                ));
+            }
+        },
+    };
+    if target.kind != RunKind::Apply {
+        return Ok(refuse(
+            out,
+            &format!(
+                "run {} is a {:?} run; only apply runs are rolled back",
+                target.id, target.kind
+            )
+            .to_lowercase(),
+            "to redo what a rollback undid, apply the plan again",
+        ));
+    }
+    if target.status == RunStatus::RolledBack || undone.contains(target.id.as_str()) {
+        return Ok(refuse(
+            out,
+            &format!("run {} is already rolled back", target.id),
+            "`pare show RUN` shows what happened",
+        ));
+    }
+    let id = store.new_run_id();
+    let mut record = RunRecord {
+        id: id.clone(),
+        kind: if args.accept {
+            RunKind::Accept
+        } else {
+            RunKind::Rollback
+        },
+        status: RunStatus::Running,
+        started_at: crate::clock::rfc3339(crate::clock::now()),
+        finished_at: None,
+        who: crate::state::runs::who(),
+        provider: target.provider.clone(),
+        provider_spec: target.provider_spec.clone(),
+        plan_path: target.plan_path.clone(),
+        plan_sha256: target.plan_sha256.clone(),
+        plan_name: target.plan_name.clone(),
+        git_commit: target.git_commit.clone(),
+        lineage: target.lineage.clone(),
+        approvals: vec![],
+        resolves: Some(target.id.clone()),
+        completed: vec![],
+        failed: vec![],
+        skipped: vec![],
+        savings_monthly_usd: 0.0,
+        renamed: Default::default(),
+        left: vec![],
+    };
+    if args.accept {
+        if !matches!(
+            target.status,
+            RunStatus::Running | RunStatus::RollbackIncomplete
+        ) {
+            return Ok(refuse(
+                out,
+                &format!(
+                    "run {} is {}, not interrupted",
+                    target.id,
+                    target.status.as_str()
+                ),
+                "--accept is for interrupted runs",
+            ));
+        }
+        store.create(&record)?;
+        record.status = RunStatus::Completed;
+        record.finished_at = Some(crate::clock::rfc3339(crate::clock::now()));
+        store.save(&record)?;
+        out.status(&format!(
+            "Run {} is accepted as it stands (recorded as run {id}); new runs may start.",
+            target.id
+        ));
+        return Ok(ExitCode::Ok);
+    }
+    let Some(spec) = &target.provider_spec else {
+        return Ok(refuse(
+            out,
+            &format!("run {} does not record its provider", target.id),
+            "roll it back by hand from `pare show`",
+        ));
+    };
+    let (provider, warning) = match crate::provider::open(
+        spec,
+        std::path::Path::new(&target.plan_path),
+        &settings.config.state_dir,
+    ) {
+        Ok(p) => p,
+        Err(e) => {
+            common::report_open(out, &e);
+            return Ok(ExitCode::Error);
+        }
+    };
+    if let Some(w) = warning {
+        out.status(&format!("warning: {w}"));
+    }
+    let provider: Arc<dyn Provider> = Arc::from(provider);
+    let records = crate::state::journal::read(&store.journal_path(&target.id))
+        .map_err(|e| miette::miette!("the journal of run {}: {e}", target.id))?;
+    let rt = runtime();
+    let mut undos = rt
+        .block_on(engine::undos_from_journal(
+            &records,
+            &target.id,
+            provider.as_ref(),
+        ))
+        .map_err(|e| miette::miette!(e))?;
+
+    // Drift: each resource must still be as the run left it.
+    let mut drifted: BTreeSet<String> = BTreeSet::new();
+    let mut drift_lines = Vec::new();
+    for r in &records {
+        let Record::RecDone {
+            rec,
+            ok: true,
+            resource: Some(res),
+            after: Some(after),
+            ..
+        } = r
+        else {
+            continue;
+        };
+        let Some((kind, rid)) = res.split_once(':') else {
+            continue;
+        };
+        let r_id = match kind {
+            "instance" => crate::provider::ResourceId::Instance(rid.into()),
+            "volume" => crate::provider::ResourceId::Volume(rid.into()),
+            "snapshot" => crate::provider::ResourceId::Snapshot(rid.into()),
+            "address" => crate::provider::ResourceId::Address(rid.into()),
+            _ => crate::provider::ResourceId::Group(rid.into()),
+        };
+        let inv = rt
+            .block_on(provider.describe(&Query {
+                resources: vec![r_id.clone()],
+                ..Query::default()
+            }))
+            .map_err(|e| miette::miette!("reading the account failed: {e}"))?;
+        let now = inv.attributes(&r_id);
+        if verify::matches_prediction(after, now.as_ref()).is_err() {
+            drifted.insert(rec.clone());
+            drift_lines.push(format!(
+                "{rec}: {res} changed since the run: {}",
+                describe_drift(Some(after), now.as_ref())
+            ));
+        }
+    }
+    if !drifted.is_empty() {
+        undos.retain(|u| !drifted.contains(&u.rec));
+    }
+
+    // What will happen, newest first.
+    let mut s = format!(
+        "Rolling back run {} ({}, {}):",
+        target.id, target.plan_path, target.started_at
+    );
+    for u in undos.iter().rev() {
+        let what = match &u.inverse {
+            Inverse::Nothing { .. } => continue,
+            Inverse::Irreversible { why } => format!("CANNOT UNDO {}: {why}", u.forward.describe()),
+            Inverse::Op { op } => crate::planner::resolve(op, &u.created)
+                .map_or_else(|_| op.describe(), |o| o.describe()),
+        };
+        s.push_str(&format!("\n  {} [{}] {what}", u.rec, u.step + 1));
+    }
+    for d in &drift_lines {
+        s.push_str(&format!("\n  REFUSED (drift) {d}"));
+    }
+    out.status(&s);
+    if args.dry_run {
+        out.status("Dry run: nothing was changed.");
+        return Ok(ExitCode::Ok);
+    }
+    if !args.auto_approve {
+        if !std::io::stdin().is_terminal() {
+            return Ok(refuse(
+                out,
+                "no terminal to confirm on",
+                "review the list above and pass --auto-approve",
+            ));
+        }
+        eprint!("Roll back? Only `yes` is accepted: ");
+        let _ = std::io::stderr().flush();
+        let mut answer = String::new();
+        let _ = std::io::stdin().lock().read_line(&mut answer);
+        if answer.trim() != "yes" {
+            return Ok(refuse(out, "not confirmed", "answer `yes` to roll back"));
+        }
+    }
+    let journal = Arc::new(store.create(&record)?);
+    let events = Events {
+        run: id.clone(),
+        json: settings.log_format == LogFormat::Json,
+        quiet: out.quiet,
+    };
+    let engine_settings = engine::Settings {
+        parallelism: 1,
+        attempts: 4,
+        backoff: std::time::Duration::from_millis(50),
+        run: id.clone(),
+    };
+    events.run_start("rollback", undos.len());
+    events.rollback_start(undos.len());
+    let report = rt.block_on(engine::rollback(
+        &undos,
+        Arc::clone(&provider),
+        journal,
+        &events,
+        &engine_settings,
+    ));
+    record.renamed = report.renamed;
+    record.completed = undos
+        .iter()
+        .map(|u| u.rec.clone())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    record.left = report
+        .irreversible
+        .iter()
+        .map(|s| format!("not undone (irreversible): {s}"))
+        .collect();
+    record.left.extend(
+        drift_lines
+            .iter()
+            .map(|d| format!("not undone (drift): {d}")),
+    );
+    let code = if let Some(f) = report.failed {
+        record.status = RunStatus::Incomplete;
+        record.left.insert(0, format!("failed: {f}"));
+        record.left.extend(
+            report
+                .left
+                .into_iter()
+                .map(|l| format!("not attempted: {l}")),
+        );
+        ExitCode::RollbackIncomplete
+    } else if !drift_lines.is_empty() {
+        record.status = RunStatus::Incomplete;
+        ExitCode::RollbackIncomplete
+    } else {
+        record.status = RunStatus::Completed;
+        ExitCode::Ok
+    };
+    if let Err(e) = provider.checkpoint() {
+        out.status(&format!("warning: {e}"));
+    }
+    record.finished_at = Some(crate::clock::rfc3339(crate::clock::now()));
+    store.save(&record)?;
+    events.run_done(record.status.as_str());
+    let mut s = format!(
+        "Run {id}: rollback of {} {}; {} steps undone.",
+        target.id,
+        record.status.as_str(),
+        report.undone
+    );
+    for (old, new) in &record.renamed {
+        s.push_str(&format!("\n  recreated: {old} is now {new}"));
+    }
+    for l in &record.left {
+        s.push_str(&format!("\n  {l}"));
+    }
+    out.status(&s);
+    Ok(code)
+}

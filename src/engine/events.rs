@@ -1,0 +1,130 @@
+//! What a run reports as it goes: plain lines for people, or one JSON object
+//! per line (`--log-format json`), the audit trail a CI log keeps.
+
+use serde_json::json;
+use std::io::Write;
+
+/// Where events go.
+#[derive(Debug, Clone)]
+pub struct Events {
+    pub run: String,
+    pub json: bool,
+    pub quiet: bool,
+}
+
+impl Events {
+    fn emit(
+        &self,
+        event: &str,
+        rec: Option<&str>,
+        step: Option<usize>,
+        extra: serde_json::Value,
+        text: String,
+    ) {
+        let mut err = std::io::stderr().lock();
+        if self.json {
+            let mut obj = json!({
+                "event": event,
+                "run": self.run,
+                "rec": rec,
+                "step": step.map(|s| s + 1),
+                "at": crate::clock::rfc3339(crate::clock::now()),
+            });
+            if let (Some(o), serde_json::Value::Object(e)) = (obj.as_object_mut(), extra) {
+                o.extend(e);
+            }
+            let _ = writeln!(err, "{obj}");
+        } else if !self.quiet {
+            let _ = writeln!(err, "{text}");
+        }
+    }
+
+    pub fn run_start(&self, kind: &str, changes: usize) {
+        self.emit(
+            "run_start",
+            None,
+            None,
+            json!({ "kind": kind, "changes": changes }),
+            format!("{kind} run {}: {changes} to do", self.run),
+        );
+    }
+
+    pub fn step_start(&self, rec: &str, step: usize, what: &str) {
+        self.emit(
+            "step_start",
+            Some(rec),
+            Some(step),
+            json!({ "op": what }),
+            format!("  {rec} [{}] {what} …", step + 1),
+        );
+    }
+
+    pub fn step_done(&self, rec: &str, step: usize, ms: u64, attempts: u32) {
+        let retried = if attempts > 1 {
+            format!(" after {attempts} attempts")
+        } else {
+            String::new()
+        };
+        self.emit(
+            "step_done",
+            Some(rec),
+            Some(step),
+            json!({ "duration_ms": ms, "attempts": attempts }),
+            format!("  {rec} [{}] done in {ms} ms{retried}", step + 1),
+        );
+    }
+
+    pub fn retry(&self, rec: &str, step: usize, attempt: u32, error: &str) {
+        self.emit(
+            "step_retry",
+            Some(rec),
+            Some(step),
+            json!({ "attempt": attempt, "error": error }),
+            format!(
+                "  {rec} [{}] transient error, retrying (attempt {attempt}): {error}",
+                step + 1
+            ),
+        );
+    }
+
+    pub fn step_failed(&self, rec: &str, step: usize, error: &str) {
+        self.emit(
+            "step_failed",
+            Some(rec),
+            Some(step),
+            json!({ "error": error }),
+            format!("  {rec} [{}] FAILED: {error}", step + 1),
+        );
+    }
+
+    pub fn step_skipped(&self, rec: &str, step: Option<usize>, why: &str) {
+        let at = step.map_or(String::new(), |s| format!(" [{}]", s + 1));
+        self.emit(
+            "step_skipped",
+            Some(rec),
+            step,
+            json!({ "why": why }),
+            format!("  {rec}{at} skipped: {why}"),
+        );
+    }
+
+    pub fn rollback_start(&self, steps: usize) {
+        self.emit(
+            "rollback_start",
+            None,
+            None,
+            json!({ "steps": steps }),
+            format!("rolling back {steps} completed steps, newest first"),
+        );
+    }
+
+    pub fn run_done(&self, status: &str) {
+        self.emit(
+            "run_done",
+            None,
+            None,
+            json!({ "status": status }),
+            format!("run {}: {status}", self.run),
+        );
+    }
+}

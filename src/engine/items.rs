@@ -1,0 +1,116 @@
+//! Work items from a plan in its JSON form, so a fresh plan and a saved plan
+//! are applied by the same path, exactly as previewed.
+
+use super::Item;
+use crate::preview::PlanJson;
+use crate::provider::{Op, Provider, ResourceId};
+use std::collections::HashMap;
+use std::time::Duration;
+
+fn resource(kind: &str, id: &str) -> Option<ResourceId> {
+    Some(match kind {
+        "instance" => ResourceId::Instance(id.into()),
+        "volume" => ResourceId::Volume(id.into()),
+        "snapshot" => ResourceId::Snapshot(id.into()),
+        "address" => ResourceId::Address(id.into()),
+        "auto-scaling group" => ResourceId::Group(id.into()),
+        _ => return None,
+    })
+}
+
+/// The changes of `plan`, each waiting for the changes it depends on
+/// (directly, or through recommendations that need no change).
+pub fn items(plan: &PlanJson, provider: &dyn Provider) -> Vec<Item> {
+    let recs = &plan.recommendations;
+    let index: HashMap<&str, usize> = recs
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (r.id.as_str(), i))
+        .collect();
+    let is_change: Vec<bool> = recs.iter().map(|r| r.status == "change").collect();
+    let preds = |i: usize| -> Vec<usize> {
+        let r = &recs[i];
+        r.depends_on
+            .iter()
+            .map(String::as_str)
+            .chain(r.implicit_after.iter().map(|x| x.id.as_str()))
+            .filter_map(|id| index.get(id).copied())
+            .collect()
+    };
+    let mut item_of: Vec<Option<usize>> = vec![None; recs.len()];
+    let mut out: Vec<Item> = Vec::new();
+    for (i, r) in recs.iter().enumerate() {
+        if !is_change[i] {
+            continue;
+        }
+        item_of[i] = Some(out.len());
+        let steps: Vec<_> = r.steps.iter().map(|s| s.to_step()).collect();
+        let replaced_by_step = (r.action == "spot")
+            .then(|| {
+                steps
+                    .iter()
+                    .position(|s| matches!(s.op, Op::LaunchInstance { .. }))
+            })
+            .flatten();
+        out.push(Item {
+            rec: r.id.clone(),
+            resource: resource(&r.resource_kind, &r.resource),
+            after: r.after.clone(),
+            replaced_by_step,
+            deps: Vec::new(),
+            urgency: steps.iter().map(|s| provider.estimate(&s.op)).sum(),
+            savings: r.savings_monthly_usd.unwrap_or(0.0),
+            steps,
+        });
+    }
+    // Dependencies, looking through recommendations that change nothing.
+    for (i, _) in recs.iter().enumerate() {
+        let Some(me) = item_of[i] else { continue };
+        let mut deps = Vec::new();
+        let mut stack = preds(i);
+        let mut seen = vec![false; recs.len()];
+        while let Some(p) = stack.pop() {
+            if std::mem::replace(&mut seen[p], true) {
+                continue;
+            }
+            match item_of[p] {
+                Some(d) => deps.push(d),
+                None => stack.extend(preds(p)),
+            }
+        }
+        deps.sort();
+        deps.dedup();
+        out[me].deps = deps;
+    }
+    // Urgency: the longest path ahead (own work included).
+    let own: Vec<Duration> = out.iter().map(|x| x.urgency).collect();
+    let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); out.len()];
+    for (i, x) in out.iter().enumerate() {
+        for &d in &x.deps {
+            dependents[d].push(i);
+        }
+    }
+    // Items are in file order and dependencies may point either way, so iterate to a fixed point.
+    let mut rest = own.clone();
+    for _ in 0..out.len() {
+        let mut changed = false;
+        for i in 0..out.len() {
+            let tail = dependents[i]
+                .iter()
+                .map(|&d| rest[d])
+                .max()
+                .unwrap_or_default();
+            if own[i] + tail > rest[i] {
+                rest[i] = own[i] + tail;
+                changed = true;
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+    for (x, r) in out.iter_mut().zip(rest) {
+        x.urgency = r;
+    }
+    out
+}
