@@ -51,6 +51,18 @@ pub fn expand(a: &Spot, inv: &Inventory, created: &Tags) -> Expansion {
     let (volumes, addresses) = super::hanging_off(inv, &i.id);
     let mut spot_tags = i.tags.clone();
     spot_tags.extend(created.clone());
+    // The engine tags what it creates with its run and step (to find it again
+    // after a crash); the preview shows those tags too.
+    spot_tags.insert("pare:run".into(), "(new run id)".into());
+    spot_tags.insert(
+        "pare:step".into(),
+        format!(
+            "{}/3",
+            created
+                .get("pare:recommendation")
+                .map_or("", String::as_str)
+        ),
+    );
     let spot = LaunchSpec {
         image: image.clone(),
         instance_type: i.instance_type.clone(),

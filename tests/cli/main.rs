@@ -1,5 +1,6 @@
 //! The one integration test binary: drives the real `pare` binary.
 
+mod apply;
 mod plan;
 mod schema;
 mod validate;

@@ -1,0 +1,523 @@
+//! `pare apply` and `pare rollback` end to end on the sandbox: every action,
+//! faults, crashes at many points, the lock, stale saved plans.
+
+use super::{pare, root};
+use pare::provider::Inventory;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// A working directory with the quickstart account and `plan` as plan.yaml.
+fn setup(plan: &str, account: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("account.yaml"), account).unwrap();
+    std::fs::write(dir.path().join("plan.yaml"), plan).unwrap();
+    dir
+}
+
+fn quickstart_account() -> String {
+    std::fs::read_to_string(root().join("examples/quickstart/account.yaml")).unwrap()
+}
+
+fn run(dir: &Path, args: &[&str]) -> (i32, String, String) {
+    let out = pare(dir).args(args).output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The sandbox account as it stands (after `pare sandbox reset` or a run's checkpoint).
+fn account(dir: &Path) -> Inventory {
+    let text = std::fs::read_to_string(dir.join(".pare/sandbox.yaml")).unwrap();
+    let mut inv = pare::provider::sandbox::parse_account("sandbox.yaml", &text).unwrap();
+    // Replay anything not yet folded in (a killed run leaves a log).
+    if let Ok(log) = std::fs::read_to_string(dir.join(".pare/sandbox.log")) {
+        for line in log.lines() {
+            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            let op: pare::provider::Op = serde_json::from_value(v["op"].clone()).unwrap();
+            inv.apply(&op).unwrap();
+        }
+    }
+    inv
+}
+
+fn last_run(dir: &Path) -> serde_json::Value {
+    let (_, out, _) = run(dir, &["history", "--format", "json"]);
+    let runs: serde_json::Value = serde_json::from_str(&out).unwrap();
+    runs[0].clone()
+}
+
+/// Every resource of `before` is back in `after`, except `lost` ones;
+/// recreated ones are found through `renamed` (old → new).
+fn assert_restored(
+    before: &Inventory,
+    after: &Inventory,
+    renamed: &BTreeMap<String, String>,
+    lost: &[&str],
+) {
+    let current = |id: &str| renamed.get(id).cloned().unwrap_or_else(|| id.to_string());
+    let back: BTreeMap<String, String> = renamed
+        .iter()
+        .map(|(o, n)| (n.clone(), o.clone()))
+        .collect();
+    let original = |id: String| back.get(&id).cloned().unwrap_or(id);
+    for (id, b) in &before.instances {
+        if lost.contains(&id.as_str()) {
+            continue;
+        }
+        let mut now = after
+            .instance(&current(id))
+            .unwrap_or_else(|| panic!("{id} is gone"))
+            .clone();
+        if now.id != *id {
+            now.image = b.image.clone(); // relaunched from its backup image
+        }
+        now.id = original(now.id);
+        assert_eq!(&now, b, "instance {id} not restored");
+    }
+    for (id, b) in &before.volumes {
+        if lost.contains(&id.as_str()) {
+            continue;
+        }
+        let mut now = after
+            .volume(&current(id))
+            .unwrap_or_else(|| panic!("{id} is gone"))
+            .clone();
+        now.id = original(now.id);
+        now.attached_to = now.attached_to.map(original);
+        assert_eq!(&now, b, "volume {id} not restored");
+    }
+    for (id, b) in &before.addresses {
+        if lost.contains(&id.as_str()) {
+            continue;
+        }
+        let mut now = after
+            .address(id)
+            .unwrap_or_else(|| panic!("{id} is gone"))
+            .clone();
+        now.instance = now.instance.map(original);
+        assert_eq!(&now, b, "address {id} not restored");
+    }
+    assert_eq!(after.auto_scaling_groups, before.auto_scaling_groups);
+    for (id, b) in &before.snapshots {
+        if !lost.contains(&id.as_str()) {
+            assert_eq!(after.snapshot(id), Some(b), "snapshot {id}");
+        }
+    }
+}
+
+fn renamed(run: &serde_json::Value) -> BTreeMap<String, String> {
+    serde_json::from_value(run["renamed"].clone()).unwrap_or_default()
+}
+
+/// Compares the preview's after-state with the live resource (placeholders skipped).
+fn assert_matches_after(after: &serde_json::Value, live: Option<&serde_json::Value>, what: &str) {
+    if after["state"] == "deleted" {
+        assert!(live.is_none_or(|l| l.is_null()), "{what} should be deleted");
+        return;
+    }
+    let live = live.unwrap_or_else(|| panic!("{what} is missing"));
+    for (k, v) in after.as_object().unwrap() {
+        if v.to_string().contains("(new") {
+            continue;
+        }
+        assert_eq!(Some(v), live.get(k), "{what}: {k}");
+    }
+}
+
+#[test]
+fn every_action_applies_as_previewed_and_rolls_back() {
+    let dir = setup(
+        &std::fs::read_to_string(root().join("examples/quickstart/plan.yaml")).unwrap(),
+        &quickstart_account(),
+    );
+    let d = dir.path();
+    assert_eq!(run(d, &["sandbox", "reset", "plan.yaml"]).0, 0);
+    let before = account(d);
+    let (_, preview, _) = run(d, &["plan", "plan.yaml", "--format", "json"]);
+    let preview: serde_json::Value = serde_json::from_str(&preview).unwrap();
+
+    let (code, _, err) = run(d, &["apply", "plan.yaml", "--auto-approve"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("applied; 10 completed"), "{err}");
+
+    // Every resource is what the preview said.
+    let (_, inv, _) = run(d, &["inventory", "plan.yaml", "--format", "json"]);
+    let inv: serde_json::Value = serde_json::from_str(&inv).unwrap();
+    let live: BTreeMap<String, serde_json::Value> = inv["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["id"].as_str().unwrap().to_string(),
+                r["attributes"].clone(),
+            )
+        })
+        .collect();
+    for rec in preview["recommendations"].as_array().unwrap() {
+        let id = rec["resource"].as_str().unwrap();
+        match rec["action"].as_str().unwrap() {
+            "reserve" => assert_eq!(account(d).reserved_instances.len(), 1),
+            "spot" => {
+                assert_eq!(live[id]["state"], "terminated");
+                let now = account(d);
+                let spot = now
+                    .instances
+                    .values()
+                    .find(|i| i.lifecycle == pare::provider::Lifecycle::Spot)
+                    .unwrap();
+                assert_matches_after(
+                    &rec["after"],
+                    Some(&serde_json::to_value(spot).unwrap()),
+                    "the spot replacement",
+                );
+            }
+            _ => assert_matches_after(&rec["after"], live.get(id), id),
+        }
+    }
+
+    // Applying the same plan again changes nothing.
+    let (code, _, err) = run(d, &["apply", "plan.yaml", "--auto-approve"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("Nothing to change"), "{err}");
+
+    let (code, _, err) = run(d, &["rollback", "--last", "--auto-approve"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("not undone (irreversible): reserve-m5-large"),
+        "{err}"
+    );
+    let rb = last_run(d);
+    assert_eq!(rb["kind"], "rollback");
+    assert_eq!(
+        renamed(&rb).len(),
+        3,
+        "two instances and a volume were recreated: {rb}"
+    );
+    assert_restored(&before, &account(d), &renamed(&rb), &["eipalloc-0a1b2c3d"]);
+
+    // History keeps both runs; nothing is left to roll back.
+    let (_, hist, _) = run(d, &["history"]);
+    assert!(
+        hist.contains("rollback of r") && hist.contains("apply"),
+        "{hist}"
+    );
+    assert_eq!(run(d, &["rollback", "--last", "--auto-approve"]).0, 1);
+}
+
+const REVERSIBLE_PLAN: &str = "version: 1
+name: reversible
+provider: { sandbox: { seed: account.yaml } }
+approvals: [ { by: t@example.com, covers: [\"*\"] } ]
+recommendations:
+  - { id: gp3, action: storage, volume: vol-0a1b2c3d4e5f60001, to: gp3 }
+  - { id: size, action: rightsize, instance: i-0a1b2c3d4e5f60001, to: m5.large, depends_on: [gp3] }
+  - { id: sleep, action: hibernate, instance: i-0a1b2c3d4e5f60002 }
+  - { id: kill, action: terminate, instance: i-0a1b2c3d4e5f60003 }
+  - { id: spot, action: spot, instance: i-0a1b2c3d4e5f60004, max_price_usd_hour: 0.2 }
+  - { id: asg, action: autoscale, group: web-asg, desired: 2, min: 2 }
+  - { id: scratch, action: storage, volume: vol-0a1b2c3d4e5f60009, delete: true }
+  - { id: mon, action: config, fix: disable-detailed-monitoring, instance: i-0a1b2c3d4e5f60005, depends_on: [kill] }
+";
+
+#[test]
+fn a_permanent_failure_skips_dependents_and_rolls_back() {
+    // `size` fails after stopping its instance; `mon` waits for it.
+    let plan = REVERSIBLE_PLAN.replace("depends_on: [kill]", "depends_on: [size]");
+    let account_text = format!(
+        "{}faults:\n  ops:\n    set_instance_type: {{ fail_from: 1, code: InternalError }}\n",
+        quickstart_account()
+    );
+    let dir = setup(&plan, &account_text);
+    let d = dir.path();
+    run(d, &["sandbox", "reset", "plan.yaml"]);
+    let before = account(d);
+    let (code, _, err) = run(d, &["apply", "plan.yaml", "--auto-approve"]);
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("mon skipped: upstream failed: size"), "{err}");
+    let r = last_run(d);
+    assert_eq!(r["status"], "rolled_back");
+    assert_eq!(r["failed"].as_array().unwrap().len(), 1, "{r}");
+    assert_eq!(
+        r["completed"].as_array().unwrap().len(),
+        6,
+        "independent branches finish: {r}"
+    );
+    assert_restored(&before, &account(d), &renamed(&r), &[]);
+    // The run is resolved: a new apply may start (and fails the same way).
+    assert_eq!(run(d, &["apply", "plan.yaml", "--auto-approve"]).0, 3);
+}
+
+#[test]
+fn an_undo_that_fails_leaves_a_run_to_resolve() {
+    // Every terminate fails: the spot replacement fails, and so does undoing its launch.
+    let account_text = format!(
+        "{}faults:\n  ops:\n    terminate_instance: {{ fail_from: 1, code: InternalError }}\n",
+        quickstart_account()
+    );
+    let dir = setup(REVERSIBLE_PLAN, &account_text);
+    let d = dir.path();
+    let (code, _, err) = run(d, &["apply", "plan.yaml", "--auto-approve"]);
+    assert_eq!(code, 4, "{err}");
+    let r = last_run(d);
+    assert_eq!(r["status"], "rollback_incomplete");
+    let left = r["left"].as_array().unwrap();
+    assert!(
+        left[0].as_str().unwrap().starts_with("failed: spot step 3"),
+        "{r}"
+    );
+    // New runs are refused until it is resolved, and say how.
+    let (code, _, err) = run(d, &["apply", "plan.yaml", "--auto-approve"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("did not finish rolling back") && err.contains("--accept"),
+        "{err}"
+    );
+    let id = r["id"].as_str().unwrap();
+    assert_eq!(run(d, &["rollback", "--run", id, "--accept"]).0, 0);
+    assert_eq!(run(d, &["plan", "plan.yaml"]).0, 0);
+    assert_ne!(
+        run(d, &["apply", "plan.yaml", "--auto-approve"]).0,
+        1,
+        "no longer refused"
+    );
+}
+
+#[test]
+fn transient_faults_are_retried() {
+    let account_text = format!(
+        "{}faults:\n  ops:\n    start_instance: {{ fail_nth: [1], code: RequestLimitExceeded, retryable: true }}\n    modify_volume: {{ fail_nth: [1, 2], code: RequestLimitExceeded, retryable: true }}\n",
+        quickstart_account()
+    );
+    let dir = setup(REVERSIBLE_PLAN, &account_text);
+    let d = dir.path();
+    let (code, _, err) = run(d, &["apply", "plan.yaml", "--auto-approve"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("transient error, retrying"), "{err}");
+    let id = last_run(d)["id"].as_str().unwrap().to_string();
+    let (_, show, _) = run(d, &["show", &id, "--format", "json"]);
+    let show: serde_json::Value = serde_json::from_str(&show).unwrap();
+    let attempts: Vec<u64> = show["journal"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["record"] == "outcome")
+        .map(|r| r["attempts"].as_u64().unwrap())
+        .collect();
+    assert!(
+        attempts.contains(&3) && attempts.contains(&2),
+        "{attempts:?}"
+    );
+    // Nothing happened twice: one volume modification, one start.
+    let intents = |op: &str| {
+        show["journal"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["record"] == "intent" && r["op"] == op)
+            .count()
+    };
+    assert_eq!(
+        (intents("modify_volume"), intents("start_instance")),
+        (1, 1)
+    );
+}
+
+#[test]
+fn killed_at_any_point_rollback_restores_everything() {
+    let dir = setup(REVERSIBLE_PLAN, &quickstart_account());
+    let base = dir.path();
+    run(base, &["sandbox", "reset", "plan.yaml"]);
+    let before = account(base);
+    let pristine = base.join("pristine");
+    copy_dir(&base.join(".pare"), &pristine);
+    // Count the records a full run writes.
+    let probe = base.join("probe");
+    copy_dir(&pristine, &probe.join(".pare"));
+    for f in ["plan.yaml", "account.yaml"] {
+        std::fs::copy(base.join(f), probe.join(f)).unwrap();
+    }
+    assert_eq!(run(&probe, &["apply", "plan.yaml", "--auto-approve"]).0, 0);
+    let id = last_run(&probe)["id"].as_str().unwrap().to_string();
+    let total = std::fs::read_to_string(probe.join(".pare/runs").join(id).join("journal.jsonl"))
+        .unwrap()
+        .lines()
+        .count();
+    assert!(total >= 30, "only {total} journal records");
+
+    for n in 1..=total {
+        let d = base.join(format!("kill-{n}"));
+        copy_dir(&pristine, &d.join(".pare"));
+        for f in ["plan.yaml", "account.yaml"] {
+            std::fs::copy(base.join(f), d.join(f)).unwrap();
+        }
+        let out = pare(&d)
+            .args(["apply", "plan.yaml", "--auto-approve", "-q"])
+            .env("PARE_TEST_KILL_AFTER_RECORD", n.to_string())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.code().is_none(),
+            "run {n} should have been killed"
+        );
+        // The interrupted run blocks new ones, with the way out.
+        let (code, _, err) = run(&d, &["apply", "plan.yaml", "--auto-approve"]);
+        assert_eq!(code, 1, "kill {n}: {err}");
+        assert!(
+            err.contains("was interrupted") && err.contains("pare rollback --run"),
+            "kill {n}: {err}"
+        );
+        // The journal is readable.
+        let (code, _, err) = run(&d, &["show", last_run(&d)["id"].as_str().unwrap()]);
+        assert_eq!(code, 0, "kill {n}: {err}");
+        let (code, _, err) = run(&d, &["rollback", "--last", "--auto-approve"]);
+        assert_eq!(code, 0, "kill {n}: rollback failed: {err}");
+        assert_restored(&before, &account(&d), &renamed(&last_run(&d)), &[]);
+        // And a new run may start.
+        assert_eq!(run(&d, &["plan", "plan.yaml"]).0, 0);
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let target = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), target).unwrap();
+        }
+    }
+}
+
+#[test]
+fn two_concurrent_applies_one_runs() {
+    let account_text = format!("{}faults:\n  latency_ms: 100\n", quickstart_account());
+    let dir = setup(REVERSIBLE_PLAN, &account_text);
+    let d = dir.path();
+    run(d, &["sandbox", "reset", "plan.yaml"]);
+    let spawn = || {
+        std::process::Command::new(assert_cmd::cargo::cargo_bin("pare"))
+            .current_dir(d)
+            .args(["apply", "plan.yaml", "--auto-approve", "-q"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (spawn(), spawn());
+    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    let mut codes = [a.status.code().unwrap(), b.status.code().unwrap()];
+    codes.sort();
+    assert_eq!(
+        codes,
+        [0, 1],
+        "{} / {}",
+        String::from_utf8_lossy(&a.stderr),
+        String::from_utf8_lossy(&b.stderr)
+    );
+    let loser = if a.status.code() == Some(1) { a } else { b };
+    assert!(String::from_utf8_lossy(&loser.stderr).contains("another pare run holds the lock"));
+}
+
+#[test]
+fn a_stale_saved_plan_is_refused_and_a_fresh_one_applies() {
+    let dir = setup(REVERSIBLE_PLAN, &quickstart_account());
+    let d = dir.path();
+    assert_eq!(run(d, &["plan", "plan.yaml", "--out", "saved.json"]).0, 0);
+    // Someone changes a resource the plan names.
+    let other = "version: 1\nprovider: { sandbox: { seed: account.yaml } }\nrecommendations:\n  - { id: x, action: hibernate, instance: i-0a1b2c3d4e5f60005, mode: stop }\n";
+    std::fs::write(d.join("other.yaml"), other).unwrap();
+    std::fs::write(
+        d.join("pare.toml"),
+        "[policy]\nrequire_approval_at = \"never\"\n",
+    )
+    .unwrap();
+    assert_eq!(run(d, &["apply", "other.yaml", "--auto-approve"]).0, 0);
+    let (code, _, err) = run(d, &["apply", "saved.json", "--auto-approve"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("stale")
+            && err.contains("instance:i-0a1b2c3d4e5f60005: state: \"running\" → \"stopped\""),
+        "{err}"
+    );
+    // Plan again, and the saved plan applies exactly.
+    assert_eq!(run(d, &["plan", "plan.yaml", "--out", "saved.json"]).0, 0);
+    let (code, _, err) = run(d, &["apply", "saved.json", "--auto-approve"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(last_run(d)["lineage"].is_string());
+}
+
+#[test]
+fn without_a_terminal_apply_needs_auto_approve() {
+    let dir = setup(REVERSIBLE_PLAN, &quickstart_account());
+    let (code, _, err) = run(dir.path(), &["apply", "plan.yaml"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("pass --auto-approve") && err.contains("Nothing was changed"),
+        "{err}"
+    );
+    assert!(
+        !dir.path()
+            .join(".pare/runs")
+            .read_dir()
+            .unwrap()
+            .any(|_| true),
+        "no run was recorded"
+    );
+}
+
+#[test]
+fn blocked_plans_and_blast_radius_are_refused() {
+    let dir = setup(
+        REVERSIBLE_PLAN
+            .replace(
+                "approvals: [ { by: t@example.com, covers: [\"*\"] } ]\n",
+                "",
+            )
+            .as_str(),
+        &quickstart_account(),
+    );
+    let (code, _, err) = run(dir.path(), &["apply", "plan.yaml", "--auto-approve"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("blocked:") && err.contains("Nothing was changed"),
+        "{err}"
+    );
+    let dir = setup(REVERSIBLE_PLAN, &quickstart_account());
+    std::fs::write(dir.path().join("pare.toml"), "[policy]\nmax_changes = 3\n").unwrap();
+    let (code, _, err) = run(dir.path(), &["apply", "plan.yaml", "--auto-approve"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("8 changes exceed max_changes = 3"), "{err}");
+}
+
+#[test]
+fn json_events_for_ci_logs() {
+    let dir = setup(REVERSIBLE_PLAN, &quickstart_account());
+    let (code, _, err) = run(
+        dir.path(),
+        &[
+            "--log-format",
+            "json",
+            "apply",
+            "plan.yaml",
+            "--auto-approve",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let events: Vec<serde_json::Value> = err
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let kinds: Vec<&str> = events.iter().filter_map(|e| e["event"].as_str()).collect();
+    assert_eq!(kinds.first(), Some(&"run_start"));
+    assert_eq!(kinds.last(), Some(&"run_done"));
+    assert_eq!(kinds.iter().filter(|k| **k == "step_start").count(), 16);
+    assert_eq!(kinds.iter().filter(|k| **k == "step_done").count(), 16);
+    for e in &events {
+        assert!(e["run"].is_string() && e["at"].is_string(), "{e}");
+    }
+}
