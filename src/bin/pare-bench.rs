@@ -11,7 +11,10 @@ fn usage() -> ExitCode {
     eprintln!(
         "usage:\n  pare-bench gen-plan N [--out FILE]     write a generated plan of N recommendations\n  pare-bench gen-account N [--out FILE]  write a sandbox account holding the resources of gen-plan N
   pare-bench validate [N] [--runs R]      time `pare validate` on a generated plan (default N=10000, R=10)
-  pare-bench plan [N] [--runs R]          time `pare plan` of N recommendations over an N-resource sandbox (default R=5)"
+  pare-bench plan [N] [--runs R]          time `pare plan` of N recommendations over an N-resource sandbox (default R=5)
+  pare-bench apply [N] [--runs R] [--latency-ms L] [--parallelism P]
+                                          time `pare apply` of N independent recommendations, journal flushed
+                                          and not, side by side; with L > 0, against the ideal bound"
     );
     ExitCode::from(2)
 }
@@ -50,6 +53,16 @@ fn main() -> ExitCode {
             flag("--out"),
         ),
         Some("gen-account") => emit(pare::generate::account(n(10_000)), flag("--out")),
+        Some("apply") => {
+            let runs = flag("--runs").and_then(|s| s.parse().ok()).unwrap_or(3);
+            let latency = flag("--latency-ms")
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(0);
+            let parallelism = flag("--parallelism")
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(10);
+            bench_apply(n(10_000), runs, latency, parallelism)
+        }
         Some("plan") => {
             let runs = flag("--runs").and_then(|s| s.parse().ok()).unwrap_or(5);
             bench_plan(n(10_000), runs)
@@ -177,6 +190,111 @@ fn bench_plan(n: usize, runs: usize) -> ExitCode {
     );
     let _ = std::fs::remove_dir_all(&dir);
     ExitCode::SUCCESS
+}
+
+fn bench_apply(n: usize, runs: usize, latency_ms: u64, parallelism: usize) -> ExitCode {
+    let dir = tempdir();
+    std::fs::write(
+        dir.join("plan.yaml"),
+        pare::generate::plan_with(n, "account.yaml", false),
+    )
+    .expect("write plan");
+    let mut account = pare::generate::account(n);
+    if latency_ms > 0 {
+        // Latency on every change; reads are the sandbox's in-memory lookups.
+        account.push_str(&format!(
+            "faults:\n  latency_ms: {latency_ms}\n  ops:\n    describe: {{ delay_ms: 0 }}\n"
+        ));
+    }
+    std::fs::write(dir.join("account.yaml"), account).expect("write account");
+    std::fs::write(
+        dir.join("pare.toml"),
+        "[policy]\nrequire_approval_at = \"never\"\nmax_changes = 100000000\n",
+    )
+    .expect("write pare.toml");
+    let pare = pare_binary();
+    let reset = || {
+        let ok = Command::new(&pare)
+            .current_dir(&dir)
+            .args(["sandbox", "reset", "plan.yaml"])
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        let _ = std::fs::remove_dir_all(dir.join(".pare/runs"));
+        ok
+    };
+    let apply = |sync: bool| {
+        let mut c = Command::new(&pare);
+        c.current_dir(&dir).args([
+            "apply",
+            "plan.yaml",
+            "--auto-approve",
+            "-q",
+            "--parallelism",
+            &parallelism.to_string(),
+        ]);
+        if !sync {
+            c.env("PARE_UNSAFE_NO_JOURNAL_SYNC", "1");
+        }
+        c
+    };
+    let steps = count_steps(&pare, &dir);
+    let (mut with, mut without) = (Vec::new(), Vec::new());
+    for _ in 0..runs {
+        for sync in [true, false] {
+            if !reset() {
+                eprintln!("sandbox reset failed in {}", dir.display());
+                return ExitCode::FAILURE;
+            }
+            let (t, _, ok) = measure(&mut apply(sync));
+            if !ok {
+                eprintln!("pare apply failed; run it by hand in {}", dir.display());
+                return ExitCode::FAILURE;
+            }
+            if sync { with.push(t) } else { without.push(t) }
+        }
+    }
+    with.sort();
+    without.sort();
+    let (a, b) = (with[with.len() / 2], without[without.len() / 2]);
+    println!(
+        "apply: {n} independent recommendations ({} steps), parallelism {parallelism}, {latency_ms} ms per change, {runs} runs each: journal flushed median {:.3} s, not flushed {:.3} s; journal cost ratio {:.2}",
+        steps.0,
+        a.as_secs_f64(),
+        b.as_secs_f64(),
+        a.as_secs_f64() / b.as_secs_f64()
+    );
+    if latency_ms > 0 {
+        let per = Duration::from_millis(latency_ms);
+        let critical = per * steps.1 as u32;
+        let work = per * steps.0 as u32 / parallelism as u32;
+        let ideal = critical.max(work);
+        println!(
+            "  ideal bound max(critical path {:.3} s, work / parallelism {:.3} s) = {:.3} s; measured / ideal = {:.3}",
+            critical.as_secs_f64(),
+            work.as_secs_f64(),
+            ideal.as_secs_f64(),
+            a.as_secs_f64() / ideal.as_secs_f64()
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    ExitCode::SUCCESS
+}
+
+/// (total steps, steps of the longest recommendation) of the plan in `dir`.
+fn count_steps(pare: &std::path::Path, dir: &std::path::Path) -> (usize, usize) {
+    let out = Command::new(pare)
+        .current_dir(dir)
+        .args(["plan", "plan.yaml", "--format", "json"])
+        .output()
+        .expect("plan");
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("plan json");
+    let per: Vec<usize> = json["recommendations"].as_array().map_or(vec![], |r| {
+        r.iter()
+            .map(|r| r["steps"].as_array().map_or(0, Vec::len))
+            .collect()
+    });
+    (per.iter().sum(), per.iter().copied().max().unwrap_or(0))
 }
 
 fn tempdir() -> PathBuf {
