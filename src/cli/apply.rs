@@ -169,11 +169,8 @@ pub fn run(out: &Output, global: &GlobalArgs, args: ApplyArgs) -> miette::Result
     let journal = Arc::new(store.create(&record)?);
     let provider: Arc<dyn Provider> = Arc::from(ready.provider);
     let items = Arc::new(engine::items::items(&ready.preview, provider.as_ref()));
-    let events = Events {
-        run: id.clone(),
-        json: settings.log_format == LogFormat::Json,
-        quiet: out.quiet,
-    };
+    let events = Events::new(&id, settings.log_format == LogFormat::Json, out.quiet);
+    events.steps(items.iter().map(|i| i.steps.len()).sum());
     let engine_settings = engine::Settings {
         parallelism,
         attempts: 4,
@@ -284,6 +281,7 @@ pub fn run(out: &Output, global: &GlobalArgs, args: ApplyArgs) -> miette::Result
     }
     record.finished_at = Some(crate::clock::rfc3339(crate::clock::now()));
     store.save(&record)?;
+    events.finish();
     events.run_done(record.status.as_str());
     print_result(out, &record);
     Ok(code)

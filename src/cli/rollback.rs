@@ -260,11 +260,13 @@ pub fn run(out: &Output, global: &GlobalArgs, args: RollbackArgs) -> miette::Res
         }
     }
     let journal = Arc::new(store.create(&record)?);
-    let events = Events {
-        run: id.clone(),
-        json: settings.log_format == LogFormat::Json,
-        quiet: out.quiet,
-    };
+    let events = Events::new(&id, settings.log_format == LogFormat::Json, out.quiet);
+    events.steps(
+        undos
+            .iter()
+            .filter(|u| matches!(u.inverse, Inverse::Op { .. }))
+            .count(),
+    );
     let engine_settings = engine::Settings {
         parallelism: 1,
         attempts: 4,
@@ -319,6 +321,7 @@ pub fn run(out: &Output, global: &GlobalArgs, args: RollbackArgs) -> miette::Res
     }
     record.finished_at = Some(crate::clock::rfc3339(crate::clock::now()));
     store.save(&record)?;
+    events.finish();
     events.run_done(record.status.as_str());
     let mut s = format!(
         "Run {id}: rollback of {} {}; {} steps undone.",

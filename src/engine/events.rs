@@ -1,5 +1,6 @@
-//! What a run reports as it goes: plain lines for people, or one JSON object
-//! per line (`--log-format json`), the audit trail a CI log keeps.
+//! What a run reports as it goes: a progress bar when a person watches a
+//! terminal, plain lines otherwise, or one JSON object per line
+//! (`--log-format json`), the audit trail a CI log keeps.
 
 use serde_json::json;
 use std::io::Write;
@@ -10,9 +11,46 @@ pub struct Events {
     pub run: String,
     pub json: bool,
     pub quiet: bool,
+    /// Drawn only on a terminal, never with JSON logs.
+    pub bar: Option<indicatif::ProgressBar>,
 }
 
 impl Events {
+    /// Events for `run`; a progress bar when stderr is a terminal and plain
+    /// lines are not asked for.
+    pub fn new(run: &str, json: bool, quiet: bool) -> Events {
+        use std::io::IsTerminal;
+        let bar = (!json && !quiet && std::io::stderr().is_terminal()).then(|| {
+            let bar = indicatif::ProgressBar::new(0);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} steps  {wide_msg}",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            bar
+        });
+        Events {
+            run: run.to_string(),
+            json,
+            quiet,
+            bar,
+        }
+    }
+
+    /// Sets how many steps the bar counts to.
+    pub fn steps(&self, n: usize) {
+        if let Some(b) = &self.bar {
+            b.set_length(n as u64);
+        }
+    }
+
+    pub fn finish(&self) {
+        if let Some(b) = &self.bar {
+            b.finish_and_clear();
+        }
+    }
+
     fn emit(
         &self,
         event: &str,
@@ -34,6 +72,13 @@ impl Events {
                 o.extend(e);
             }
             let _ = writeln!(err, "{obj}");
+        } else if let Some(bar) = self.bar.as_ref().filter(|b| !b.is_finished()) {
+            match event {
+                "step_start" => bar.set_message(text.trim().to_string()),
+                "step_done" => bar.inc(1),
+                // Failures, retries and skips stay on screen above the bar.
+                _ => bar.println(text),
+            }
         } else if !self.quiet {
             let _ = writeln!(err, "{text}");
         }

@@ -521,3 +521,119 @@ fn json_events_for_ci_logs() {
         assert!(e["run"].is_string() && e["at"].is_string(), "{e}");
     }
 }
+
+#[test]
+fn rollback_dry_run_changes_nothing_and_drift_is_refused() {
+    let dir = setup(REVERSIBLE_PLAN, &quickstart_account());
+    let d = dir.path();
+    assert_eq!(run(d, &["apply", "plan.yaml", "--auto-approve"]).0, 0);
+    let first = last_run(d)["id"].as_str().unwrap().to_string();
+    let applied = account(d);
+
+    let (code, _, err) = run(d, &["rollback", "--last", "--dry-run"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("size [3] stop i-0a1b2c3d4e5f60001")
+            && err.contains("Dry run: nothing was changed."),
+        "{err}"
+    );
+    assert_eq!(account(d), applied);
+
+    // Someone resizes the group after the run.
+    std::fs::write(
+        d.join("pare.toml"),
+        "[policy]\nrequire_approval_at = \"never\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        d.join("other.yaml"),
+        "version: 1\nprovider: { sandbox: { seed: account.yaml } }\nrecommendations:\n  - { id: grow, action: autoscale, group: web-asg, desired: 5 }\n",
+    )
+    .unwrap();
+    assert_eq!(run(d, &["apply", "other.yaml", "--auto-approve"]).0, 0);
+
+    let (code, _, err) = run(d, &["rollback", "--run", &first, "--auto-approve"]);
+    assert_eq!(code, 4, "{err}");
+    assert!(
+        err.contains(
+            "REFUSED (drift) asg: auto-scaling group:web-asg changed since the run: desired: 2 → 5"
+        ),
+        "{err}"
+    );
+    let now = account(d);
+    assert_eq!(
+        now.group("web-asg").unwrap().desired,
+        5,
+        "the drifted group is left alone"
+    );
+    assert_eq!(
+        now.instance("i-0a1b2c3d4e5f60001").unwrap().instance_type,
+        "m5.xlarge",
+        "the rest is undone"
+    );
+    assert_eq!(last_run(d)["status"], "incomplete");
+}
+
+#[test]
+fn require_committed_plan_checks_git() {
+    let dir = setup(REVERSIBLE_PLAN, &quickstart_account());
+    let d = dir.path();
+    std::fs::write(
+        d.join("pare.toml"),
+        "[policy]\nrequire_committed_plan = true\n",
+    )
+    .unwrap();
+    let git = |args: &[&str]| {
+        let ok = std::process::Command::new("git")
+            .current_dir(d)
+            .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
+            .args(args)
+            .output()
+            .unwrap()
+            .status
+            .success();
+        assert!(ok, "git {args:?}");
+    };
+    git(&["init", "-q"]);
+    let (code, _, err) = run(d, &["apply", "plan.yaml", "--auto-approve"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("plan.yaml is not tracked by git"), "{err}");
+    git(&["add", "plan.yaml"]);
+    git(&["commit", "-q", "-m", "plan"]);
+    std::fs::write(d.join("plan.yaml"), format!("{REVERSIBLE_PLAN}# edited\n")).unwrap();
+    let (code, _, err) = run(d, &["apply", "plan.yaml", "--auto-approve"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("plan.yaml has uncommitted changes"), "{err}");
+    git(&["commit", "-q", "-am", "edit"]);
+    assert_eq!(run(d, &["apply", "plan.yaml", "--auto-approve"]).0, 0);
+    assert_eq!(last_run(d)["git_commit"].as_str().unwrap().len(), 40);
+}
+
+#[cfg(unix)]
+#[test]
+fn ctrl_c_lets_steps_finish_and_records_a_cancelled_run() {
+    let account_text = format!("{}faults:\n  latency_ms: 300\n", quickstart_account());
+    let dir = setup(REVERSIBLE_PLAN, &account_text);
+    let d = dir.path();
+    let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("pare"))
+        .current_dir(d)
+        .args(["apply", "plan.yaml", "--auto-approve", "--parallelism", "1"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(900));
+    // SAFETY: signalling our own child process.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("Ctrl-C: no new changes start"), "{err}");
+    let r = last_run(d);
+    assert_eq!(r["status"], "cancelled");
+    assert!(!r["skipped"].as_array().unwrap().is_empty());
+    // What was done can be undone.
+    assert_eq!(run(d, &["rollback", "--last", "--auto-approve"]).0, 0);
+}
