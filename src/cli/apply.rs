@@ -1,12 +1,11 @@
 //! `pare apply PLAN|SAVED`: make the changes, journaled, verified, undoable.
 
-use super::{ExitCode, GlobalArgs, LogFormat, Output, Settings, common, report_config_error};
+use super::{ExitCode, GlobalArgs, LogFormat, Output, Settings, common};
 use crate::engine::{self, Cancel, Events};
 use crate::preview::PlanJson;
 use crate::provider::{Provider, Query};
 use crate::saved::SavedPlan;
-use crate::state::{RunKind, RunRecord, RunStatus, Store};
-use std::io::{BufRead, IsTerminal, Write};
+use crate::state::{RunKind, RunRecord, RunStatus};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -33,26 +32,10 @@ struct Ready {
     provider_spec: crate::plan::Provider,
 }
 
-fn refuse(out: &Output, what: &str, todo: &str) -> ExitCode {
-    out.status(&format!("error: {what}\n  → {todo}\nNothing was changed."));
-    ExitCode::Error
-}
-
 pub fn run(out: &Output, global: &GlobalArgs, args: ApplyArgs) -> miette::Result<ExitCode> {
-    let settings = match Settings::resolve(global) {
-        Ok(s) => s,
-        Err(e) => {
-            report_config_error(out, &e);
-            return Ok(ExitCode::Error);
-        }
-    };
-    let store = Store::open(&settings.config.state_dir)?;
-    let _lock = match store.lock() {
-        Ok(l) => l,
-        Err(e) => {
-            out.report(&e);
-            return Ok(ExitCode::Error);
-        }
+    let (settings, store, _lock) = match common::locked_store(out, global) {
+        Ok(x) => x,
+        Err(code) => return Ok(code),
     };
     if let Some(r) = store.unresolved()? {
         let how = if r.status == RunStatus::Running {
@@ -60,7 +43,7 @@ pub fn run(out: &Output, global: &GlobalArgs, args: ApplyArgs) -> miette::Result
         } else {
             "did not finish rolling back"
         };
-        return Ok(refuse(
+        return Ok(common::refuse(
             out,
             &format!(
                 "run {} ({} of {}, started {}) {how}; its changes are only partly made",
@@ -89,7 +72,7 @@ pub fn run(out: &Output, global: &GlobalArgs, args: ApplyArgs) -> miette::Result
         .map(|r| r.id.as_str())
         .collect();
     if !blocked.is_empty() {
-        return Ok(refuse(
+        return Ok(common::refuse(
             out,
             &format!("{} blocked: {}", blocked.len(), blocked.join(", ")),
             "the preview says why for each; fix those (or remove them from the plan) and apply again",
@@ -100,7 +83,7 @@ pub fn run(out: &Output, global: &GlobalArgs, args: ApplyArgs) -> miette::Result
         return Ok(ExitCode::Ok);
     }
     if changes > settings.config.max_changes {
-        return Ok(refuse(
+        return Ok(common::refuse(
             out,
             &format!(
                 "{changes} changes exceed max_changes = {} (pare.toml)",
@@ -112,29 +95,19 @@ pub fn run(out: &Output, global: &GlobalArgs, args: ApplyArgs) -> miette::Result
     if settings.config.require_committed_plan
         && let Err(why) = crate::state::runs::committed(&ready.plan_path)
     {
-        return Ok(refuse(
+        return Ok(common::refuse(
             out,
             &format!("{why}, and pare.toml sets require_committed_plan"),
             "commit the plan (the reviewed plan is the approval record), then apply",
         ));
     }
     if !args.auto_approve {
-        if !std::io::stdin().is_terminal() {
-            return Ok(refuse(
-                out,
-                "no terminal to confirm on",
-                "review the preview and pass --auto-approve",
-            ));
-        }
-        eprint!(
-            "Apply {changes} changes to the {} account? Only `yes` is accepted: ",
+        let question = format!(
+            "Apply {changes} changes to the {} account?",
             ready.provider.name()
         );
-        let _ = std::io::stderr().flush();
-        let mut answer = String::new();
-        let _ = std::io::stdin().lock().read_line(&mut answer);
-        if answer.trim() != "yes" {
-            return Ok(refuse(out, "not confirmed", "answer `yes` to apply"));
+        if let Err(code) = common::confirm(out, &question, "the preview", "apply") {
+            return Ok(code);
         }
     }
 
@@ -340,7 +313,7 @@ fn load(
     path: &Path,
 ) -> Result<Ready, ExitCode> {
     let text = std::fs::read_to_string(path).map_err(|e| {
-        refuse(
+        common::refuse(
             out,
             &format!("cannot read {}: {e}", path.display()),
             "check the path",
@@ -348,7 +321,7 @@ fn load(
     })?;
     if text.trim_start().starts_with('{') && text.contains(crate::saved::KIND) {
         let saved: SavedPlan = serde_json::from_str(&text).map_err(|e| {
-            refuse(
+            common::refuse(
                 out,
                 &format!("{} is not a readable saved plan: {e}", path.display()),
                 "save it again with `pare plan PLAN --out FILE`",
@@ -403,7 +376,7 @@ fn load_saved(out: &Output, settings: &Settings, saved: SavedPlan) -> Result<Rea
     let inv = common::runtime()
         .block_on(provider.describe(&q))
         .map_err(|e| {
-            refuse(
+            common::refuse(
                 out,
                 &format!("reading the account failed: {e}"),
                 "check the provider, then apply again",
@@ -421,7 +394,7 @@ fn load_saved(out: &Output, settings: &Settings, saved: SavedPlan) -> Result<Rea
         }
     }
     if !stale.is_empty() {
-        return Err(refuse(
+        return Err(common::refuse(
             out,
             &format!(
                 "the saved plan is stale; since it was saved ({}):\n    {}",

@@ -96,3 +96,54 @@ pub fn plan(out: &Output, p: &Prepared) -> Result<Planned, ExitCode> {
         ExitCode::Error
     })
 }
+
+/// Says why nothing was done and what to do instead.
+pub fn refuse(out: &Output, what: &str, todo: &str) -> ExitCode {
+    out.status(&format!("error: {what}\n  → {todo}\nNothing was changed."));
+    ExitCode::Error
+}
+
+/// The settings, the state directory and its lock, for a run that changes things.
+pub fn locked_store(
+    out: &Output,
+    global: &GlobalArgs,
+) -> Result<(Settings, crate::state::Store, crate::state::Lock), ExitCode> {
+    let settings = Settings::resolve(global).map_err(|e| {
+        report_config_error(out, &e);
+        ExitCode::Error
+    })?;
+    let store = crate::state::Store::open(&settings.config.state_dir).map_err(|e| {
+        out.report(&e);
+        ExitCode::Error
+    })?;
+    let lock = store.lock().map_err(|e| {
+        out.report(&e);
+        ExitCode::Error
+    })?;
+    Ok((settings, store, lock))
+}
+
+/// Asks for `yes` on a terminal; without one, only `--auto-approve` goes on.
+pub fn confirm(out: &Output, question: &str, review: &str, doing: &str) -> Result<(), ExitCode> {
+    use std::io::{BufRead, IsTerminal, Write};
+    if !std::io::stdin().is_terminal() {
+        return Err(refuse(
+            out,
+            "no terminal to confirm on",
+            &format!("review {review} and pass --auto-approve"),
+        ));
+    }
+    eprint!("{question} Only `yes` is accepted: ");
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    let _ = std::io::stdin().lock().read_line(&mut answer);
+    if answer.trim() == "yes" {
+        Ok(())
+    } else {
+        Err(refuse(
+            out,
+            "not confirmed",
+            &format!("answer `yes` to {doing}"),
+        ))
+    }
+}

@@ -3,12 +3,11 @@
 //! run's changes are kept.
 
 use super::apply::{describe_drift, runtime};
-use super::{ExitCode, GlobalArgs, LogFormat, Output, Settings, common, report_config_error};
+use super::{ExitCode, GlobalArgs, LogFormat, Output, common};
 use crate::engine::{self, Events, verify};
 use crate::provider::{Inverse, Provider, Query};
-use crate::state::{Record, RunKind, RunRecord, RunStatus, Store};
+use crate::state::{Record, RunKind, RunRecord, RunStatus};
 use std::collections::BTreeSet;
-use std::io::{BufRead, IsTerminal, Write};
 use std::sync::Arc;
 
 #[derive(Debug, clap::Args)]
@@ -30,26 +29,10 @@ pub struct RollbackArgs {
     pub accept: bool,
 }
 
-fn refuse(out: &Output, what: &str, todo: &str) -> ExitCode {
-    out.status(&format!("error: {what}\n  → {todo}\nNothing was changed."));
-    ExitCode::Error
-}
-
 pub fn run(out: &Output, global: &GlobalArgs, args: RollbackArgs) -> miette::Result<ExitCode> {
-    let settings = match Settings::resolve(global) {
-        Ok(s) => s,
-        Err(e) => {
-            report_config_error(out, &e);
-            return Ok(ExitCode::Error);
-        }
-    };
-    let store = Store::open(&settings.config.state_dir)?;
-    let _lock = match store.lock() {
-        Ok(l) => l,
-        Err(e) => {
-            out.report(&e);
-            return Ok(ExitCode::Error);
-        }
+    let (settings, store, _lock) = match common::locked_store(out, global) {
+        Ok(x) => x,
+        Err(code) => return Ok(code),
     };
     let runs = store.runs()?;
     let undone: BTreeSet<&str> = runs
@@ -66,7 +49,7 @@ pub fn run(out: &Output, global: &GlobalArgs, args: RollbackArgs) -> miette::Res
         }) {
             Some(r) => r.clone(),
             None => {
-                return Ok(refuse(
+                return Ok(common::refuse(
                     out,
                     "no apply run is left to roll back",
                     "`pare history` lists the runs",
@@ -75,7 +58,7 @@ pub fn run(out: &Output, global: &GlobalArgs, args: RollbackArgs) -> miette::Res
         },
     };
     if target.kind != RunKind::Apply {
-        return Ok(refuse(
+        return Ok(common::refuse(
             out,
             &format!(
                 "run {} is a {:?} run; only apply runs are rolled back",
@@ -86,7 +69,7 @@ pub fn run(out: &Output, global: &GlobalArgs, args: RollbackArgs) -> miette::Res
         ));
     }
     if target.status == RunStatus::RolledBack || undone.contains(target.id.as_str()) {
-        return Ok(refuse(
+        return Ok(common::refuse(
             out,
             &format!("run {} is already rolled back", target.id),
             "`pare show RUN` shows what happened",
@@ -125,7 +108,7 @@ pub fn run(out: &Output, global: &GlobalArgs, args: RollbackArgs) -> miette::Res
             target.status,
             RunStatus::Running | RunStatus::RollbackIncomplete
         ) {
-            return Ok(refuse(
+            return Ok(common::refuse(
                 out,
                 &format!(
                     "run {} is {}, not interrupted",
@@ -146,7 +129,7 @@ pub fn run(out: &Output, global: &GlobalArgs, args: RollbackArgs) -> miette::Res
         return Ok(ExitCode::Ok);
     }
     let Some(spec) = &target.provider_spec else {
-        return Ok(refuse(
+        return Ok(common::refuse(
             out,
             &format!("run {} does not record its provider", target.id),
             "roll it back by hand from `pare show`",
@@ -243,21 +226,10 @@ pub fn run(out: &Output, global: &GlobalArgs, args: RollbackArgs) -> miette::Res
         out.status("Dry run: nothing was changed.");
         return Ok(ExitCode::Ok);
     }
-    if !args.auto_approve {
-        if !std::io::stdin().is_terminal() {
-            return Ok(refuse(
-                out,
-                "no terminal to confirm on",
-                "review the list above and pass --auto-approve",
-            ));
-        }
-        eprint!("Roll back? Only `yes` is accepted: ");
-        let _ = std::io::stderr().flush();
-        let mut answer = String::new();
-        let _ = std::io::stdin().lock().read_line(&mut answer);
-        if answer.trim() != "yes" {
-            return Ok(refuse(out, "not confirmed", "answer `yes` to roll back"));
-        }
+    if !args.auto_approve
+        && let Err(code) = common::confirm(out, "Roll back?", "the list above", "roll back")
+    {
+        return Ok(code);
     }
     let journal = Arc::new(store.create(&record)?);
     let events = Events::new(&id, settings.log_format == LogFormat::Json, out.quiet);
