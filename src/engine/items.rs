@@ -82,32 +82,35 @@ pub fn items(plan: &PlanJson, provider: &dyn Provider) -> Vec<Item> {
         deps.dedup();
         out[me].deps = deps;
     }
-    // Urgency: the longest path ahead (own work included).
+    // Urgency: the longest path ahead (own work included), computed in one
+    // pass over a topological order (Kahn), latest first.
     let own: Vec<Duration> = out.iter().map(|x| x.urgency).collect();
     let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); out.len()];
+    let mut waiting: Vec<usize> = out.iter().map(|x| x.deps.len()).collect();
     for (i, x) in out.iter().enumerate() {
         for &d in &x.deps {
             dependents[d].push(i);
         }
     }
-    // Items are in file order and dependencies may point either way, so iterate to a fixed point.
-    let mut rest = own.clone();
-    for _ in 0..out.len() {
-        let mut changed = false;
-        for i in 0..out.len() {
-            let tail = dependents[i]
-                .iter()
-                .map(|&d| rest[d])
-                .max()
-                .unwrap_or_default();
-            if own[i] + tail > rest[i] {
-                rest[i] = own[i] + tail;
-                changed = true;
+    let mut order = Vec::with_capacity(out.len());
+    let mut ready: Vec<usize> = (0..out.len()).filter(|&i| waiting[i] == 0).collect();
+    while let Some(i) = ready.pop() {
+        order.push(i);
+        for &d in &dependents[i] {
+            waiting[d] -= 1;
+            if waiting[d] == 0 {
+                ready.push(d);
             }
         }
-        if !changed {
-            break;
-        }
+    }
+    let mut rest = own.clone();
+    for &i in order.iter().rev() {
+        let tail = dependents[i]
+            .iter()
+            .map(|&d| rest[d])
+            .max()
+            .unwrap_or_default();
+        rest[i] = own[i] + tail;
     }
     for (x, r) in out.iter_mut().zip(rest) {
         x.urgency = r;

@@ -637,3 +637,42 @@ fn ctrl_c_lets_steps_finish_and_records_a_cancelled_run() {
     // What was done can be undone.
     assert_eq!(run(d, &["rollback", "--last", "--auto-approve"]).0, 0);
 }
+
+#[test]
+fn ordering_holds_through_recommendations_that_change_nothing() {
+    let plan = "version: 1
+provider: { sandbox: { seed: account.yaml } }
+approvals: [ { by: t@example.com, covers: [\"*\"] } ]
+recommendations:
+  - { id: c, action: config, fix: disable-detailed-monitoring, instance: i-0a1b2c3d4e5f60002, depends_on: [b] }
+  - { id: b, action: rightsize, instance: i-0a1b2c3d4e5f60005, to: m5.large, depends_on: [a] }
+  - { id: a, action: rightsize, instance: i-0a1b2c3d4e5f60001, to: m5.large }
+";
+    let dir = setup(plan, &quickstart_account());
+    let (code, _, err) = run(
+        dir.path(),
+        &[
+            "--log-format",
+            "json",
+            "apply",
+            "plan.yaml",
+            "--auto-approve",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let events: Vec<serde_json::Value> = err
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let pos = |event: &str, rec: &str, step: u64| {
+        events
+            .iter()
+            .position(|e| e["event"] == event && e["rec"] == rec && e["step"] == step)
+            .unwrap_or_else(|| panic!("{event} {rec} {step}"))
+    };
+    assert!(
+        pos("step_done", "a", 3) < pos("step_start", "c", 1),
+        "c waits for a through b"
+    );
+    assert!(!events.iter().any(|e| e["rec"] == "b"), "b changes nothing");
+}
