@@ -94,9 +94,9 @@ pub fn show(out: &Output, global: &GlobalArgs, args: ShowArgs) -> miette::Result
         return Ok(ExitCode::Ok);
     }
     let mut s = format!(
-        "run {} ({:?}) {}\n  started {} by {}, finished {}\n  plan {} (sha256 {})\n",
+        "run {} ({}) {}\n  started {} by {}, finished {}\n  plan {} (sha256 {})\n",
         record.id,
-        record.kind,
+        format!("{:?}", record.kind).to_lowercase(),
         record.status.as_str(),
         record.started_at,
         record.who,
@@ -131,7 +131,23 @@ pub fn show(out: &Output, global: &GlobalArgs, args: ShowArgs) -> miette::Result
             outcomes.insert(*seq, (*duration_ms, *attempts, error.clone()));
         }
     }
+    // What each recommendation's steps made, to show undos with real ids.
+    let mut made: std::collections::HashMap<&str, Vec<Option<String>>> =
+        std::collections::HashMap::new();
     for st in &steps {
+        let list = made.entry(st.rec.as_str()).or_default();
+        list.resize(st.step, None);
+        list.push(st.outcome.as_ref().and_then(|(_, c)| c.clone()));
+    }
+    for st in &steps {
+        let undo = match &st.inverse {
+            crate::provider::Inverse::Op { op } => {
+                let created = made.get(st.rec.as_str()).map_or(&[][..], Vec::as_slice);
+                crate::planner::resolve(op, created)
+                    .map_or_else(|_| op.describe(), |o| o.describe())
+            }
+            other => other.describe(),
+        };
         let status = match (&st.outcome, outcomes.get(&st.seq)) {
             (Some((true, created)), Some((ms, attempts, _))) => {
                 let c = created
@@ -149,7 +165,7 @@ pub fn show(out: &Output, global: &GlobalArgs, args: ShowArgs) -> miette::Result
             st.rec,
             st.step + 1,
             st.op.describe(),
-            st.inverse.describe()
+            undo
         ));
     }
     for r in &journal {
