@@ -132,6 +132,7 @@ fn account(rng: &mut Rng) -> Inventory {
             throughput_mbps: (volume_type == "gp3").then_some(125),
             zone: zone.into(),
             attached_to: attached,
+            delete_on_termination: false,
             tags: Tags::new(),
         });
     }
@@ -516,6 +517,7 @@ mod ordering {
                 throughput_mbps: None,
                 zone: "us-east-1a".into(),
                 attached_to: at.map(Into::into),
+                delete_on_termination: false,
                 tags: Tags::new(),
             });
         }

@@ -146,9 +146,12 @@ fn unknown_price(t: &str) -> String {
 /// The data volumes attached to an instance and the Elastic IPs associated
 /// with it: what a replacement must take over, by id.
 fn hanging_off(inv: &Inventory, instance: &str) -> (Vec<String>, Vec<String>) {
+    // A delete-on-termination (root) volume goes with the instance; the
+    // backup image recreates it, so it is not re-attached.
     let volumes = inv
         .attached_volumes(instance)
         .iter()
+        .filter(|v| !v.delete_on_termination)
         .map(|v| v.id.clone())
         .collect();
     let addresses = inv

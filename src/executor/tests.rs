@@ -31,6 +31,7 @@ fn volume(id: &str, attached: Option<&str>) -> Volume {
         throughput_mbps: None,
         zone: "us-east-1a".into(),
         attached_to: attached.map(str::to_string),
+        delete_on_termination: false,
         tags: Tags::from([("Name".into(), "data".into())]),
     }
 }
@@ -835,4 +836,36 @@ fn config_delete_snapshot() {
         ))
         .contains("already deleted")
     );
+}
+
+#[test]
+fn a_root_volume_goes_with_its_instance_and_is_not_reattached() {
+    let mut inv = account();
+    let mut root = volume("vol-0000000f", Some(RUN));
+    root.delete_on_termination = true;
+    inv.insert_volume(root);
+    let (s, _) = steps(run(
+        Action::Terminate(Terminate {
+            instance: RUN.into(),
+            backup: Backup::Image,
+        }),
+        &inv,
+    ));
+    let Inverse::Op {
+        op: Op::LaunchInstance { spec },
+    } = &s[2].inverse
+    else {
+        panic!("relaunch")
+    };
+    assert_eq!(
+        spec.attach_volumes,
+        ["vol-00000001"],
+        "the root volume comes back from the image, not re-attached"
+    );
+    let (applied, undone, _) = apply_and_undo(&inv, &s);
+    assert!(
+        applied.volume("vol-0000000f").is_none(),
+        "deleted with the instance"
+    );
+    assert!(undone.volume("vol-00000001").unwrap().attached_to.is_some());
 }

@@ -484,14 +484,19 @@ impl Inventory {
                 let i = self.instance_mut(&iid)?;
                 i.state = InstanceState::Terminated;
                 i.stop_reason = None;
-                // Data volumes survive termination, detached (AWS's default for volumes attached after launch).
-                let volumes: Vec<String> = self
+                // Data volumes survive termination, detached (AWS's default for
+                // volumes attached after launch); delete-on-termination ones (root
+                // volumes) go with the instance.
+                let volumes: Vec<(String, bool)> = self
                     .attached_volumes(&iid)
                     .iter()
-                    .map(|v| v.id.clone())
+                    .map(|v| (v.id.clone(), v.delete_on_termination))
                     .collect();
-                for v in volumes {
+                for (v, goes) in volumes {
                     self.link_volume(&v, None);
+                    if goes {
+                        self.volumes.remove(&v);
+                    }
                 }
                 // An Elastic IP is disassociated.
                 let addresses: Vec<String> = self
@@ -664,6 +669,7 @@ impl Inventory {
                         id: vol_id.clone(),
                         volume_type: spec.volume_type.clone(),
                         size_gb: spec.size_gb,
+                        delete_on_termination: false,
                         iops: spec.iops,
                         throughput_mbps: spec.throughput_mbps,
                         zone: spec.zone.clone(),
@@ -944,6 +950,7 @@ mod tests {
                     throughput_mbps: None,
                     zone: "us-east-1a".into(),
                     attached_to: Some("i-0a1b2c3d".into()),
+                    delete_on_termination: false,
                     tags: Tags::new(),
                 },
             )]),

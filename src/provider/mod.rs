@@ -3,6 +3,8 @@
 //! Executors and the engine speak only the vocabulary of [`model`]; AWS types
 //! never leave `provider/aws`.
 
+#[cfg(feature = "aws")]
+pub mod aws;
 pub mod inventory;
 pub mod model;
 pub mod sandbox;
@@ -19,6 +21,14 @@ pub enum OpenError {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Sandbox(#[from] sandbox::SandboxError),
+    #[error("cannot connect to AWS: {0}")]
+    #[diagnostic(
+        code(provider::aws),
+        help(
+            "check the region, profile and credentials (the standard AWS chain: environment, profiles, SSO, instance roles)"
+        )
+    )]
+    Aws(String),
     #[error("the `{0}` provider is not available in this build of pare")]
     #[diagnostic(
         code(provider::unavailable),
@@ -43,6 +53,12 @@ pub fn open(
             let (p, warning) = sandbox::SandboxProvider::open(state_dir, &seed)?;
             Ok((Box::new(p), warning))
         }
+        #[cfg(feature = "aws")]
+        crate::plan::Provider::Aws(spec) => {
+            let p = aws::AwsProvider::connect(spec).map_err(|e| OpenError::Aws(e.to_string()))?;
+            Ok((Box::new(p), None))
+        }
+        #[cfg(not(feature = "aws"))]
         crate::plan::Provider::Aws(_) => Err(OpenError::Unavailable("aws")),
     }
 }

@@ -104,6 +104,9 @@ pub struct Volume {
     pub zone: String,
     #[serde(default)]
     pub attached_to: Option<String>,
+    /// Deleted with the instance it is attached to (a root volume, usually).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub delete_on_termination: bool,
     #[serde(default)]
     pub tags: Tags,
 }

@@ -1,6 +1,8 @@
 //! The one integration test binary: drives the real `pare` binary.
 
 mod apply;
+#[cfg(feature = "aws")]
+mod aws;
 mod plan;
 mod schema;
 mod validate;

@@ -263,13 +263,23 @@ fn blocked_by_policy_and_protected_tags() {
 }
 
 #[test]
-fn aws_provider_is_refused_clearly() {
-    let (code, _, err) = stdout(pare(&root()).args(["plan", "plans/q4-rightsizing.yaml"]));
-    assert_eq!(code, 1);
-    assert!(
-        err.contains("the `aws` provider is not available in this build"),
-        "{err}"
+fn an_unreachable_aws_endpoint_is_a_clear_error() {
+    // Port 9 on loopback: nothing listens. Tests never reach beyond loopback.
+    let dir = workdir(&[(
+        "plan.yaml",
+        "version: 1\nprovider: { aws: { region: us-east-1, endpoint_url: \"http://127.0.0.1:9\" } }\nrecommendations:\n  - { id: a, action: rightsize, instance: i-0a1b2c3d, to: m5.large }\n",
+    )]);
+    let (code, out, err) = stdout(
+        pare(dir.path())
+            .args(["plan", "plan.yaml"])
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env_remove("AWS_PROFILE"),
     );
+    assert_eq!(code, 1);
+    assert!(out.is_empty());
+    assert!(err.contains("reading the account failed"), "{err}");
 }
 
 #[test]

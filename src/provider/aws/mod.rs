@@ -1,0 +1,946 @@
+//! The AWS provider: EC2 and Auto Scaling through the AWS SDK.
+//!
+//! No AWS type leaves this module: answers are turned into the provider
+//! vocabulary here. Reads are batched: every resource a plan names is read
+//! with id filters, 200 ids a call, following `NextToken`, so a missing id
+//! is simply absent instead of failing the call. AWS rules the API does not
+//! enforce everywhere (type changes only while stopped, ...) are enforced by
+//! the planner's simulation before any call is made.
+
+use super::model::*;
+use super::{CloudError, Inventory, Provider, ProviderError};
+use aws_sdk_ec2::error::ProvideErrorMetadata;
+use aws_sdk_ec2::types as ec2;
+
+use std::time::Duration;
+
+/// Ids per describe call (AWS allows up to 200 values per filter).
+const CHUNK: usize = 200;
+
+pub struct AwsProvider {
+    ec2: aws_sdk_ec2::Client,
+    asg: aws_sdk_autoscaling::Client,
+    region: String,
+    /// How long to wait for an image to become available.
+    pub image_timeout: Duration,
+}
+
+impl AwsProvider {
+    /// Connects with the standard credential chain; `spec` overrides region,
+    /// profile and endpoint (else `AWS_REGION`, `AWS_PROFILE`, `AWS_ENDPOINT_URL`).
+    pub fn connect(spec: &crate::plan::AwsProvider) -> Result<AwsProvider, ProviderError> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| ProviderError::Transport(e.to_string()))?;
+        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(4))
+            .timeout_config(
+                aws_config::timeout::TimeoutConfig::builder()
+                    .operation_attempt_timeout(Duration::from_secs(30))
+                    .operation_timeout(Duration::from_secs(120))
+                    .build(),
+            );
+        if let Some(r) = &spec.region {
+            loader = loader.region(aws_config::Region::new(r.clone()));
+        }
+        if let Some(p) = &spec.profile {
+            loader = loader.profile_name(p);
+        }
+        if let Some(u) = &spec.endpoint_url {
+            loader = loader.endpoint_url(u);
+        }
+        let config = rt.block_on(loader.load());
+        let region = config.region().map(|r| r.to_string()).ok_or_else(|| {
+            ProviderError::Transport(
+                "no AWS region: set `region` in the plan's aws block, or AWS_REGION".into(),
+            )
+        })?;
+        Ok(AwsProvider {
+            ec2: aws_sdk_ec2::Client::new(&config),
+            asg: aws_sdk_autoscaling::Client::new(&config),
+            region,
+            image_timeout: Duration::from_secs(1800),
+        })
+    }
+}
+
+/// An SDK error in the provider's terms: the AWS code and message when the
+/// service answered, a transport error otherwise. Throttling is retryable;
+/// an answer without an AWS code (HTTP 500/501 from an endpoint that does
+/// not implement the call) is not.
+fn err<E, R>(e: aws_sdk_ec2::error::SdkError<E, R>) -> ProviderError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug,
+{
+    use aws_sdk_ec2::error::SdkError;
+    match &e {
+        SdkError::ServiceError(se) => {
+            let code = se.err().code().unwrap_or("").to_string();
+            let message = se.err().message().unwrap_or("").to_string();
+            if code.is_empty() {
+                return ProviderError::Cloud {
+                    error: CloudError::new(
+                        "NotImplemented",
+                        format!(
+                            "the endpoint answered with an error and no AWS error code ({:?})",
+                            se.raw()
+                        ),
+                    ),
+                    retryable: false,
+                };
+            }
+            let retryable = matches!(
+                code.as_str(),
+                "RequestLimitExceeded" | "Throttling" | "ThrottlingException"
+            );
+            ProviderError::Cloud {
+                error: CloudError::new(&code, message),
+                retryable,
+            }
+        }
+        _ => ProviderError::Transport(aws_sdk_ec2::error::DisplayErrorContext(&e).to_string()),
+    }
+}
+
+fn filter(name: &str, values: &[String]) -> ec2::Filter {
+    ec2::Filter::builder()
+        .name(name)
+        .set_values(Some(values.to_vec()))
+        .build()
+}
+
+fn tags(t: &[ec2::Tag]) -> Tags {
+    t.iter()
+        .filter_map(|t| Some((t.key()?.to_string(), t.value().unwrap_or("").to_string())))
+        .collect()
+}
+
+fn tag_spec(kind: ec2::ResourceType, t: &Tags) -> Option<ec2::TagSpecification> {
+    (!t.is_empty()).then(|| {
+        ec2::TagSpecification::builder()
+            .resource_type(kind)
+            .set_tags(Some(
+                t.iter()
+                    .map(|(k, v)| ec2::Tag::builder().key(k).value(v).build())
+                    .collect(),
+            ))
+            .build()
+    })
+}
+
+fn id(r: &Ref) -> Result<String, ProviderError> {
+    r.known()
+        .map(str::to_string)
+        .ok_or_else(|| ProviderError::Transport(format!("unresolved reference {r}")))
+}
+
+fn instance_state(s: Option<&ec2::InstanceState>) -> InstanceState {
+    match s.and_then(|s| s.name()).map(|n| n.as_str()) {
+        Some("pending") => InstanceState::Pending,
+        Some("running") => InstanceState::Running,
+        Some("stopping") => InstanceState::Stopping,
+        Some("stopped") => InstanceState::Stopped,
+        Some("shutting-down") => InstanceState::ShuttingDown,
+        _ => InstanceState::Terminated,
+    }
+}
+
+impl AwsProvider {
+    async fn instances(&self, ids: &[String], out: &mut Inventory) -> Result<(), ProviderError> {
+        self.instances_noting(ids, out, &mut Default::default())
+            .await
+    }
+
+    /// Reads instances, and notes the volumes their block device mappings
+    /// delete on termination (root volumes, usually).
+    async fn instances_noting(
+        &self,
+        ids: &[String],
+        out: &mut Inventory,
+        goes_with_instance: &mut std::collections::BTreeSet<String>,
+    ) -> Result<(), ProviderError> {
+        for chunk in ids.chunks(CHUNK) {
+            let mut pages = self
+                .ec2
+                .describe_instances()
+                .filters(filter("instance-id", chunk))
+                .into_paginator()
+                .send();
+            while let Some(page) = pages.next().await {
+                for r in page.map_err(err)?.reservations() {
+                    for i in r.instances() {
+                        let Some(iid) = i.instance_id() else { continue };
+                        for b in i.block_device_mappings() {
+                            if let Some(ebs) = b.ebs()
+                                && ebs.delete_on_termination() == Some(true)
+                                && let Some(v) = ebs.volume_id()
+                            {
+                                goes_with_instance.insert(v.to_string());
+                            }
+                        }
+                        out.instances.insert(
+                            iid.to_string(),
+                            Instance {
+                                id: iid.to_string(),
+                                instance_type: i
+                                    .instance_type()
+                                    .map(|t| t.as_str().to_string())
+                                    .unwrap_or_default(),
+                                state: instance_state(i.state()),
+                                zone: i
+                                    .placement()
+                                    .and_then(|p| p.availability_zone())
+                                    .unwrap_or("")
+                                    .to_string(),
+                                image: i.image_id().map(str::to_string),
+                                lifecycle: if i.instance_lifecycle().map(|l| l.as_str())
+                                    == Some("spot")
+                                {
+                                    Lifecycle::Spot
+                                } else {
+                                    Lifecycle::OnDemand
+                                },
+                                hibernation: i
+                                    .hibernation_options()
+                                    .and_then(|h| h.configured())
+                                    .unwrap_or(false),
+                                monitoring: match i
+                                    .monitoring()
+                                    .and_then(|m| m.state())
+                                    .map(|s| s.as_str())
+                                {
+                                    Some("enabled") | Some("pending") => Monitoring::Detailed,
+                                    _ => Monitoring::Basic,
+                                },
+                                tags: tags(i.tags()),
+                                stop_reason: None,
+                            },
+                        );
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn volumes(
+        &self,
+        name: &str,
+        values: &[String],
+        out: &mut Inventory,
+    ) -> Result<(), ProviderError> {
+        for chunk in values.chunks(CHUNK) {
+            let mut pages = self
+                .ec2
+                .describe_volumes()
+                .filters(filter(name, chunk))
+                .into_paginator()
+                .send();
+            while let Some(page) = pages.next().await {
+                for v in page.map_err(err)?.volumes() {
+                    let Some(vid) = v.volume_id() else { continue };
+                    let attachment = v
+                        .attachments()
+                        .iter()
+                        .find(|a| a.state().map(|s| s.as_str()) != Some("detached"));
+                    out.volumes.insert(
+                        vid.to_string(),
+                        Volume {
+                            id: vid.to_string(),
+                            volume_type: v
+                                .volume_type()
+                                .map(|t| t.as_str().to_string())
+                                .unwrap_or_default(),
+                            size_gb: v.size().unwrap_or(0).max(0) as u32,
+                            iops: v.iops().map(|x| x.max(0) as u32),
+                            throughput_mbps: v.throughput().map(|x| x.max(0) as u32),
+                            zone: v.availability_zone().unwrap_or("").to_string(),
+                            attached_to: attachment
+                                .and_then(|a| a.instance_id())
+                                .map(str::to_string),
+                            delete_on_termination: attachment
+                                .and_then(|a| a.delete_on_termination())
+                                .unwrap_or(false),
+                            tags: tags(v.tags()),
+                        },
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl Provider for AwsProvider {
+    fn name(&self) -> &'static str {
+        "aws"
+    }
+
+    async fn describe(&self, query: &Query) -> Result<Inventory, ProviderError> {
+        let mut out = Inventory::new(&self.region);
+        let ids = |f: fn(&ResourceId) -> Option<&String>| -> Vec<String> {
+            query.resources.iter().filter_map(f).cloned().collect()
+        };
+        let instance_ids = ids(|r| match r {
+            ResourceId::Instance(i) => Some(i),
+            _ => None,
+        });
+        let mut goes_with_instance = std::collections::BTreeSet::new();
+        self.instances_noting(&instance_ids, &mut out, &mut goes_with_instance)
+            .await?;
+        let volume_ids = ids(|r| match r {
+            ResourceId::Volume(i) => Some(i),
+            _ => None,
+        });
+        self.volumes("volume-id", &volume_ids, &mut out).await?;
+        // Volumes attached to named instances matter to terminate and spot.
+        let live: Vec<String> = out.instances.keys().cloned().collect();
+        self.volumes("attachment.instance-id", &live, &mut out)
+            .await?;
+        for v in out.volumes.values_mut() {
+            if goes_with_instance.contains(&v.id) {
+                v.delete_on_termination = true;
+            }
+        }
+        let snapshot_ids = ids(|r| match r {
+            ResourceId::Snapshot(i) => Some(i),
+            _ => None,
+        });
+        for chunk in snapshot_ids.chunks(CHUNK) {
+            let page = self
+                .ec2
+                .describe_snapshots()
+                .owner_ids("self")
+                .filters(filter("snapshot-id", chunk))
+                .send()
+                .await
+                .map_err(err)?;
+            for s in page.snapshots() {
+                let Some(sid) = s.snapshot_id() else { continue };
+                out.snapshots.insert(
+                    sid.to_string(),
+                    Snapshot {
+                        id: sid.to_string(),
+                        volume: s.volume_id().map(str::to_string),
+                        size_gb: s.volume_size().unwrap_or(0).max(0) as u32,
+                        tags: tags(s.tags()),
+                    },
+                );
+            }
+            // Images a snapshot backs cannot lose it.
+            // A pre-check only (AWS refuses to delete a snapshot an image uses):
+            // an endpoint that does not implement this filter is tolerated.
+            let images = match self
+                .ec2
+                .describe_images()
+                .owners("self")
+                .filters(filter("block-device-mapping.snapshot-id", chunk))
+                .send()
+                .await
+                .map_err(err)
+            {
+                Ok(images) => images,
+                Err(ProviderError::Cloud { error, .. }) if error.code == "NotImplemented" => {
+                    tracing::warn!(
+                        "the endpoint cannot list images by snapshot; relying on DeleteSnapshot's own check"
+                    );
+                    aws_sdk_ec2::operation::describe_images::DescribeImagesOutput::builder().build()
+                }
+                Err(e) => return Err(e),
+            };
+            for img in images.images() {
+                let Some(iid) = img.image_id() else { continue };
+                out.images.insert(
+                    iid.to_string(),
+                    Image {
+                        id: iid.to_string(),
+                        source_instance: None,
+                        state: img
+                            .state()
+                            .map(|s| s.as_str().to_string())
+                            .unwrap_or_default(),
+                        snapshots: img
+                            .block_device_mappings()
+                            .iter()
+                            .filter_map(|b| b.ebs()?.snapshot_id().map(str::to_string))
+                            .collect(),
+                        tags: tags(img.tags()),
+                    },
+                );
+            }
+        }
+        let address_ids = ids(|r| match r {
+            ResourceId::Address(i) => Some(i),
+            _ => None,
+        });
+        let mut address_filters = Vec::new();
+        if !address_ids.is_empty() {
+            address_filters.push(filter("allocation-id", &address_ids));
+        }
+        if !live.is_empty() {
+            address_filters.push(filter("instance-id", &live));
+        }
+        for f in address_filters {
+            let page = self
+                .ec2
+                .describe_addresses()
+                .filters(f)
+                .send()
+                .await
+                .map_err(err)?;
+            for a in page.addresses() {
+                let Some(aid) = a.allocation_id() else {
+                    continue;
+                };
+                out.addresses.insert(
+                    aid.to_string(),
+                    Address {
+                        allocation_id: aid.to_string(),
+                        public_ip: a.public_ip().unwrap_or("").to_string(),
+                        instance: a.instance_id().map(str::to_string),
+                        tags: tags(a.tags()),
+                    },
+                );
+            }
+        }
+        let groups = ids(|r| match r {
+            ResourceId::Group(i) => Some(i),
+            _ => None,
+        });
+        for chunk in groups.chunks(50) {
+            let page = self
+                .asg
+                .describe_auto_scaling_groups()
+                .set_auto_scaling_group_names(Some(chunk.to_vec()))
+                .send()
+                .await
+                .map_err(err)?;
+            for g in page.auto_scaling_groups() {
+                let name = g.auto_scaling_group_name().unwrap_or("").to_string();
+                out.auto_scaling_groups.insert(
+                    name.clone(),
+                    Group {
+                        name,
+                        min: g.min_size().unwrap_or(0).max(0) as u32,
+                        max: g.max_size().unwrap_or(0).max(0) as u32,
+                        desired: g.desired_capacity().unwrap_or(0).max(0) as u32,
+                        instance_type: None,
+                        tags: g
+                            .tags()
+                            .iter()
+                            .filter_map(|t| {
+                                Some((t.key()?.to_string(), t.value().unwrap_or("").to_string()))
+                            })
+                            .collect(),
+                    },
+                );
+            }
+        }
+        if let Some((run, step)) = &query.created_by {
+            let by_tag = vec![
+                ec2::Filter::builder()
+                    .name("tag:pare:run")
+                    .values(run)
+                    .build(),
+                ec2::Filter::builder()
+                    .name("tag:pare:step")
+                    .values(step)
+                    .build(),
+            ];
+            let imgs = self
+                .ec2
+                .describe_images()
+                .owners("self")
+                .set_filters(Some(by_tag.clone()))
+                .send()
+                .await
+                .map_err(err)?;
+            for img in imgs.images() {
+                if let Some(iid) = img.image_id() {
+                    out.images.insert(
+                        iid.to_string(),
+                        Image {
+                            id: iid.to_string(),
+                            source_instance: None,
+                            state: img
+                                .state()
+                                .map(|s| s.as_str().to_string())
+                                .unwrap_or_default(),
+                            snapshots: vec![],
+                            tags: tags(img.tags()),
+                        },
+                    );
+                }
+            }
+            let snaps = self
+                .ec2
+                .describe_snapshots()
+                .owner_ids("self")
+                .set_filters(Some(by_tag.clone()))
+                .send()
+                .await
+                .map_err(err)?;
+            for s in snaps.snapshots() {
+                if let Some(sid) = s.snapshot_id() {
+                    out.snapshots.insert(
+                        sid.to_string(),
+                        Snapshot {
+                            id: sid.to_string(),
+                            volume: s.volume_id().map(str::to_string),
+                            size_gb: 0,
+                            tags: tags(s.tags()),
+                        },
+                    );
+                }
+            }
+            let mut pages = self
+                .ec2
+                .describe_instances()
+                .set_filters(Some(by_tag))
+                .into_paginator()
+                .send();
+            let mut found = Vec::new();
+            while let Some(page) = pages.next().await {
+                for r in page.map_err(err)?.reservations() {
+                    found.extend(
+                        r.instances()
+                            .iter()
+                            .filter_map(|i| i.instance_id().map(str::to_string)),
+                    );
+                }
+            }
+            self.instances(&found, &mut out).await?;
+        }
+        out.instance_types = None;
+        out.reindex();
+        Ok(out)
+    }
+
+    async fn perform(&self, op: &Op) -> Result<Outcome, ProviderError> {
+        let none = Outcome::default();
+        match op {
+            Op::StopInstance {
+                instance,
+                hibernate,
+            } => {
+                self.ec2
+                    .stop_instances()
+                    .instance_ids(id(instance)?)
+                    .hibernate(*hibernate)
+                    .send()
+                    .await
+                    .map_err(err)?;
+                self.wait_instance(&id(instance)?, InstanceState::Stopped)
+                    .await?;
+                Ok(none)
+            }
+            Op::StartInstance { instance } => {
+                self.ec2
+                    .start_instances()
+                    .instance_ids(id(instance)?)
+                    .send()
+                    .await
+                    .map_err(err)?;
+                self.wait_instance(&id(instance)?, InstanceState::Running)
+                    .await?;
+                Ok(none)
+            }
+            Op::SetInstanceType {
+                instance,
+                instance_type,
+            } => {
+                self.ec2
+                    .modify_instance_attribute()
+                    .instance_id(id(instance)?)
+                    .instance_type(ec2::AttributeValue::builder().value(instance_type).build())
+                    .send()
+                    .await
+                    .map_err(err)?;
+                Ok(none)
+            }
+            Op::CreateImage { instance, tags: t } => {
+                let iid = id(instance)?;
+                let name = format!(
+                    "pare-{iid}-{}",
+                    t.get("pare:step")
+                        .map_or("backup", String::as_str)
+                        .replace('/', "-")
+                );
+                let mut req = self
+                    .ec2
+                    .create_image()
+                    .instance_id(&iid)
+                    .name(name)
+                    .no_reboot(true);
+                if let Some(spec) = tag_spec(ec2::ResourceType::Image, t) {
+                    req = req.tag_specifications(spec);
+                }
+                let out = req.send().await.map_err(err)?;
+                Ok(Outcome {
+                    created: out.image_id().map(str::to_string),
+                })
+            }
+            Op::WaitImageAvailable { image } => {
+                let iid = id(image)?;
+                let deadline = tokio::time::Instant::now() + self.image_timeout;
+                loop {
+                    let out = self
+                        .ec2
+                        .describe_images()
+                        .image_ids(&iid)
+                        .send()
+                        .await
+                        .map_err(err)?;
+                    match out
+                        .images()
+                        .first()
+                        .and_then(|i| i.state())
+                        .map(|s| s.as_str().to_string())
+                        .as_deref()
+                    {
+                        Some("available") => return Ok(none),
+                        Some("failed") | Some("error") | Some("invalid") => {
+                            return Err(CloudError::new(
+                                "IncorrectState",
+                                format!("image {iid} failed"),
+                            )
+                            .into());
+                        }
+                        _ if tokio::time::Instant::now() > deadline => {
+                            return Err(CloudError::new(
+                                "Timeout",
+                                format!(
+                                    "image {iid} is not available after {:?}",
+                                    self.image_timeout
+                                ),
+                            )
+                            .into());
+                        }
+                        _ => tokio::time::sleep(Duration::from_secs(5)).await,
+                    }
+                }
+            }
+            Op::LaunchInstance { spec } => {
+                let mut req = self
+                    .ec2
+                    .run_instances()
+                    .image_id(id(&spec.image)?)
+                    .instance_type(ec2::InstanceType::from(spec.instance_type.as_str()))
+                    .min_count(1)
+                    .max_count(1)
+                    .placement(
+                        ec2::Placement::builder()
+                            .availability_zone(&spec.zone)
+                            .build(),
+                    )
+                    .monitoring(
+                        ec2::RunInstancesMonitoringEnabled::builder()
+                            .enabled(spec.monitoring == Monitoring::Detailed)
+                            .build(),
+                    );
+                if spec.hibernation {
+                    req = req.hibernation_options(
+                        ec2::HibernationOptionsRequest::builder()
+                            .configured(true)
+                            .build(),
+                    );
+                }
+                if spec.lifecycle == Lifecycle::Spot {
+                    let mut spot = ec2::SpotMarketOptions::builder();
+                    if let Some(p) = spec.max_price_usd_hour {
+                        spot = spot.max_price(format!("{p}"));
+                    }
+                    req = req.instance_market_options(
+                        ec2::InstanceMarketOptionsRequest::builder()
+                            .market_type(ec2::MarketType::Spot)
+                            .spot_options(spot.build())
+                            .build(),
+                    );
+                }
+                if let Some(t) = tag_spec(ec2::ResourceType::Instance, &spec.tags) {
+                    req = req.tag_specifications(t);
+                }
+                let out = req.send().await.map_err(err)?;
+                let new = out
+                    .instances()
+                    .first()
+                    .and_then(|i| i.instance_id())
+                    .map(str::to_string)
+                    .ok_or_else(|| {
+                        ProviderError::Transport("RunInstances returned no instance".into())
+                    })?;
+                self.wait_instance(&new, InstanceState::Running).await?;
+                for (k, v) in spec.attach_volumes.iter().enumerate() {
+                    let device = format!("/dev/sd{}", (b'f' + k as u8) as char);
+                    self.ec2
+                        .attach_volume()
+                        .volume_id(v)
+                        .instance_id(&new)
+                        .device(device)
+                        .send()
+                        .await
+                        .map_err(err)?;
+                }
+                for a in &spec.associate_addresses {
+                    self.ec2
+                        .associate_address()
+                        .allocation_id(a)
+                        .instance_id(&new)
+                        .send()
+                        .await
+                        .map_err(err)?;
+                }
+                if spec.stopped {
+                    self.ec2
+                        .stop_instances()
+                        .instance_ids(&new)
+                        .send()
+                        .await
+                        .map_err(err)?;
+                    self.wait_instance(&new, InstanceState::Stopped).await?;
+                }
+                Ok(Outcome { created: Some(new) })
+            }
+            Op::TerminateInstance { instance } => {
+                self.ec2
+                    .terminate_instances()
+                    .instance_ids(id(instance)?)
+                    .send()
+                    .await
+                    .map_err(err)?;
+                Ok(none)
+            }
+            Op::ModifyVolume {
+                volume,
+                volume_type,
+                iops,
+                throughput_mbps,
+            } => {
+                let mut req = self
+                    .ec2
+                    .modify_volume()
+                    .volume_id(id(volume)?)
+                    .volume_type(ec2::VolumeType::from(volume_type.as_str()));
+                if let Some(i) = iops
+                    && volume_type != "gp2"
+                {
+                    req = req.iops(*i as i32);
+                }
+                if let Some(t) = throughput_mbps {
+                    req = req.throughput(*t as i32);
+                }
+                req.send().await.map_err(err)?;
+                Ok(none)
+            }
+            Op::CreateSnapshot { volume, tags: t } => {
+                let mut req = self.ec2.create_snapshot().volume_id(id(volume)?);
+                if let Some(spec) = tag_spec(ec2::ResourceType::Snapshot, t) {
+                    req = req.tag_specifications(spec);
+                }
+                let out = req.send().await.map_err(err)?;
+                Ok(Outcome {
+                    created: out.snapshot_id().map(str::to_string),
+                })
+            }
+            Op::AttachVolume { volume, instance } => {
+                self.ec2
+                    .attach_volume()
+                    .volume_id(id(volume)?)
+                    .instance_id(id(instance)?)
+                    .device("/dev/sdf")
+                    .send()
+                    .await
+                    .map_err(err)?;
+                Ok(none)
+            }
+            Op::DetachVolume { volume, instance } => {
+                let vid = id(volume)?;
+                let described = self
+                    .ec2
+                    .describe_volumes()
+                    .volume_ids(&vid)
+                    .send()
+                    .await
+                    .map_err(err)?;
+                let device = described
+                    .volumes()
+                    .first()
+                    .and_then(|v| v.attachments().first())
+                    .and_then(|a| a.device())
+                    .unwrap_or("/dev/sdf")
+                    .to_string();
+                self.ec2
+                    .detach_volume()
+                    .volume_id(vid)
+                    .instance_id(id(instance)?)
+                    .device(device)
+                    .send()
+                    .await
+                    .map_err(err)?;
+                Ok(none)
+            }
+            Op::AssociateAddress { address, instance } => {
+                self.ec2
+                    .associate_address()
+                    .allocation_id(id(address)?)
+                    .instance_id(id(instance)?)
+                    .send()
+                    .await
+                    .map_err(err)?;
+                Ok(none)
+            }
+            Op::DisassociateAddress { address, .. } => {
+                let aid = id(address)?;
+                let described = self
+                    .ec2
+                    .describe_addresses()
+                    .allocation_ids(&aid)
+                    .send()
+                    .await
+                    .map_err(err)?;
+                if let Some(assoc) = described
+                    .addresses()
+                    .first()
+                    .and_then(|a| a.association_id())
+                {
+                    self.ec2
+                        .disassociate_address()
+                        .association_id(assoc)
+                        .send()
+                        .await
+                        .map_err(err)?;
+                }
+                Ok(none)
+            }
+            Op::DeleteVolume { volume } => {
+                self.ec2
+                    .delete_volume()
+                    .volume_id(id(volume)?)
+                    .send()
+                    .await
+                    .map_err(err)?;
+                Ok(none)
+            }
+            Op::CreateVolume { spec } => {
+                let mut req = self
+                    .ec2
+                    .create_volume()
+                    .snapshot_id(id(&spec.snapshot)?)
+                    .availability_zone(&spec.zone)
+                    .volume_type(ec2::VolumeType::from(spec.volume_type.as_str()))
+                    .size(spec.size_gb as i32);
+                if let Some(i) = spec.iops
+                    && spec.volume_type != "gp2"
+                {
+                    req = req.iops(i as i32);
+                }
+                if let Some(t) = spec.throughput_mbps {
+                    req = req.throughput(t as i32);
+                }
+                if let Some(t) = tag_spec(ec2::ResourceType::Volume, &spec.tags) {
+                    req = req.tag_specifications(t);
+                }
+                let out = req.send().await.map_err(err)?;
+                Ok(Outcome {
+                    created: out.volume_id().map(str::to_string),
+                })
+            }
+            Op::DeleteSnapshot { snapshot } => {
+                self.ec2
+                    .delete_snapshot()
+                    .snapshot_id(id(snapshot)?)
+                    .send()
+                    .await
+                    .map_err(err)?;
+                Ok(none)
+            }
+            Op::ReleaseAddress { address } => {
+                self.ec2
+                    .release_address()
+                    .allocation_id(id(address)?)
+                    .send()
+                    .await
+                    .map_err(err)?;
+                Ok(none)
+            }
+            Op::SetMonitoring { instance, detailed } => {
+                if *detailed {
+                    self.ec2
+                        .monitor_instances()
+                        .instance_ids(id(instance)?)
+                        .send()
+                        .await
+                        .map_err(err)?;
+                } else {
+                    self.ec2
+                        .unmonitor_instances()
+                        .instance_ids(id(instance)?)
+                        .send()
+                        .await
+                        .map_err(err)?;
+                }
+                Ok(none)
+            }
+            Op::UpdateGroup {
+                group,
+                min,
+                max,
+                desired,
+            } => {
+                self.asg
+                    .update_auto_scaling_group()
+                    .auto_scaling_group_name(group)
+                    .min_size(*min as i32)
+                    .max_size(*max as i32)
+                    .desired_capacity(*desired as i32)
+                    .send()
+                    .await
+                    .map_err(err)?;
+                Ok(none)
+            }
+            Op::PurchaseReservation { offering, count } => {
+                let out = self
+                    .ec2
+                    .purchase_reserved_instances_offering()
+                    .reserved_instances_offering_id(offering)
+                    .instance_count(*count as i32)
+                    .send()
+                    .await
+                    .map_err(err)?;
+                Ok(Outcome {
+                    created: out.reserved_instances_id().map(str::to_string),
+                })
+            }
+        }
+    }
+
+    fn estimate(&self, op: &Op) -> Duration {
+        super::nominal_duration(op.name())
+    }
+}
+
+impl AwsProvider {
+    /// Polls until the instance reaches `state` (bounded).
+    async fn wait_instance(&self, iid: &str, state: InstanceState) -> Result<(), ProviderError> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(600);
+        loop {
+            let mut inv = Inventory::new(&self.region);
+            self.instances(&[iid.to_string()], &mut inv).await?;
+            let now = inv.instance(iid).map(|i| i.state);
+            if now == Some(state) {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() > deadline {
+                return Err(CloudError::new(
+                    "Timeout",
+                    format!("{iid} did not become {} in 10 minutes", state.as_str()),
+                )
+                .into());
+            }
+            tokio::time::sleep(Duration::from_secs(2)).await;
+        }
+    }
+}

@@ -1,0 +1,293 @@
+//! The AWS provider end to end, through the binary, against a real EC2 API
+//! endpoint on loopback (moto's server, started by `scripts/test`). Each test
+//! works in a region of its own: regions are separate accounts there.
+
+use super::pare;
+use aws_sdk_ec2::types as ec2;
+use std::path::Path;
+
+/// The endpoint, or a failure that says how to get one. Never a skip.
+fn endpoint() -> String {
+    std::env::var("PARE_TEST_AWS_ENDPOINT").unwrap_or_else(|_| {
+        panic!(
+            "PARE_TEST_AWS_ENDPOINT is not set: the AWS tests need the local EC2 endpoint.\n\
+             Run the whole suite with scripts/test, or start it with `scripts/moto start` and\n\
+             export PARE_TEST_AWS_ENDPOINT=<the URL it prints>"
+        )
+    })
+}
+
+fn client(region: &str) -> aws_sdk_ec2::Client {
+    let creds =
+        aws_sdk_ec2::config::Credentials::new("testing", "testing", None, None, "pare-tests");
+    let config = aws_sdk_ec2::Config::builder()
+        .behavior_version(aws_sdk_ec2::config::BehaviorVersion::latest())
+        .region(aws_sdk_ec2::config::Region::new(region.to_string()))
+        .endpoint_url(endpoint())
+        .credentials_provider(creds)
+        .build();
+    aws_sdk_ec2::Client::from_conf(config)
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn aws_pare(dir: &Path) -> assert_cmd::Command {
+    let mut cmd = pare(dir);
+    cmd.env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("NO_PROXY", "127.0.0.1,localhost")
+        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_ENDPOINT_URL");
+    cmd
+}
+
+struct Fleet {
+    web: String,
+    dev: String,
+    old: String,
+    data: String,
+    scratch: String,
+    address: String,
+}
+
+async fn seed(c: &aws_sdk_ec2::Client, zone: &str) -> Fleet {
+    let launch = |ty: &str, name: &str| {
+        c.run_instances()
+            .image_id("ami-12c6146b")
+            .instance_type(ec2::InstanceType::from(ty))
+            .min_count(1)
+            .max_count(1)
+            .placement(ec2::Placement::builder().availability_zone(zone).build())
+            .tag_specifications(
+                ec2::TagSpecification::builder()
+                    .resource_type(ec2::ResourceType::Instance)
+                    .tags(ec2::Tag::builder().key("Name").value(name).build())
+                    .build(),
+            )
+    };
+    let id = |o: aws_sdk_ec2::operation::run_instances::RunInstancesOutput| {
+        o.instances()[0].instance_id().unwrap().to_string()
+    };
+    let web = id(launch("m5.xlarge", "web").send().await.unwrap());
+    let dev = id(launch("t3.large", "dev").send().await.unwrap());
+    let old = id(launch("t3.large", "old").send().await.unwrap());
+    let volume = |size: i32| {
+        c.create_volume()
+            .availability_zone(zone)
+            .size(size)
+            .volume_type(ec2::VolumeType::Gp2)
+    };
+    let data = volume(100)
+        .send()
+        .await
+        .unwrap()
+        .volume_id()
+        .unwrap()
+        .to_string();
+    c.attach_volume()
+        .volume_id(&data)
+        .instance_id(&web)
+        .device("/dev/sdf")
+        .send()
+        .await
+        .unwrap();
+    let scratch = volume(50)
+        .send()
+        .await
+        .unwrap()
+        .volume_id()
+        .unwrap()
+        .to_string();
+    let address = c
+        .allocate_address()
+        .send()
+        .await
+        .unwrap()
+        .allocation_id()
+        .unwrap()
+        .to_string();
+    Fleet {
+        web,
+        dev,
+        old,
+        data,
+        scratch,
+        address,
+    }
+}
+
+async fn instance(c: &aws_sdk_ec2::Client, id: &str) -> ec2::Instance {
+    c.describe_instances()
+        .instance_ids(id)
+        .send()
+        .await
+        .unwrap()
+        .reservations()[0]
+        .instances()[0]
+        .clone()
+}
+
+async fn volume(c: &aws_sdk_ec2::Client, id: &str) -> Option<ec2::Volume> {
+    c.describe_volumes()
+        .filters(ec2::Filter::builder().name("volume-id").values(id).build())
+        .send()
+        .await
+        .unwrap()
+        .volumes()
+        .first()
+        .cloned()
+}
+
+#[test]
+fn plan_apply_rollback_against_the_ec2_api() {
+    let region = "eu-west-3";
+    let zone = "eu-west-3a";
+    let c = client(region);
+    let rt = rt();
+    let f = rt.block_on(seed(&c, zone));
+    let dir = tempfile::tempdir().unwrap();
+    let plan = format!(
+        "version: 1
+name: aws-e2e
+provider: {{ aws: {{ region: {region}, endpoint_url: \"{}\" }} }}
+approvals: [ {{ by: t@example.com, covers: [\"*\"] }} ]
+recommendations:
+  - {{ id: size, action: rightsize, instance: {}, to: m5.large }}
+  - {{ id: park, action: hibernate, instance: {}, mode: stop }}
+  - {{ id: gp3, action: storage, volume: {}, to: gp3 }}
+  - {{ id: kill, action: terminate, instance: {} }}
+  - {{ id: scratch, action: storage, volume: {}, delete: true }}
+",
+        endpoint(),
+        f.web,
+        f.dev,
+        f.data,
+        f.old,
+        f.scratch
+    );
+    std::fs::write(dir.path().join("plan.yaml"), plan).unwrap();
+    let _ = &f.address;
+
+    let out = aws_pare(dir.path())
+        .args(["plan", "plan.yaml", "--format", "json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let preview: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(preview["provider"], "aws");
+    assert_eq!(preview["summary"]["changes"], 5, "{preview}");
+
+    let out = aws_pare(dir.path())
+        .args(["apply", "plan.yaml", "--auto-approve"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    rt.block_on(async {
+        assert_eq!(
+            instance(&c, &f.web).await.instance_type().unwrap().as_str(),
+            "m5.large"
+        );
+        assert_eq!(
+            instance(&c, &f.web)
+                .await
+                .state()
+                .unwrap()
+                .name()
+                .unwrap()
+                .as_str(),
+            "running"
+        );
+        assert_eq!(
+            instance(&c, &f.dev)
+                .await
+                .state()
+                .unwrap()
+                .name()
+                .unwrap()
+                .as_str(),
+            "stopped"
+        );
+        assert_eq!(
+            volume(&c, &f.data)
+                .await
+                .unwrap()
+                .volume_type()
+                .unwrap()
+                .as_str(),
+            "gp3"
+        );
+        assert_eq!(
+            instance(&c, &f.old)
+                .await
+                .state()
+                .unwrap()
+                .name()
+                .unwrap()
+                .as_str(),
+            "terminated"
+        );
+        assert!(volume(&c, &f.scratch).await.is_none());
+    });
+
+    // Re-planning finds nothing to do.
+    let out = aws_pare(dir.path())
+        .args(["plan", "plan.yaml", "--format", "json"])
+        .output()
+        .unwrap();
+    let again: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(again["summary"]["changes"], 0, "{again}");
+
+    let out = aws_pare(dir.path())
+        .args(["rollback", "--last", "--auto-approve"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    rt.block_on(async {
+        assert_eq!(
+            instance(&c, &f.web).await.instance_type().unwrap().as_str(),
+            "m5.xlarge"
+        );
+        assert_eq!(
+            instance(&c, &f.dev)
+                .await
+                .state()
+                .unwrap()
+                .name()
+                .unwrap()
+                .as_str(),
+            "running"
+        );
+        assert_eq!(
+            volume(&c, &f.data)
+                .await
+                .unwrap()
+                .volume_type()
+                .unwrap()
+                .as_str(),
+            "gp2"
+        );
+    });
+    assert!(
+        err.contains(&format!("recreated: {} is now i-", f.old)),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("recreated: {} is now vol-", f.scratch)),
+        "{err}"
+    );
+}
