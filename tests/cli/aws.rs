@@ -291,3 +291,220 @@ recommendations:
         "{err}"
     );
 }
+
+fn asg_client(region: &str) -> aws_sdk_autoscaling::Client {
+    let creds = aws_sdk_autoscaling::config::Credentials::new(
+        "testing",
+        "testing",
+        None,
+        None,
+        "pare-tests",
+    );
+    let config = aws_sdk_autoscaling::Config::builder()
+        .behavior_version(aws_sdk_autoscaling::config::BehaviorVersion::latest())
+        .region(aws_sdk_autoscaling::config::Region::new(region.to_string()))
+        .endpoint_url(endpoint())
+        .credentials_provider(creds)
+        .build();
+    aws_sdk_autoscaling::Client::from_conf(config)
+}
+
+#[test]
+fn spot_autoscale_and_clean_ups_against_the_ec2_api() {
+    let (region, zone) = ("ap-southeast-2", "ap-southeast-2a");
+    let (c, asg) = (client(region), asg_client(region));
+    let rt = rt();
+    let (worker, data, eip, snap) = rt.block_on(async {
+        let worker = c
+            .run_instances()
+            .image_id("ami-12c6146b")
+            .instance_type(ec2::InstanceType::C5Large)
+            .min_count(1)
+            .max_count(1)
+            .placement(ec2::Placement::builder().availability_zone(zone).build())
+            .send()
+            .await
+            .unwrap()
+            .instances()[0]
+            .instance_id()
+            .unwrap()
+            .to_string();
+        let data = c
+            .create_volume()
+            .availability_zone(zone)
+            .size(20)
+            .volume_type(ec2::VolumeType::Gp3)
+            .send()
+            .await
+            .unwrap()
+            .volume_id()
+            .unwrap()
+            .to_string();
+        c.attach_volume()
+            .volume_id(&data)
+            .instance_id(&worker)
+            .device("/dev/sdf")
+            .send()
+            .await
+            .unwrap();
+        let eip = c
+            .allocate_address()
+            .send()
+            .await
+            .unwrap()
+            .allocation_id()
+            .unwrap()
+            .to_string();
+        c.associate_address()
+            .allocation_id(&eip)
+            .instance_id(&worker)
+            .send()
+            .await
+            .unwrap();
+        let snap = c
+            .create_snapshot()
+            .volume_id(&data)
+            .send()
+            .await
+            .unwrap()
+            .snapshot_id()
+            .unwrap()
+            .to_string();
+        c.create_launch_template()
+            .launch_template_name("web")
+            .launch_template_data(
+                ec2::RequestLaunchTemplateData::builder()
+                    .image_id("ami-12c6146b")
+                    .instance_type(ec2::InstanceType::T3Micro)
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+        asg.create_auto_scaling_group()
+            .auto_scaling_group_name("web-asg")
+            .launch_template(
+                aws_sdk_autoscaling::types::LaunchTemplateSpecification::builder()
+                    .launch_template_name("web")
+                    .build(),
+            )
+            .min_size(1)
+            .max_size(4)
+            .desired_capacity(3)
+            .availability_zones(zone)
+            .send()
+            .await
+            .unwrap();
+        (worker, data, eip, snap)
+    });
+    let spare = rt.block_on(async {
+        c.allocate_address()
+            .send()
+            .await
+            .unwrap()
+            .allocation_id()
+            .unwrap()
+            .to_string()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let plan = format!(
+        "version: 1
+provider: {{ aws: {{ region: {region}, endpoint_url: \"{}\" }} }}
+approvals: [ {{ by: t@example.com, covers: [\"*\"] }} ]
+recommendations:
+  - {{ id: spot, action: spot, instance: {worker}, max_price_usd_hour: 0.05 }}
+  - {{ id: scale, action: autoscale, group: web-asg, desired: 1 }}
+  - {{ id: eip, action: config, fix: release-address, address: {spare} }}
+  - {{ id: snap, action: config, fix: delete-snapshot, snapshot: {snap} }}
+",
+        endpoint()
+    );
+    std::fs::write(dir.path().join("plan.yaml"), plan).unwrap();
+    let out = aws_pare(dir.path())
+        .args(["apply", "plan.yaml", "--auto-approve"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    rt.block_on(async {
+        assert_eq!(
+            instance(&c, &worker)
+                .await
+                .state()
+                .unwrap()
+                .name()
+                .unwrap()
+                .as_str(),
+            "terminated"
+        );
+        let moved_to = volume(&c, &data).await.unwrap().attachments()[0]
+            .instance_id()
+            .unwrap()
+            .to_string();
+        let spot = instance(&c, &moved_to).await;
+        assert_eq!(spot.instance_lifecycle().map(|l| l.as_str()), Some("spot"));
+        let a = c
+            .describe_addresses()
+            .allocation_ids(&eip)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            a.addresses()[0].instance_id(),
+            Some(moved_to.as_str()),
+            "the Elastic IP follows"
+        );
+        let g = asg
+            .describe_auto_scaling_groups()
+            .auto_scaling_group_names("web-asg")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(g.auto_scaling_groups()[0].desired_capacity(), Some(1));
+        assert!(
+            c.describe_addresses()
+                .allocation_ids(&spare)
+                .send()
+                .await
+                .is_err(),
+            "released"
+        );
+    });
+    let out = aws_pare(dir.path())
+        .args(["rollback", "--last", "--auto-approve"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("not undone (irreversible): eip")
+            && err.contains("not undone (irreversible): snap"),
+        "{err}"
+    );
+    rt.block_on(async {
+        let back_to = volume(&c, &data).await.unwrap().attachments()[0]
+            .instance_id()
+            .unwrap()
+            .to_string();
+        let back = instance(&c, &back_to).await;
+        assert_ne!(back.instance_lifecycle().map(|l| l.as_str()), Some("spot"));
+        assert_eq!(back.instance_type().unwrap().as_str(), "c5.large");
+        let a = c
+            .describe_addresses()
+            .allocation_ids(&eip)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(a.addresses()[0].instance_id(), Some(back_to.as_str()));
+        let g = asg
+            .describe_auto_scaling_groups()
+            .auto_scaling_group_names("web-asg")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(g.auto_scaling_groups()[0].desired_capacity(), Some(3));
+    });
+}

@@ -259,6 +259,7 @@ impl AwsProvider {
                             zone: v.availability_zone().unwrap_or("").to_string(),
                             attached_to: attachment
                                 .and_then(|a| a.instance_id())
+                                .filter(|i| !i.is_empty())
                                 .map(str::to_string),
                             delete_on_termination: attachment
                                 .and_then(|a| a.delete_on_termination())
@@ -400,7 +401,10 @@ impl Provider for AwsProvider {
                     Address {
                         allocation_id: aid.to_string(),
                         public_ip: a.public_ip().unwrap_or("").to_string(),
-                        instance: a.instance_id().map(str::to_string),
+                        instance: a
+                            .instance_id()
+                            .filter(|i| !i.is_empty())
+                            .map(str::to_string),
                         tags: tags(a.tags()),
                     },
                 );
@@ -673,8 +677,8 @@ impl Provider for AwsProvider {
                         ProviderError::Transport("RunInstances returned no instance".into())
                     })?;
                 self.wait_instance(&new, InstanceState::Running).await?;
-                for (k, v) in spec.attach_volumes.iter().enumerate() {
-                    let device = format!("/dev/sd{}", (b'f' + k as u8) as char);
+                for v in &spec.attach_volumes {
+                    let device = self.free_device(&new).await?;
                     self.ec2
                         .attach_volume()
                         .volume_id(v)
@@ -689,6 +693,9 @@ impl Provider for AwsProvider {
                         .associate_address()
                         .allocation_id(a)
                         .instance_id(&new)
+                        // Moving the address is the point; AWS disassociates it on
+                        // termination, but do not depend on that having happened.
+                        .allow_reassociation(true)
                         .send()
                         .await
                         .map_err(err)?;
@@ -746,11 +753,13 @@ impl Provider for AwsProvider {
                 })
             }
             Op::AttachVolume { volume, instance } => {
+                let iid = id(instance)?;
+                let device = self.free_device(&iid).await?;
                 self.ec2
                     .attach_volume()
                     .volume_id(id(volume)?)
-                    .instance_id(id(instance)?)
-                    .device("/dev/sdf")
+                    .instance_id(iid)
+                    .device(device)
                     .send()
                     .await
                     .map_err(err)?;
@@ -787,6 +796,7 @@ impl Provider for AwsProvider {
                     .associate_address()
                     .allocation_id(id(address)?)
                     .instance_id(id(instance)?)
+                    .allow_reassociation(true)
                     .send()
                     .await
                     .map_err(err)?;
@@ -923,6 +933,38 @@ impl Provider for AwsProvider {
 }
 
 impl AwsProvider {
+    /// The first device name from /dev/sdf to /dev/sdp the instance does not use.
+    async fn free_device(&self, iid: &str) -> Result<String, ProviderError> {
+        let out = self
+            .ec2
+            .describe_instances()
+            .instance_ids(iid)
+            .send()
+            .await
+            .map_err(err)?;
+        let used: Vec<String> = out
+            .reservations()
+            .iter()
+            .flat_map(|r| r.instances())
+            .flat_map(|i| i.block_device_mappings())
+            .filter_map(|b| b.device_name().map(str::to_string))
+            .collect();
+        (b'f'..=b'p')
+            .map(|c| format!("/dev/sd{}", c as char))
+            .find(|d| {
+                !used
+                    .iter()
+                    .any(|u| u == d || u.replace("/dev/xvd", "/dev/sd") == *d)
+            })
+            .ok_or_else(|| {
+                CloudError::new(
+                    "AttachmentLimitExceeded",
+                    format!("{iid} has no free device name from /dev/sdf to /dev/sdp"),
+                )
+                .into()
+            })
+    }
+
     /// Polls until the instance reaches `state` (bounded).
     async fn wait_instance(&self, iid: &str, state: InstanceState) -> Result<(), ProviderError> {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(600);
