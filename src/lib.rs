@@ -11,6 +11,7 @@ pub mod engine;
 pub mod executor;
 pub mod generate;
 pub mod graph;
+pub mod iam;
 pub mod logging;
 pub mod plan;
 pub mod planner;

@@ -6,6 +6,7 @@
 mod apply;
 mod common;
 mod history;
+mod iam_policy;
 mod inventory;
 mod output;
 mod plan;
@@ -100,6 +101,8 @@ pub enum Command {
     Show(history::ShowArgs),
     /// Show the live attributes of every resource a plan names.
     Inventory(inventory::InventoryArgs),
+    /// Print the least-privilege IAM policy a plan needs (its changes and their undo).
+    IamPolicy(iam_policy::IamPolicyArgs),
     /// Manage the embedded sandbox account.
     #[command(subcommand)]
     Sandbox(sandbox::SandboxCommand),
@@ -148,6 +151,7 @@ pub fn run(args: Args) -> ExitCode {
         Command::Rollback(a) => rollback::run(&out, &args.global, a),
         Command::History(a) => history::history(&out, &args.global, a),
         Command::Show(a) => history::show(&out, &args.global, a),
+        Command::IamPolicy(a) => iam_policy::run(&out, a),
         Command::Sandbox(c) => sandbox::run(&out, &args.global, c),
         Command::Schema(a) => schema::run(&out, a),
     };

@@ -321,3 +321,12 @@ fn sandbox_reset_reseeds() {
     let json: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(json["summary"]["changes"], 10);
 }
+
+#[test]
+fn iam_policy_for_the_quickstart() {
+    let (code, out, err) = stdout(pare(&root()).args(["iam-policy", QUICKSTART]));
+    assert_eq!(code, 0, "{err}");
+    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(json["Version"], "2012-10-17");
+    insta::assert_snapshot!(out);
+}

@@ -1,0 +1,23 @@
+//! `pare iam-policy PLAN`: the least-privilege IAM policy a plan needs.
+
+use super::{ExitCode, Output, common};
+use std::path::PathBuf;
+
+#[derive(Debug, clap::Args)]
+pub struct IamPolicyArgs {
+    #[arg(value_name = "PLAN")]
+    pub plan: PathBuf,
+}
+
+pub fn run(out: &Output, args: IamPolicyArgs) -> miette::Result<ExitCode> {
+    match crate::plan::load(&args.plan) {
+        Ok(loaded) => {
+            out.data(&crate::iam::policy(&loaded.plan));
+            Ok(ExitCode::Ok)
+        }
+        Err(e) => {
+            common::report_load(out, &e);
+            Ok(ExitCode::Error)
+        }
+    }
+}
