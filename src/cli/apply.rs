@@ -249,13 +249,7 @@ pub fn run(out: &Output, global: &GlobalArgs, args: ApplyArgs) -> miette::Result
         )];
         code = ExitCode::Error;
     }
-    if let Err(e) = provider.checkpoint() {
-        out.status(&format!("warning: {e}"));
-    }
-    record.finished_at = Some(crate::clock::rfc3339(crate::clock::now()));
-    store.save(&record)?;
-    events.finish();
-    events.run_done(record.status.as_str());
+    common::finish_run(out, provider.as_ref(), &store, &mut record, &events)?;
     print_result(out, &record);
     Ok(code)
 }

@@ -147,3 +147,22 @@ pub fn confirm(out: &Output, question: &str, review: &str, doing: &str) -> Resul
         ))
     }
 }
+
+/// Ends a run, in this order: fold the provider's changes into its compact
+/// form, stamp and save the run's record, then close the progress output.
+pub fn finish_run(
+    out: &Output,
+    provider: &dyn Provider,
+    store: &crate::state::Store,
+    record: &mut crate::state::RunRecord,
+    events: &crate::engine::Events,
+) -> miette::Result<()> {
+    if let Err(e) = provider.checkpoint() {
+        out.status(&format!("warning: {e}"));
+    }
+    record.finished_at = Some(crate::clock::rfc3339(crate::clock::now()));
+    store.save(record)?;
+    events.finish();
+    events.run_done(record.status.as_str());
+    Ok(())
+}

@@ -288,13 +288,7 @@ pub fn run(out: &Output, global: &GlobalArgs, args: RollbackArgs) -> miette::Res
         record.status = RunStatus::Completed;
         ExitCode::Ok
     };
-    if let Err(e) = provider.checkpoint() {
-        out.status(&format!("warning: {e}"));
-    }
-    record.finished_at = Some(crate::clock::rfc3339(crate::clock::now()));
-    store.save(&record)?;
-    events.finish();
-    events.run_done(record.status.as_str());
+    common::finish_run(out, provider.as_ref(), &store, &mut record, &events)?;
     let mut s = format!(
         "Run {id}: rollback of {} {}; {} steps undone.",
         target.id,

@@ -130,6 +130,24 @@ fn tag_spec(kind: ec2::ResourceType, t: &Tags) -> Option<ec2::TagSpecification> 
     })
 }
 
+/// An EC2 image in the provider's terms, with the snapshots that back it.
+fn image(img: &ec2::Image) -> Option<Image> {
+    Some(Image {
+        id: img.image_id()?.to_string(),
+        source_instance: None,
+        state: img
+            .state()
+            .map(|s| s.as_str().to_string())
+            .unwrap_or_default(),
+        snapshots: img
+            .block_device_mappings()
+            .iter()
+            .filter_map(|b| b.ebs()?.snapshot_id().map(str::to_string))
+            .collect(),
+        tags: tags(img.tags()),
+    })
+}
+
 fn id(r: &Ref) -> Result<String, ProviderError> {
     r.known()
         .map(str::to_string)
@@ -352,25 +370,8 @@ impl Provider for AwsProvider {
                 }
                 Err(e) => return Err(e),
             };
-            for img in images.images() {
-                let Some(iid) = img.image_id() else { continue };
-                out.images.insert(
-                    iid.to_string(),
-                    Image {
-                        id: iid.to_string(),
-                        source_instance: None,
-                        state: img
-                            .state()
-                            .map(|s| s.as_str().to_string())
-                            .unwrap_or_default(),
-                        snapshots: img
-                            .block_device_mappings()
-                            .iter()
-                            .filter_map(|b| b.ebs()?.snapshot_id().map(str::to_string))
-                            .collect(),
-                        tags: tags(img.tags()),
-                    },
-                );
+            for img in images.images().iter().filter_map(image) {
+                out.images.insert(img.id.clone(), img);
             }
         }
         let address_ids = ids(|r| match r {
@@ -462,22 +463,8 @@ impl Provider for AwsProvider {
                 .send()
                 .await
                 .map_err(err)?;
-            for img in imgs.images() {
-                if let Some(iid) = img.image_id() {
-                    out.images.insert(
-                        iid.to_string(),
-                        Image {
-                            id: iid.to_string(),
-                            source_instance: None,
-                            state: img
-                                .state()
-                                .map(|s| s.as_str().to_string())
-                                .unwrap_or_default(),
-                            snapshots: vec![],
-                            tags: tags(img.tags()),
-                        },
-                    );
-                }
+            for img in imgs.images().iter().filter_map(image) {
+                out.images.insert(img.id.clone(), img);
             }
             let snaps = self
                 .ec2
