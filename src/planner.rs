@@ -124,6 +124,8 @@ pub fn query(loaded: &LoadedPlan) -> Query {
         match &rec.action {
             Action::Reserve(a) => q.offerings.push(executor::reserve_query(a)),
             Action::Rightsize(a) => q.instance_types.push(a.to.clone()),
+            // What hangs off an instance goes with it or moves with it.
+            Action::Terminate(_) | Action::Spot(_) => q.attachments = true,
             _ => {}
         }
     }

@@ -55,6 +55,7 @@ pub fn items(plan: &PlanJson, provider: &dyn Provider) -> Vec<Item> {
         out.push(Item {
             rec: r.id.clone(),
             resource: resource(&r.resource_kind, &r.resource),
+            before: r.before.clone(),
             after: r.after.clone(),
             replaced_by_step,
             deps: Vec::new(),

@@ -652,11 +652,23 @@ impl Loader {
             }
             Some(s)
         });
+        let batch_size = f
+            .get("batch_size")
+            .and_then(|n| self.uint(n, "batch_size", 1));
+        let instance_timeout_s = f
+            .get("instance_timeout_s")
+            .and_then(|n| self.uint(n, "instance_timeout_s", 1));
+        let image_timeout_s = f
+            .get("image_timeout_s")
+            .and_then(|n| self.uint(n, "image_timeout_s", 1));
         self.finish(f, "plan::unknown-field", "the aws provider", &[]);
         ok.then_some(AwsProvider {
             region,
             profile,
             endpoint_url,
+            batch_size,
+            instance_timeout_s,
+            image_timeout_s,
         })
     }
 

@@ -69,6 +69,16 @@ pub struct AwsProvider {
     /// An endpoint to use instead of AWS's, e.g. a local test endpoint.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub endpoint_url: Option<String>,
+    /// Instance ids per describe call and per stop/start/terminate/monitor
+    /// call (default 1000).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub batch_size: Option<u32>,
+    /// How long to wait for instances to stop or start, in seconds (default 600).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub instance_timeout_s: Option<u32>,
+    /// How long to wait for an image to become available, in seconds (default 1800).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image_timeout_s: Option<u32>,
 }
 
 /// Who approved which recommendations, and why.

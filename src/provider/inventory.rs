@@ -809,7 +809,7 @@ impl Inventory {
             }),
         );
         // Volumes attached to a named instance matter to terminate and spot.
-        if !out.instances.is_empty() {
+        if query.attachments && !out.instances.is_empty() {
             for v in self.volumes.values() {
                 if v.attached_to
                     .as_deref()
@@ -819,7 +819,7 @@ impl Inventory {
                 }
             }
         }
-        if !out.instances.is_empty() {
+        if query.attachments && !out.instances.is_empty() {
             for a in self.addresses.values() {
                 if a.instance
                     .as_deref()

@@ -92,6 +92,25 @@ impl From<CloudError> for ProviderError {
     }
 }
 
+/// What a batched call did: see [`Provider::perform_batch`].
+#[derive(Debug)]
+pub struct Batch {
+    pub results: Vec<Result<Outcome, ProviderError>>,
+    pub observed: Option<Inventory>,
+    pub refused: bool,
+}
+
+impl Batch {
+    /// The results of ops performed one call each: refused only if all failed.
+    pub fn one_by_one(results: Vec<Result<Outcome, ProviderError>>) -> Batch {
+        Batch {
+            refused: results.iter().all(|r| r.is_err()),
+            results,
+            observed: None,
+        }
+    }
+}
+
 /// A cloud account pare can read and change.
 #[async_trait::async_trait]
 pub trait Provider: Send + Sync {
@@ -104,6 +123,22 @@ pub trait Provider: Send + Sync {
 
     /// Performs one operation; its refs are concrete ids.
     async fn perform(&self, op: &Op) -> Result<Outcome, ProviderError>;
+
+    /// Performs ops that share a [`Op::batch_key`] in as few calls as the
+    /// cloud allows. One result per op, in order. `refused` says the cloud
+    /// refused the whole call and nothing changed (AWS's multi-instance calls
+    /// are all or nothing): the engine then splits the batch to find the
+    /// failing op.
+    /// `observed`, when present, is the named instances as read after the
+    /// call (a waiter's last read), so the engine need not read them again.
+    /// The default performs the ops one by one.
+    async fn perform_batch(&self, ops: &[Op]) -> Batch {
+        let mut results = Vec::with_capacity(ops.len());
+        for op in ops {
+            results.push(self.perform(op).await);
+        }
+        Batch::one_by_one(results)
+    }
 
     /// How long `op` usually takes, for estimates in previews.
     fn estimate(&self, op: &Op) -> Duration;

@@ -382,6 +382,30 @@ impl Op {
         }
     }
 
+    /// Ops with equal keys can go to the cloud in one call (EC2's
+    /// multi-instance calls: stop, start, terminate, monitor); `None` for
+    /// ops that name one resource per call.
+    pub fn batch_key(&self) -> Option<(&'static str, bool)> {
+        match self {
+            Op::StopInstance { hibernate, .. } => Some(("stop_instance", *hibernate)),
+            Op::StartInstance { .. } => Some(("start_instance", false)),
+            Op::TerminateInstance { .. } => Some(("terminate_instance", false)),
+            Op::SetMonitoring { detailed, .. } => Some(("set_monitoring", *detailed)),
+            _ => None,
+        }
+    }
+
+    /// The instance a batchable op names.
+    pub fn batch_instance(&self) -> Option<&str> {
+        match self {
+            Op::StopInstance { instance, .. }
+            | Op::StartInstance { instance }
+            | Op::TerminateInstance { instance }
+            | Op::SetMonitoring { instance, .. } => instance.known(),
+            _ => None,
+        }
+    }
+
     /// The refs this op reads, so `Created` ones can be resolved.
     pub fn refs_mut(&mut self) -> Vec<&mut Ref> {
         match self {
@@ -595,4 +619,7 @@ pub struct Query {
     /// Find what a run's step created: (run id, `rec/step`), matched on the
     /// `pare:run` and `pare:step` tags pare puts on what it creates.
     pub created_by: Option<(String, String)>,
+    /// Also read the volumes and addresses attached to the named instances
+    /// (terminate and spot move or keep them); costs extra calls on AWS.
+    pub attachments: bool,
 }

@@ -23,6 +23,10 @@ pub struct AwsProvider {
     region: String,
     /// How long to wait for an image to become available.
     pub image_timeout: Duration,
+    /// How long to wait for instances to stop or start.
+    pub instance_timeout: Duration,
+    /// Ids per describe and per multi-instance call.
+    pub batch_size: usize,
 }
 
 impl AwsProvider {
@@ -60,7 +64,13 @@ impl AwsProvider {
             ec2: aws_sdk_ec2::Client::new(&config),
             asg: aws_sdk_autoscaling::Client::new(&config),
             region,
-            image_timeout: Duration::from_secs(1800),
+            image_timeout: spec
+                .image_timeout_s
+                .map_or(Duration::from_secs(1800), |s| Duration::from_secs(s.into())),
+            instance_timeout: spec
+                .instance_timeout_s
+                .map_or(Duration::from_secs(600), |s| Duration::from_secs(s.into())),
+            batch_size: spec.batch_size.map_or(1000, |n| n as usize),
         })
     }
 }
@@ -165,7 +175,78 @@ fn instance_state(s: Option<&ec2::InstanceState>) -> InstanceState {
     }
 }
 
+/// The instance ids an `InvalidInstanceID.NotFound` message names
+/// ("The instance IDs 'i-1, i-2' do not exist").
+fn named_instance_ids(message: &str) -> Vec<String> {
+    message
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
+        .filter(|t| t.starts_with("i-") && t.len() > 2)
+        .map(str::to_string)
+        .collect()
+}
+
 impl AwsProvider {
+    /// The reservations holding `ids`, following `NextToken`. Instance ids go
+    /// in the `InstanceIds` parameter (no 200-value filter limit); ids that
+    /// do not exist fail the call, so they are taken out and the call repeated,
+    /// and a missing instance is simply absent from the answer.
+    async fn reservations(&self, ids: &[String]) -> Result<Vec<ec2::Reservation>, ProviderError> {
+        let mut ids = ids.to_vec();
+        let mut out = Vec::new();
+        while !ids.is_empty() {
+            let mut pages = self
+                .ec2
+                .describe_instances()
+                .set_instance_ids(Some(ids.clone()))
+                .into_paginator()
+                .send();
+            let mut missing = Vec::new();
+            let mut got = Vec::new();
+            while let Some(page) = pages.next().await {
+                match page.map_err(err) {
+                    Ok(p) => got.extend(p.reservations().iter().cloned()),
+                    Err(ProviderError::Cloud { error, .. })
+                        if error.code.starts_with("InvalidInstanceID") =>
+                    {
+                        missing = named_instance_ids(&error.message);
+                        missing.retain(|m| ids.contains(m));
+                        if missing.is_empty() {
+                            // Cannot tell which: fall back to filters, which skip unknown ids.
+                            return self.reservations_by_filter(&ids).await;
+                        }
+                        break;
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            if missing.is_empty() {
+                out.extend(got);
+                break;
+            }
+            ids.retain(|i| !missing.contains(i));
+        }
+        Ok(out)
+    }
+
+    async fn reservations_by_filter(
+        &self,
+        ids: &[String],
+    ) -> Result<Vec<ec2::Reservation>, ProviderError> {
+        let mut out = Vec::new();
+        for chunk in ids.chunks(CHUNK) {
+            let mut pages = self
+                .ec2
+                .describe_instances()
+                .filters(filter("instance-id", chunk))
+                .into_paginator()
+                .send();
+            while let Some(page) = pages.next().await {
+                out.extend(page.map_err(err)?.reservations().iter().cloned());
+            }
+        }
+        Ok(out)
+    }
+
     async fn instances(&self, ids: &[String], out: &mut Inventory) -> Result<(), ProviderError> {
         self.instances_noting(ids, out, &mut Default::default())
             .await
@@ -179,15 +260,10 @@ impl AwsProvider {
         out: &mut Inventory,
         goes_with_instance: &mut std::collections::BTreeSet<String>,
     ) -> Result<(), ProviderError> {
-        for chunk in ids.chunks(CHUNK) {
-            let mut pages = self
-                .ec2
-                .describe_instances()
-                .filters(filter("instance-id", chunk))
-                .into_paginator()
-                .send();
-            while let Some(page) = pages.next().await {
-                for r in page.map_err(err)?.reservations() {
+        for chunk in ids.chunks(self.batch_size.max(1)) {
+            let reservations = self.reservations(chunk).await?;
+            {
+                for r in &reservations {
                     for i in r.instances() {
                         let Some(iid) = i.instance_id() else { continue };
                         for b in i.block_device_mappings() {
@@ -316,7 +392,11 @@ impl Provider for AwsProvider {
         });
         self.volumes("volume-id", &volume_ids, &mut out).await?;
         // Volumes attached to named instances matter to terminate and spot.
-        let live: Vec<String> = out.instances.keys().cloned().collect();
+        let live: Vec<String> = if query.attachments {
+            out.instances.keys().cloned().collect()
+        } else {
+            Vec::new()
+        };
         self.volumes("attachment.instance-id", &live, &mut out)
             .await?;
         for v in out.volumes.values_mut() {
@@ -914,8 +994,129 @@ impl Provider for AwsProvider {
         }
     }
 
+    async fn perform_batch(&self, ops: &[Op]) -> super::Batch {
+        let key = ops.first().and_then(Op::batch_key);
+        let ids: Option<Vec<String>> = ops
+            .iter()
+            .map(|o| {
+                (o.batch_key() == key)
+                    .then(|| o.batch_instance().map(str::to_string))
+                    .flatten()
+            })
+            .collect();
+        let (Some(key), Some(ids)) = (key, ids) else {
+            let mut results = Vec::with_capacity(ops.len());
+            for op in ops {
+                results.push(self.perform(op).await);
+            }
+            return super::Batch::one_by_one(results);
+        };
+        self.multi_instance(key, &ids).await
+    }
+
     fn estimate(&self, op: &Op) -> Duration {
         super::nominal_duration(op.name())
+    }
+}
+
+impl AwsProvider {
+    /// One stop/start/terminate/monitor call per `batch_size` instances, then
+    /// one read of them all (polled until they reach the state the call
+    /// leads to), returned as what was observed.
+    async fn multi_instance(&self, key: (&'static str, bool), ids: &[String]) -> super::Batch {
+        let mut results: Vec<Result<Outcome, ProviderError>> = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(self.batch_size.max(1)) {
+            let chunk = chunk.to_vec();
+            let sent = match key {
+                ("stop_instance", hibernate) => self
+                    .ec2
+                    .stop_instances()
+                    .set_instance_ids(Some(chunk.clone()))
+                    .hibernate(hibernate)
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .map_err(err),
+                ("start_instance", _) => self
+                    .ec2
+                    .start_instances()
+                    .set_instance_ids(Some(chunk.clone()))
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .map_err(err),
+                ("terminate_instance", _) => self
+                    .ec2
+                    .terminate_instances()
+                    .set_instance_ids(Some(chunk.clone()))
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .map_err(err),
+                (_, true) => self
+                    .ec2
+                    .monitor_instances()
+                    .set_instance_ids(Some(chunk.clone()))
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .map_err(err),
+                (_, false) => self
+                    .ec2
+                    .unmonitor_instances()
+                    .set_instance_ids(Some(chunk.clone()))
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .map_err(err),
+            };
+            results.extend(
+                chunk
+                    .iter()
+                    .map(|_| sent.clone().map(|()| Outcome::default())),
+            );
+        }
+        let done: Vec<String> = ids
+            .iter()
+            .zip(&results)
+            .filter(|(_, r)| r.is_ok())
+            .map(|(i, _)| i.clone())
+            .collect();
+        let target = match key.0 {
+            "stop_instance" => Some(InstanceState::Stopped),
+            "start_instance" => Some(InstanceState::Running),
+            _ => None,
+        };
+        let observed = match target {
+            Some(state) => self.wait_instances(&done, state).await,
+            None => {
+                let mut inv = Inventory::new(&self.region);
+                self.instances(&done, &mut inv)
+                    .await
+                    .map(|()| inv)
+                    .map_err(|e| (e, done.clone()))
+            }
+        };
+        match observed {
+            Ok(inv) => super::Batch {
+                refused: done.is_empty(),
+                results,
+                observed: Some(inv),
+            },
+            Err((e, late)) => {
+                // The calls were made; the ones that did not get there in time fail.
+                for (i, r) in ids.iter().zip(results.iter_mut()) {
+                    if r.is_ok() && late.contains(i) {
+                        *r = Err(e.clone());
+                    }
+                }
+                super::Batch {
+                    refused: done.is_empty(),
+                    results,
+                    observed: None,
+                }
+            }
+        }
     }
 }
 
@@ -954,22 +1155,65 @@ impl AwsProvider {
 
     /// Polls until the instance reaches `state` (bounded).
     async fn wait_instance(&self, iid: &str, state: InstanceState) -> Result<(), ProviderError> {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(600);
+        self.wait_instances(&[iid.to_string()], state)
+            .await
+            .map(|_| ())
+            .map_err(|(e, _)| e)
+    }
+
+    /// Polls until every instance in `ids` reaches `state`, within the
+    /// instance timeout; returns the last read. On a timeout, the error and
+    /// the instances not there yet. Waits of more than a few seconds are
+    /// reported in the log.
+    async fn wait_instances(
+        &self,
+        ids: &[String],
+        state: InstanceState,
+    ) -> Result<Inventory, (ProviderError, Vec<String>)> {
+        let started = tokio::time::Instant::now();
+        let mut pause = Duration::from_secs(1);
+        let mut reported = Duration::ZERO;
         loop {
             let mut inv = Inventory::new(&self.region);
-            self.instances(&[iid.to_string()], &mut inv).await?;
-            let now = inv.instance(iid).map(|i| i.state);
-            if now == Some(state) {
-                return Ok(());
+            self.instances(ids, &mut inv)
+                .await
+                .map_err(|e| (e, ids.to_vec()))?;
+            let late: Vec<String> = ids
+                .iter()
+                .filter(|i| inv.instance(i).map(|x| x.state) != Some(state))
+                .cloned()
+                .collect();
+            if late.is_empty() {
+                return Ok(inv);
             }
-            if tokio::time::Instant::now() > deadline {
-                return Err(CloudError::new(
+            let waited = started.elapsed();
+            if waited > self.instance_timeout {
+                let e = CloudError::new(
                     "Timeout",
-                    format!("{iid} did not become {} in 10 minutes", state.as_str()),
-                )
-                .into());
+                    format!(
+                        "{} of {} instances did not become {} in {} s (first: {}); raise `instance_timeout_s` in the plan's aws block if they are just slow",
+                        late.len(),
+                        ids.len(),
+                        state.as_str(),
+                        self.instance_timeout.as_secs(),
+                        late[0]
+                    ),
+                );
+                return Err((e.into(), late));
             }
-            tokio::time::sleep(Duration::from_secs(2)).await;
+            if waited >= reported + Duration::from_secs(15) {
+                reported = waited;
+                tracing::warn!(
+                    "waiting for {} of {} instances to become {} ({} s so far, at most {} s)",
+                    late.len(),
+                    ids.len(),
+                    state.as_str(),
+                    waited.as_secs(),
+                    self.instance_timeout.as_secs()
+                );
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_secs(15));
         }
     }
 }

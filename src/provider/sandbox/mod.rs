@@ -329,31 +329,92 @@ impl Provider for SandboxProvider {
     }
 
     async fn perform(&self, op: &Op) -> Result<Outcome, ProviderError> {
-        let delay = self.lock().faults.latency(op.name());
+        let mut batch = self.perform_batch(std::slice::from_ref(op)).await;
+        batch
+            .results
+            .pop()
+            .unwrap_or_else(|| Err(ProviderError::Transport("no result".into())))
+    }
+
+    /// Like one of AWS's multi-instance calls: one delay for the call, and
+    /// all or nothing — if any op would fail (an injected fault, or AWS's
+    /// rules), none is performed and every op gets that error.
+    async fn perform_batch(&self, ops: &[Op]) -> crate::provider::Batch {
+        let refuse = |e: ProviderError| crate::provider::Batch {
+            results: ops.iter().map(|_| Err(e.clone())).collect(),
+            observed: None,
+            refused: true,
+        };
+        let delay = {
+            let st = self.lock();
+            ops.iter()
+                .map(|op| st.faults.latency(op.name()))
+                .max()
+                .unwrap_or_default()
+        };
         if !delay.is_zero() {
             tokio::time::sleep(delay).await;
         }
         let mut st = self.lock();
-        st.faults.check(op.name())?;
-        let outcome = st.account.apply(op)?;
-        // The change counts only once it is durable, like an acknowledged API call.
-        let entry = serde_json::to_string(&LogEntry {
-            op: op.clone(),
-            outcome: outcome.clone(),
-        })
-        .map_err(|e| ProviderError::Transport(e.to_string()))?;
+        for op in ops {
+            if let Err(e) = st.faults.check(op.name()) {
+                return refuse(e.into());
+            }
+        }
+        if ops.len() > 1 {
+            // Try the whole call on a copy of what it touches first.
+            let mut scratch = st.account.subset(&Query {
+                resources: ops
+                    .iter()
+                    .filter_map(|o| o.batch_instance())
+                    .map(|i| crate::provider::ResourceId::Instance(i.to_string()))
+                    .collect(),
+                attachments: true,
+                ..Query::default()
+            });
+            for op in ops {
+                if let Err(e) = scratch.apply(op) {
+                    return refuse(e.into());
+                }
+            }
+        }
+        let mut outcomes = Vec::with_capacity(ops.len());
+        let mut lines = String::new();
+        for op in ops {
+            let outcome = match st.account.apply(op) {
+                Ok(o) => o,
+                // Only a single op can fail here (a batch was tried first).
+                Err(e) => return refuse(e.into()),
+            };
+            // The change counts only once it is durable, like an acknowledged API call.
+            match serde_json::to_string(&LogEntry {
+                op: op.clone(),
+                outcome: outcome.clone(),
+            }) {
+                Ok(entry) => lines.push_str(&format!("{entry}\n")),
+                Err(e) => return refuse(ProviderError::Transport(e.to_string())),
+            }
+            outcomes.push(outcome);
+        }
+        // Written in the order applied (under the lock), synced outside it.
         let path = self.dir.join(LOG);
         let io = |e: std::io::Error| {
             ProviderError::Transport(format!("sandbox log {}: {e}", path.display()))
         };
-        if st.log.is_none() {
-            st.log = Some(atomic::open_append(&path).map_err(io)?);
-        }
-        let log = st.log.as_mut().expect("just opened");
-        log.write_all(format!("{entry}\n").as_bytes()).map_err(io)?;
-        let handle = log.try_clone().map_err(io)?;
-        st.logged += 1;
-        st.appended += 1;
+        let written = (|| {
+            if st.log.is_none() {
+                st.log = Some(atomic::open_append(&path).map_err(io)?);
+            }
+            let log = st.log.as_mut().expect("just opened");
+            log.write_all(lines.as_bytes()).map_err(io)?;
+            log.try_clone().map_err(io)
+        })();
+        let handle = match written {
+            Ok(h) => h,
+            Err(e) => return refuse(e),
+        };
+        st.logged += ops.len();
+        st.appended += ops.len() as u64;
         let mine = st.appended;
         drop(st);
         // Group commit: one sync covers every line written before it, so
@@ -361,10 +422,19 @@ impl Provider for SandboxProvider {
         let mut synced = self.synced.lock().unwrap_or_else(|p| p.into_inner());
         if *synced < mine {
             let upto = self.lock().appended;
-            handle.sync_data().map_err(io)?;
+            if let Err(e) = handle.sync_data() {
+                // Applied but not durable: the outcome is unknown, not refused.
+                let mut b = refuse(io(e));
+                b.refused = false;
+                return b;
+            }
             *synced = upto;
         }
-        Ok(outcome)
+        crate::provider::Batch {
+            results: outcomes.into_iter().map(Ok).collect(),
+            observed: None,
+            refused: false,
+        }
     }
 
     fn estimate(&self, op: &Op) -> Duration {
