@@ -878,3 +878,6 @@ async fn resolve_unknown(
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
