@@ -157,7 +157,11 @@ fn ready_stops_go_in_one_call_and_one_read_back() {
     assert_eq!(report.completed.len(), 1000);
     assert!(report.failed.is_empty());
     assert_eq!(*p.calls.lock().unwrap(), vec![1000]);
-    assert_eq!(*p.describes.lock().unwrap(), 1, "one read-back for the group");
+    assert_eq!(
+        *p.describes.lock().unwrap(),
+        1,
+        "one read-back for the group"
+    );
     let records = crate::state::journal::read(&dir.path().join("journal")).unwrap();
     let steps = crate::state::journal::steps(&records);
     assert_eq!(steps.len(), 1000, "every step keeps its own records");

@@ -508,3 +508,168 @@ recommendations:
         assert_eq!(g.auto_scaling_groups()[0].desired_capacity(), Some(3));
     });
 }
+
+/// The loopback proxy of `scripts/ec2-proxy.py` in front of the endpoint:
+/// counts calls by action and throttles the ones asked for. Stopped on drop.
+pub struct Proxy {
+    child: std::process::Child,
+    pub url: String,
+}
+
+impl Proxy {
+    pub fn start(upstream: &str, throttle: &[&str]) -> Proxy {
+        use std::io::BufRead;
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/ec2-proxy.py");
+        let mut cmd = std::process::Command::new("python3");
+        cmd.arg(script).arg(upstream);
+        for t in throttle {
+            cmd.args(["--throttle", t]);
+        }
+        let mut child = cmd
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("python3 runs scripts/ec2-proxy.py (install python3)");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let port: u16 = line.trim().parse().expect("the proxy prints its port");
+        Proxy {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        }
+    }
+
+    /// Calls by action: (forwarded, throttled).
+    pub fn counts(&self) -> serde_json::Value {
+        let body = ureq_get(&format!("{}/_proxy/counts", self.url));
+        serde_json::from_str(&body).unwrap()
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A plain HTTP GET on loopback, without a client library.
+fn ureq_get(url: &str) -> String {
+    use std::io::{Read, Write};
+    let rest = url.strip_prefix("http://").unwrap();
+    let (host, path) = rest.split_once('/').unwrap();
+    let mut s = std::net::TcpStream::connect(host).unwrap();
+    write!(
+        s,
+        "GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    text.split_once("\r\n\r\n").unwrap().1.to_string()
+}
+
+#[test]
+fn throttled_calls_are_retried_visibly_and_nothing_happens_twice() {
+    let (region, zone) = ("sa-east-1", "sa-east-1a");
+    let c = client(region);
+    let rt = rt();
+    let (instances, scratch) = rt.block_on(async {
+        let out = c
+            .run_instances()
+            .image_id("ami-12c6146b")
+            .instance_type(ec2::InstanceType::T3Large)
+            .min_count(3)
+            .max_count(3)
+            .placement(ec2::Placement::builder().availability_zone(zone).build())
+            .send()
+            .await
+            .unwrap();
+        let ids: Vec<String> = out
+            .instances()
+            .iter()
+            .map(|i| i.instance_id().unwrap().to_string())
+            .collect();
+        let scratch = c
+            .create_volume()
+            .availability_zone(zone)
+            .size(20)
+            .volume_type(ec2::VolumeType::Gp2)
+            .send()
+            .await
+            .unwrap()
+            .volume_id()
+            .unwrap()
+            .to_string();
+        (ids, scratch)
+    });
+    let proxy = Proxy::start(&endpoint(), &["StopInstances:2", "CreateSnapshot:2"]);
+    let dir = tempfile::tempdir().unwrap();
+    let mut recs = String::new();
+    for (k, i) in instances.iter().enumerate() {
+        recs.push_str(&format!(
+            "  - {{ id: park-{k}, action: hibernate, instance: {i}, mode: stop }}\n"
+        ));
+    }
+    recs.push_str(&format!(
+        "  - {{ id: scratch, action: storage, volume: {scratch}, delete: true }}\n"
+    ));
+    let plan = format!(
+        "version: 1
+name: throttled
+provider: {{ aws: {{ region: {region}, endpoint_url: \"{}\" }} }}
+approvals: [ {{ by: t@example.com, covers: [\"*\"] }} ]
+recommendations:
+{recs}",
+        proxy.url
+    );
+    std::fs::write(dir.path().join("plan.yaml"), plan).unwrap();
+    let out = aws_pare(dir.path())
+        .args(["apply", "plan.yaml", "--auto-approve"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("StopInstances: throttled (RequestLimitExceeded)"),
+        "throttling must be visible in the log:\n{err}"
+    );
+    assert!(
+        err.contains("CreateSnapshot: throttled"),
+        "throttling must be visible in the log:\n{err}"
+    );
+    let counts = proxy.counts();
+    assert_eq!(counts["throttled"]["StopInstances"], 2, "{counts}");
+    // The three stops went in one call, made once it was let through.
+    assert_eq!(counts["forwarded"]["StopInstances"], 1, "{counts}");
+    assert_eq!(counts["forwarded"]["CreateSnapshot"], 1, "{counts}");
+    rt.block_on(async {
+        for i in &instances {
+            assert_eq!(
+                instance(&c, i)
+                    .await
+                    .state()
+                    .unwrap()
+                    .name()
+                    .unwrap()
+                    .as_str(),
+                "stopped"
+            );
+        }
+        let snaps = c
+            .describe_snapshots()
+            .owner_ids("self")
+            .filters(
+                ec2::Filter::builder()
+                    .name("volume-id")
+                    .values(&scratch)
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(snaps.snapshots().len(), 1, "one snapshot, not three");
+        assert!(volume(&c, &scratch).await.is_none());
+    });
+}

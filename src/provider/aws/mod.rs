@@ -60,9 +60,15 @@ impl AwsProvider {
                 "no AWS region: set `region` in the plan's aws block, or AWS_REGION".into(),
             )
         })?;
+        let ec2 = aws_sdk_ec2::config::Builder::from(&config)
+            .interceptor(RetryLog)
+            .build();
+        let asg = aws_sdk_autoscaling::config::Builder::from(&config)
+            .interceptor(RetryLog)
+            .build();
         Ok(AwsProvider {
-            ec2: aws_sdk_ec2::Client::new(&config),
-            asg: aws_sdk_autoscaling::Client::new(&config),
+            ec2: aws_sdk_ec2::Client::from_conf(ec2),
+            asg: aws_sdk_autoscaling::Client::from_conf(asg),
             region,
             image_timeout: spec
                 .image_timeout_s
@@ -72,6 +78,41 @@ impl AwsProvider {
                 .map_or(Duration::from_secs(600), |s| Duration::from_secs(s.into())),
             batch_size: spec.batch_size.map_or(1000, |n| n as usize),
         })
+    }
+}
+
+/// Makes the SDK's own retries visible: every throttled or failed attempt
+/// is logged with the API action, before the SDK backs off and retries.
+#[derive(Debug)]
+struct RetryLog;
+
+impl aws_sdk_ec2::config::Intercept for RetryLog {
+    fn name(&self) -> &'static str {
+        "pare-retry-log"
+    }
+
+    fn read_after_attempt(
+        &self,
+        context: &aws_sdk_ec2::config::interceptors::FinalizerInterceptorContextRef<'_>,
+        _: &aws_sdk_ec2::config::RuntimeComponents,
+        cfg: &mut aws_sdk_ec2::config::ConfigBag,
+    ) -> Result<(), aws_sdk_ec2::error::BoxError> {
+        let Some(status) = context.response().map(|r| r.status().as_u16()) else {
+            return Ok(());
+        };
+        if status == 429 || status >= 500 {
+            let action = cfg
+                .load::<aws_smithy_runtime_api::client::orchestrator::Metadata>()
+                .map_or("an AWS call", |m| m.name())
+                .to_string();
+            let what = if status == 503 || status == 429 {
+                "throttled (RequestLimitExceeded)"
+            } else {
+                "failed on the server"
+            };
+            tracing::warn!("{action}: {what}, HTTP {status}; the SDK backs off and retries");
+        }
+        Ok(())
     }
 }
 
