@@ -7,9 +7,10 @@ with EC2's throttling error instead of forwarding them.
 
 prints the port it listens on (127.0.0.1 only), then serves until killed.
 `--throttle StopInstances:2` answers the first two StopInstances calls with
-HTTP 503 RequestLimitExceeded; they are not forwarded.
+HTTP 503 RequestLimitExceeded; they are not forwarded. Calls with DryRun=true
+are counted apart and never throttled.
 
-    GET  /_proxy/counts   {"forwarded": {action: n}, "throttled": {action: n}}
+    GET  /_proxy/counts   {"forwarded": {action: n}, "throttled": {...}, "dry_run": {...}}
     POST /_proxy/reset    zero the counts
 
 Standard library only.
@@ -48,7 +49,7 @@ def main():
         throttle[action] = int(n)
 
     lock = threading.Lock()
-    counts = {"forwarded": {}, "throttled": {}}
+    counts = {"forwarded": {}, "throttled": {}, "dry_run": {}}
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
     class Handler(http.server.BaseHTTPRequestHandler):
@@ -79,14 +80,18 @@ def main():
             body = self.rfile.read(length)
             if self.path == "/_proxy/reset":
                 with lock:
-                    counts["forwarded"].clear()
-                    counts["throttled"].clear()
+                    for c in counts.values():
+                        c.clear()
                 self.reply(200, [], b"{}")
                 return
             form = urllib.parse.parse_qs(body.decode("utf-8", "replace"))
             action = (form.get("Action") or [self.headers.get("X-Amz-Target") or "other"])[0]
+            dry = (form.get("DryRun") or ["false"])[0].lower() == "true"
             with lock:
-                if throttle.get(action, 0) > 0:
+                if dry:
+                    counts["dry_run"][action] = counts["dry_run"].get(action, 0) + 1
+                    refuse = False
+                elif throttle.get(action, 0) > 0:
                     throttle[action] -= 1
                     counts["throttled"][action] = counts["throttled"].get(action, 0) + 1
                     refuse = True

@@ -9,13 +9,25 @@ use std::collections::BTreeSet;
 pub fn actions(plan: &Plan) -> (BTreeSet<&'static str>, BTreeSet<&'static str>) {
     let mut read: BTreeSet<&'static str> = BTreeSet::new();
     let mut change: BTreeSet<&'static str> = BTreeSet::new();
+    for rec in &plan.recommendations {
+        let (r, c) = rec_actions(&rec.action);
+        read.extend(r);
+        change.extend(c);
+    }
+    (read, change)
+}
+
+/// (reading, changing) IAM actions one recommendation needs, its undo included.
+pub fn rec_actions(action: &Action) -> (BTreeSet<&'static str>, BTreeSet<&'static str>) {
+    let mut read: BTreeSet<&'static str> = BTreeSet::new();
+    let mut change: BTreeSet<&'static str> = BTreeSet::new();
     let instances = [
         "ec2:DescribeInstances",
         "ec2:DescribeVolumes",
         "ec2:DescribeAddresses",
     ];
-    for rec in &plan.recommendations {
-        match &rec.action {
+    {
+        match action {
             Action::Terminate(t) => {
                 read.extend(instances);
                 change.insert("ec2:TerminateInstances");

@@ -166,19 +166,60 @@ pub async fn plan(
         elapsed_ms = started.elapsed().as_millis() as u64,
         "described the named resources"
     );
+    let denied = permissions(loaded, &observed, provider).await;
     let started = std::time::Instant::now();
-    let planned = plan_with(loaded, graph, config, provider, observed);
+    let planned = plan_with(loaded, graph, config, provider, observed, &denied);
     tracing::debug!(elapsed_ms = started.elapsed().as_millis() as u64, "planned");
     planned
 }
 
-/// Plans against an inventory already read.
+/// IAM actions refused, with the cloud's words.
+pub type Denied = BTreeMap<&'static str, String>;
+
+/// Asks the provider, once per IAM action the plan's changes and undos
+/// need, whether it is allowed (EC2's `DryRun`): the refused ones, to block
+/// the recommendations that need them before anyone approves the plan.
+pub async fn permissions(
+    loaded: &LoadedPlan,
+    observed: &Inventory,
+    provider: &dyn Provider,
+) -> Denied {
+    let mut asked: BTreeMap<&'static str, ()> = BTreeMap::new();
+    let mut denied = Denied::new();
+    for rec in &loaded.plan.recommendations {
+        let (_, change) = crate::iam::rec_actions(&rec.action);
+        for action in change {
+            if asked.insert(action, ()).is_some() {
+                continue;
+            }
+            match provider
+                .may(action, resource_of(rec).as_ref(), observed)
+                .await
+            {
+                crate::provider::Permission::Allowed => {
+                    tracing::debug!("permission check: {action} allowed")
+                }
+                crate::provider::Permission::Denied(why) => {
+                    denied.insert(action, why);
+                }
+                crate::provider::Permission::Unchecked(why) => {
+                    tracing::info!("permission check: {action} not checked: {why}")
+                }
+            }
+        }
+    }
+    denied
+}
+
+/// Plans against an inventory already read; `denied` are the IAM actions
+/// the permission check saw refused.
 pub fn plan_with(
     loaded: &LoadedPlan,
     mut graph: PlanGraph,
     config: &Config,
     provider: &dyn Provider,
     observed: Inventory,
+    denied: &Denied,
 ) -> Result<Planned, PlanError> {
     let recs = &loaded.plan.recommendations;
     let mut diags = Vec::new();
@@ -298,6 +339,14 @@ pub fn plan_with(
                     config,
                     &loaded.plan.approvals,
                 );
+                for action in crate::iam::rec_actions(&rec.action).1 {
+                    if let Some(why) = denied.get(action) {
+                        blocks.push((
+                            format!("missing IAM permission `{action}`: the dry run was refused ({why})"),
+                            "grant it to the identity pare runs as (`pare iam-policy PLAN` prints every permission the plan needs, its undo included), then plan again".into(),
+                        ));
+                    }
+                }
                 if !a.reversible
                     && let Some(other) = resource.as_ref().and_then(|r| undo_needs.get(r.id()))
                 {

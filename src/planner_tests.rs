@@ -305,7 +305,14 @@ fn check(seed: u64) -> Result<(), TestCaseError> {
         protected_tags: vec![],
         ..Config::default()
     };
-    let planned = match plan_with(&loaded, graph, &config, &Fixed, original.clone()) {
+    let planned = match plan_with(
+        &loaded,
+        graph,
+        &config,
+        &Fixed,
+        original.clone(),
+        &Default::default(),
+    ) {
         Ok(p) => p,
         Err(PlanError::Invalid(diags)) => {
             // Only an implicit edge against an explicit one can close a cycle; it must be reported as one.
@@ -535,7 +542,14 @@ mod ordering {
             require_approval_at: None,
             ..Config::default()
         };
-        plan_with(&loaded, graph, &config, &Fixed, quick_account())
+        plan_with(
+            &loaded,
+            graph,
+            &config,
+            &Fixed,
+            quick_account(),
+            &Default::default(),
+        )
     }
 
     fn waves(p: &Planned) -> Vec<Vec<&str>> {

@@ -111,6 +111,17 @@ impl Batch {
     }
 }
 
+/// The answer of a permission check.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Permission {
+    Allowed,
+    /// Refused, with the cloud's words.
+    Denied(String),
+    /// Could not be asked (no dry run for this call) or the answer said
+    /// nothing about permissions; why.
+    Unchecked(String),
+}
+
 /// A cloud account pare can read and change.
 #[async_trait::async_trait]
 pub trait Provider: Send + Sync {
@@ -138,6 +149,15 @@ pub trait Provider: Send + Sync {
             results.push(self.perform(op).await);
         }
         Batch::one_by_one(results)
+    }
+
+    /// Whether the caller may perform the IAM action `action` (such as
+    /// `ec2:StopInstances`) on `target`, asked without changing anything
+    /// (EC2's `DryRun`). `inv` is what the plan read, for realistic
+    /// parameters. The default: clouds without IAM check nothing.
+    async fn may(&self, action: &str, target: Option<&ResourceId>, inv: &Inventory) -> Permission {
+        let _ = (action, target, inv);
+        Permission::Unchecked("this provider has no permissions to check".into())
     }
 
     /// How long `op` usually takes, for estimates in previews.

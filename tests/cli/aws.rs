@@ -673,3 +673,205 @@ recommendations:
         assert!(volume(&c, &scratch).await.is_none());
     });
 }
+
+/// A plain HTTP POST on loopback; returns the status and body.
+fn http_post(url: &str, content_type: &str, body: &str) -> (u16, String) {
+    http_post_as(url, content_type, "", body)
+}
+
+fn http_post_as(url: &str, content_type: &str, extra: &str, body: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let rest = url.strip_prefix("http://").unwrap();
+    let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let mut s = std::net::TcpStream::connect(host).unwrap();
+    write!(
+        s,
+        "POST /{path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: {content_type}\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    let status = text[9..12].parse().unwrap();
+    (status, text.split_once("\r\n\r\n").unwrap().1.to_string())
+}
+
+fn between<'a>(text: &'a str, open: &str, close: &str) -> &'a str {
+    let start = text
+        .find(open)
+        .unwrap_or_else(|| panic!("no {open} in {text}"))
+        + open.len();
+    let len = text[start..].find(close).unwrap();
+    &text[start..start + len]
+}
+
+/// An IAM call on the endpoint, made while its auth is off.
+fn iam(endpoint: &str, params: &[(&str, &str)]) -> String {
+    let mut body = String::from("Version=2010-05-08");
+    for (k, v) in params {
+        body.push_str(&format!("&{k}={}", urlencode(v)));
+    }
+    // The endpoint routes by the credential scope; auth is off, so no real signature.
+    let (status, text) = http_post_as(
+        &format!("{endpoint}/"),
+        "application/x-www-form-urlencoded",
+        "Authorization: AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/iam/aws4_request, SignedHeaders=host, Signature=0\r\n",
+        &body,
+    );
+    assert_eq!(status, 200, "{params:?}: {text}");
+    text
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[test]
+fn a_missing_permission_blocks_the_recommendation_that_needs_it() {
+    let endpoint = std::env::var("PARE_TEST_AWS_IAM_ENDPOINT").unwrap_or_else(|_| {
+        panic!(
+            "PARE_TEST_AWS_IAM_ENDPOINT is not set: the IAM test needs a local EC2 endpoint of its own\n\
+             (its auth switch is global). Run the suite with scripts/test, or start one with\n\
+             `scripts/moto start iam` and export PARE_TEST_AWS_IAM_ENDPOINT=<the URL it prints>"
+        )
+    });
+    let (region, zone) = ("eu-north-1", "eu-north-1a");
+    // The server is this test's alone: start clean, auth off.
+    http_post(
+        &format!("{endpoint}/moto-api/reset-auth"),
+        "text/plain",
+        "inf",
+    );
+    http_post(&format!("{endpoint}/moto-api/reset"), "text/plain", "");
+    // Seed with auth off.
+    let creds =
+        aws_sdk_ec2::config::Credentials::new("testing", "testing", None, None, "pare-tests");
+    let c = aws_sdk_ec2::Client::from_conf(
+        aws_sdk_ec2::Config::builder()
+            .behavior_version(aws_sdk_ec2::config::BehaviorVersion::latest())
+            .region(aws_sdk_ec2::config::Region::new(region))
+            .endpoint_url(&endpoint)
+            .credentials_provider(creds)
+            .build(),
+    );
+    let rt = rt();
+    let (web, disk) = rt.block_on(async {
+        let web = c
+            .run_instances()
+            .image_id("ami-12c6146b")
+            .instance_type(ec2::InstanceType::T3Large)
+            .min_count(1)
+            .max_count(1)
+            .placement(ec2::Placement::builder().availability_zone(zone).build())
+            .send()
+            .await
+            .unwrap()
+            .instances()[0]
+            .instance_id()
+            .unwrap()
+            .to_string();
+        let disk = c
+            .create_volume()
+            .availability_zone(zone)
+            .size(10)
+            .volume_type(ec2::VolumeType::Gp2)
+            .send()
+            .await
+            .unwrap()
+            .volume_id()
+            .unwrap()
+            .to_string();
+        (web, disk)
+    });
+    // A user who may read, start and modify volumes, but not stop.
+    iam(
+        &endpoint,
+        &[("Action", "CreateUser"), ("UserName", "finops")],
+    );
+    let policy = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["ec2:Describe*","ec2:StartInstances","ec2:ModifyVolume"],"Resource":"*"}]}"#;
+    iam(
+        &endpoint,
+        &[
+            ("Action", "PutUserPolicy"),
+            ("UserName", "finops"),
+            ("PolicyName", "pare"),
+            ("PolicyDocument", policy),
+        ],
+    );
+    let key = iam(
+        &endpoint,
+        &[("Action", "CreateAccessKey"), ("UserName", "finops")],
+    );
+    let (id, secret) = (
+        between(&key, "<AccessKeyId>", "</AccessKeyId>").to_string(),
+        between(&key, "<SecretAccessKey>", "</SecretAccessKey>").to_string(),
+    );
+    let (status, text) = http_post(
+        &format!("{endpoint}/moto-api/reset-auth"),
+        "text/plain",
+        "0",
+    );
+    assert_eq!(status, 200, "{text}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let plan = format!(
+        "version: 1
+name: iam
+provider: {{ aws: {{ region: {region}, endpoint_url: \"{endpoint}\" }} }}
+approvals: [ {{ by: t@example.com, covers: [\"*\"] }} ]
+recommendations:
+  - {{ id: park, action: hibernate, instance: {web}, mode: stop }}
+  - {{ id: gp3, action: storage, volume: {disk}, to: gp3 }}
+"
+    );
+    std::fs::write(dir.path().join("plan.yaml"), plan).unwrap();
+    let out = aws_pare(dir.path())
+        .env("AWS_ACCESS_KEY_ID", &id)
+        .env("AWS_SECRET_ACCESS_KEY", &secret)
+        .args(["plan", "plan.yaml", "--format", "json"])
+        .output()
+        .unwrap();
+    let text_out = aws_pare(dir.path())
+        .env("AWS_ACCESS_KEY_ID", &id)
+        .env("AWS_SECRET_ACCESS_KEY", &secret)
+        .args(["plan", "plan.yaml"])
+        .output()
+        .unwrap();
+    // Auth off again before any assertion can fail.
+    http_post(
+        &format!("{endpoint}/moto-api/reset-auth"),
+        "text/plain",
+        "inf",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let preview: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let recs = preview["recommendations"].as_array().unwrap();
+    let park = recs.iter().find(|r| r["id"] == "park").unwrap();
+    let gp3 = recs.iter().find(|r| r["id"] == "gp3").unwrap();
+    assert_eq!(park["status"], "blocked", "{park}");
+    let why = park["blocked_by"].to_string();
+    assert!(
+        why.contains("missing IAM permission `ec2:StopInstances`"),
+        "{why}"
+    );
+    assert!(!why.contains("ec2:StartInstances"), "{why}");
+    assert_eq!(gp3["status"], "change", "{gp3}");
+    // The text preview says the same to a person.
+    let text = String::from_utf8_lossy(&text_out.stdout);
+    assert!(
+        text.contains("BLOCKED") || text.contains("blocked"),
+        "{text}"
+    );
+    assert!(text.contains("ec2:StopInstances"), "{text}");
+}
