@@ -24,7 +24,14 @@ pub fn rfc3339(t: SystemTime) -> String {
     )
 }
 
-fn parse_rfc3339(s: &str) -> Option<SystemTime> {
+/// The time six hours after `t` (RFC 3339), if that is still to come:
+/// AWS allows a volume's next modification only then.
+pub fn volume_cool_down(t: &str) -> Option<String> {
+    let ready = parse_rfc3339(t)? + Duration::from_secs(6 * 3600);
+    (now() < ready).then(|| rfc3339(ready))
+}
+
+pub fn parse_rfc3339(s: &str) -> Option<SystemTime> {
     let s = s.strip_suffix('Z')?;
     let (date, time) = s.split_once('T')?;
     let mut d = date.split('-').map(|x| x.parse::<i64>());

@@ -161,9 +161,53 @@ pub fn run(out: &Output, global: &GlobalArgs, args: RollbackArgs) -> miette::Res
         ))
         .map_err(|e| miette::miette!(e))?;
 
-    // Drift: each resource must still be as the run left it.
+    // What an earlier, incomplete rollback of this run already undid is not
+    // undone again, and its resources are not "drifted" for being restored.
+    let mut already: BTreeSet<(String, usize)> = BTreeSet::new();
+    for earlier in runs
+        .iter()
+        .filter(|r| r.kind == RunKind::Rollback && r.resolves.as_deref() == Some(&target.id))
+    {
+        if let Ok(recs) = crate::state::journal::read(&store.journal_path(&earlier.id)) {
+            for s in crate::state::journal::steps(&recs) {
+                if matches!(s.outcome, Some((true, _))) {
+                    already.insert((s.rec, s.step));
+                }
+            }
+        }
+    }
+    let resumed: BTreeSet<String> = already.iter().map(|(r, _)| r.clone()).collect();
+    undos.retain(|u| !already.contains(&(u.rec.clone(), u.step)));
+
+    // AWS's six-hour rule: a volume changed by the run cannot be changed back yet.
+    let mut waiting = Vec::new();
+    undos.retain(|u| {
+        let (crate::provider::Op::ModifyVolume { volume, .. }, Inverse::Op { .. }) = (&u.forward, &u.inverse) else {
+            return true;
+        };
+        let Some(ready) = crate::clock::volume_cool_down(&u.done_at) else {
+            return true;
+        };
+        waiting.push(format!(
+            "{} [{}]: {} was changed at {}; AWS allows changing it back only from {ready} (one modification per volume every six hours). Run `pare rollback --run {}` again after then",
+            u.rec,
+            u.step + 1,
+            volume.known().unwrap_or("the volume"),
+            u.done_at,
+            target.id
+        ));
+        false
+    });
+
+    // Drift: each resource must still be as the run left it (one read for all).
     let mut drifted: BTreeSet<String> = BTreeSet::new();
     let mut drift_lines = Vec::new();
+    let mut finished: Vec<(
+        &String,
+        &String,
+        &crate::planner::Attributes,
+        crate::provider::ResourceId,
+    )> = Vec::new();
     for r in &records {
         let Record::RecDone {
             rec,
@@ -178,6 +222,9 @@ pub fn run(out: &Output, global: &GlobalArgs, args: RollbackArgs) -> miette::Res
         let Some((kind, rid)) = res.split_once(':') else {
             continue;
         };
+        if resumed.contains(rec) {
+            continue;
+        }
         let r_id = match kind {
             "instance" => crate::provider::ResourceId::Instance(rid.into()),
             "volume" => crate::provider::ResourceId::Volume(rid.into()),
@@ -185,12 +232,18 @@ pub fn run(out: &Output, global: &GlobalArgs, args: RollbackArgs) -> miette::Res
             "address" => crate::provider::ResourceId::Address(rid.into()),
             _ => crate::provider::ResourceId::Group(rid.into()),
         };
-        let inv = rt
-            .block_on(provider.describe(&Query {
-                resources: vec![r_id.clone()],
-                ..Query::default()
-            }))
-            .map_err(|e| miette::miette!("reading the account failed: {e}"))?;
+        finished.push((rec, res, after, r_id));
+    }
+    let inv = if finished.is_empty() {
+        crate::provider::Inventory::default()
+    } else {
+        rt.block_on(provider.describe(&Query {
+            resources: finished.iter().map(|f| f.3.clone()).collect(),
+            ..Query::default()
+        }))
+        .map_err(|e| miette::miette!("reading the account failed: {e}"))?
+    };
+    for (rec, res, after, r_id) in finished {
         let now = inv.attributes(&r_id);
         if verify::matches_prediction(after, now.as_ref()).is_err() {
             drifted.insert(rec.clone());
@@ -220,6 +273,9 @@ pub fn run(out: &Output, global: &GlobalArgs, args: RollbackArgs) -> miette::Res
     }
     for d in &drift_lines {
         s.push_str(&format!("\n  REFUSED (drift) {d}"));
+    }
+    for w in &waiting {
+        s.push_str(&format!("\n  NOT YET {w}"));
     }
     out.status(&s);
     if args.dry_run {
@@ -272,6 +328,11 @@ pub fn run(out: &Output, global: &GlobalArgs, args: RollbackArgs) -> miette::Res
             .iter()
             .map(|d| format!("not undone (drift): {d}")),
     );
+    record.left.extend(
+        waiting
+            .iter()
+            .map(|w| format!("not undone yet (AWS six-hour rule): {w}")),
+    );
     let code = if let Some(f) = report.failed {
         record.status = RunStatus::Incomplete;
         record.left.insert(0, format!("failed: {f}"));
@@ -282,7 +343,7 @@ pub fn run(out: &Output, global: &GlobalArgs, args: RollbackArgs) -> miette::Res
                 .map(|l| format!("not attempted: {l}")),
         );
         ExitCode::RollbackIncomplete
-    } else if !drift_lines.is_empty() {
+    } else if !drift_lines.is_empty() || !waiting.is_empty() {
         record.status = RunStatus::Incomplete;
         ExitCode::RollbackIncomplete
     } else {

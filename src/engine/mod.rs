@@ -654,6 +654,8 @@ pub struct Undo {
     pub inverse: Inverse,
     /// What this recommendation's steps created, by step index, as far as known.
     pub created: Vec<Option<String>>,
+    /// When the forward step was made (RFC 3339).
+    pub done_at: String,
 }
 
 /// How a rollback went.
@@ -822,6 +824,7 @@ pub async fn undos_from_journal(
                 forward: s.op.clone(),
                 inverse: s.inverse.clone(),
                 created: Vec::new(),
+                done_at: s.at.clone(),
             });
         }
     }

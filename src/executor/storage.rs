@@ -32,6 +32,19 @@ pub fn expand(a: &Storage, inv: &Inventory, created: &Tags) -> Expansion {
                 reason: format!("{} is already {to}", v.id),
             };
         }
+        if let Some(ready) = inv
+            .volume_modified_at
+            .get(&v.id)
+            .and_then(|t| crate::clock::volume_cool_down(t))
+        {
+            return Expansion::Blocked {
+                reason: format!(
+                    "{} was modified at {}; AWS allows its next modification only six hours later, from {ready}",
+                    v.id, inv.volume_modified_at[&v.id]
+                ),
+                help: format!("plan and apply this again after {ready}"),
+            };
+        }
         let iops = a.iops.or(if to == "gp3" { Some(3000) } else { None });
         let throughput = a
             .throughput_mbps

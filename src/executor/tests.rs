@@ -735,6 +735,27 @@ fn storage_retype_and_undo() {
 }
 
 #[test]
+fn a_volume_modified_less_than_six_hours_ago_is_blocked() {
+    let mut inv = account();
+    let ago = |h: u64| {
+        crate::clock::rfc3339(
+            std::time::SystemTime::now() - std::time::Duration::from_secs(h * 3600),
+        )
+    };
+    inv.volume_modified_at.insert("vol-00000001".into(), ago(5));
+    let why = blocked(run(
+        storage("vol-00000001", Some(VolumeType::Gp3), false, true),
+        &inv,
+    ));
+    assert!(why.contains("only six hours later"), "{why}");
+    inv.volume_modified_at.insert("vol-00000001".into(), ago(7));
+    steps(run(
+        storage("vol-00000001", Some(VolumeType::Gp3), false, true),
+        &inv,
+    ));
+}
+
+#[test]
 fn storage_delete_with_snapshot_recreates() {
     let inv = account();
     let (s, facts) = steps(run(storage("vol-00000002", None, true, true), &inv));

@@ -63,6 +63,10 @@ pub struct Inventory {
     /// Instance types the account may use; `None` accepts any well-formed type.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub instance_types: Option<BTreeSet<String>>,
+    /// When each volume was last modified (RFC 3339): AWS allows the next
+    /// modification of a volume six hours after the last one.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub volume_modified_at: BTreeMap<String, String>,
     /// Sandbox only: injected latency and faults.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub faults: Option<super::sandbox::Faults>,
@@ -527,6 +531,9 @@ impl Inventory {
                     "gp3" => Some(throughput_mbps.unwrap_or(125)),
                     _ => None,
                 };
+                let vid = v.id.clone();
+                self.volume_modified_at
+                    .insert(vid, crate::clock::rfc3339(crate::clock::now()));
                 Ok(Outcome::default())
             }
             Op::CreateSnapshot { volume, tags } => {
@@ -829,6 +836,12 @@ impl Inventory {
                 }
             }
         }
+        out.volume_modified_at = self
+            .volume_modified_at
+            .iter()
+            .filter(|(v, _)| out.volumes.contains_key(*v))
+            .map(|(v, t)| (v.clone(), t.clone()))
+            .collect();
         out.snapshots = pick(
             &self.snapshots,
             &of(|r| match r {

@@ -552,6 +552,12 @@ impl Inverse {
 
     pub fn describe(&self) -> String {
         match self {
+            Inverse::Op {
+                op: op @ Op::ModifyVolume { .. },
+            } => format!(
+                "{} (possible six hours after the change: AWS allows one modification per volume every six hours)",
+                op.describe()
+            ),
             Inverse::Op { op } => op.describe(),
             Inverse::Nothing { why } => format!("nothing to undo ({why})"),
             Inverse::Irreversible { why } => format!("IRREVERSIBLE: {why}"),

@@ -194,6 +194,8 @@ pub struct JournaledStep {
     pub op: Op,
     pub inverse: Inverse,
     pub before: Option<Attributes>,
+    /// When the intent was written (RFC 3339).
+    pub at: String,
     /// `None`: no outcome was recorded (the run was interrupted).
     pub outcome: Option<(bool, Option<String>)>,
 }
@@ -211,7 +213,7 @@ pub fn steps(records: &[Record]) -> Vec<JournaledStep> {
                 op,
                 inverse,
                 before,
-                ..
+                at,
             } => {
                 by_seq.insert(*seq, out.len());
                 out.push(JournaledStep {
@@ -221,6 +223,7 @@ pub fn steps(records: &[Record]) -> Vec<JournaledStep> {
                     op: op.as_ref().clone(),
                     inverse: inverse.clone(),
                     before: before.clone(),
+                    at: at.clone(),
                     outcome: None,
                 });
             }

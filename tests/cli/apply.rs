@@ -19,7 +19,18 @@ fn quickstart_account() -> String {
 }
 
 fn run(dir: &Path, args: &[&str]) -> (i32, String, String) {
-    let out = pare(dir).args(args).output().unwrap();
+    run_at(dir, args, 0)
+}
+
+/// `run`, with the clock `hours` ahead: AWS allows a volume's next
+/// modification six hours after the last, so undoing a retype waits.
+fn run_at(dir: &Path, args: &[&str], hours: u64) -> (i32, String, String) {
+    let mut cmd = pare(dir);
+    if hours > 0 {
+        let then = std::time::SystemTime::now() + std::time::Duration::from_secs(hours * 3600);
+        cmd.env("PARE_FAKE_NOW", pare::clock::rfc3339(then));
+    }
+    let out = cmd.args(args).output().unwrap();
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -183,20 +194,36 @@ fn every_action_applies_as_previewed_and_rolls_back() {
     assert_eq!(code, 0, "{err}");
     assert!(err.contains("Nothing to change"), "{err}");
 
+    // At once, everything but the volume retype is undone: AWS allows the
+    // volume's next change only six hours after the last.
     let (code, _, err) = run(d, &["rollback", "--last", "--auto-approve"]);
-    assert_eq!(code, 0, "{err}");
+    assert_eq!(code, 4, "{err}");
     assert!(
         err.contains("not undone (irreversible): reserve-m5-large"),
         "{err}"
     );
+    assert!(
+        err.contains("NOT YET gp3-web-1 [1]")
+            && err.contains("AWS allows changing it back only from"),
+        "{err}"
+    );
     let rb = last_run(d);
     assert_eq!(rb["kind"], "rollback");
+    assert_eq!(rb["status"], "incomplete");
     assert_eq!(
         renamed(&rb).len(),
         3,
         "two instances and a volume were recreated: {rb}"
     );
-    assert_restored(&before, &account(d), &renamed(&rb), &["eipalloc-0a1b2c3d"]);
+    let first_renames = renamed(&rb);
+    // Seven hours later the same command finishes the job: only the retype
+    // is left, and what the first rollback restored is not called drift.
+    let (code, _, err) = run_at(d, &["rollback", "--last", "--auto-approve"], 7);
+    assert_eq!(code, 0, "{err}");
+    assert!(!err.contains("drift"), "{err}");
+    assert!(err.contains("gp3-web-1 [1] change"), "{err}");
+    assert_eq!(last_run(d)["status"], "completed");
+    assert_restored(&before, &account(d), &first_renames, &["eipalloc-0a1b2c3d"]);
 
     // History keeps both runs; nothing is left to roll back.
     let (_, hist, _) = run(d, &["history"]);
@@ -246,8 +273,9 @@ fn a_permanent_failure_skips_dependents_and_rolls_back() {
         "independent branches finish: {r}"
     );
     assert_restored(&before, &account(d), &renamed(&r), &[]);
-    // The run is resolved: a new apply may start (and fails the same way).
-    assert_eq!(run(d, &["apply", "plan.yaml", "--auto-approve"]).0, 3);
+    // The run is resolved: a new apply may start (and fails the same way),
+    // once the volume it changed and changed back may be modified again.
+    assert_eq!(run_at(d, &["apply", "plan.yaml", "--auto-approve"], 7).0, 3);
 }
 
 #[test]
@@ -372,7 +400,7 @@ fn killed_at_any_point_rollback_restores_everything() {
         // The journal is readable.
         let (code, _, err) = run(&d, &["show", last_run(&d)["id"].as_str().unwrap()]);
         assert_eq!(code, 0, "kill {n}: {err}");
-        let (code, _, err) = run(&d, &["rollback", "--last", "--auto-approve"]);
+        let (code, _, err) = run_at(&d, &["rollback", "--last", "--auto-approve"], 7);
         assert_eq!(code, 0, "kill {n}: rollback failed: {err}");
         assert_restored(&before, &account(&d), &renamed(&last_run(&d)), &[]);
         // And a new run may start.
@@ -635,7 +663,7 @@ fn ctrl_c_lets_steps_finish_and_records_a_cancelled_run() {
     assert_eq!(r["status"], "cancelled");
     assert!(!r["skipped"].as_array().unwrap().is_empty());
     // What was done can be undone.
-    assert_eq!(run(d, &["rollback", "--last", "--auto-approve"]).0, 0);
+    assert_eq!(run_at(d, &["rollback", "--last", "--auto-approve"], 7).0, 0);
 }
 
 #[test]

@@ -251,7 +251,20 @@ recommendations:
     let again: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(again["summary"]["changes"], 0, "{again}");
 
+    // Right now the volume cannot be changed back (AWS's six-hour rule).
     let out = aws_pare(dir.path())
+        .args(["rollback", "--last", "--dry-run"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("NOT YET gp3 [1]") && err.contains("only from"),
+        "{err}"
+    );
+    // Seven hours on, everything is undone.
+    let later = std::time::SystemTime::now() + std::time::Duration::from_secs(7 * 3600);
+    let out = aws_pare(dir.path())
+        .env("PARE_FAKE_NOW", pare::clock::rfc3339(later))
         .args(["rollback", "--last", "--auto-approve"])
         .output()
         .unwrap();

@@ -432,6 +432,36 @@ impl Provider for AwsProvider {
             _ => None,
         });
         self.volumes("volume-id", &volume_ids, &mut out).await?;
+        // When each named volume was last modified: the six-hour rule.
+        let found: Vec<String> = volume_ids
+            .iter()
+            .filter(|v| out.volumes.contains_key(*v))
+            .cloned()
+            .collect();
+        for chunk in found.chunks(CHUNK) {
+            let mods = self
+                .ec2
+                .describe_volumes_modifications()
+                .set_volume_ids(Some(chunk.to_vec()))
+                .send()
+                .await
+                .map_err(err)?;
+            for m in mods.volumes_modifications() {
+                let (Some(v), Some(t)) = (m.volume_id(), m.start_time()) else {
+                    continue;
+                };
+                if m.modification_state().map(|s| s.as_str()) == Some("failed") {
+                    continue;
+                }
+                let at = crate::clock::rfc3339(
+                    std::time::UNIX_EPOCH + Duration::from_secs(t.secs().max(0) as u64),
+                );
+                let latest = out.volume_modified_at.entry(v.to_string()).or_default();
+                if at > *latest {
+                    *latest = at;
+                }
+            }
+        }
         // Volumes attached to named instances matter to terminate and spot.
         let live: Vec<String> = if query.attachments {
             out.instances.keys().cloned().collect()
