@@ -75,6 +75,8 @@ def main():
             'approvals: [ { by: bench@example.com, covers: ["*"] } ]\n'
             "recommendations:\n" + recs
         )
+    with open(os.path.join(work, "pare.toml"), "w") as f:
+        f.write("[policy]\nmax_changes = 1000\n")
     with open(os.path.join(work, "policy.yml"), "w") as f:
         f.write(
             "policies:\n  - name: stop-dev\n    resource: ec2\n    filters:\n"

@@ -77,6 +77,9 @@ pub struct Summary {
     pub estimated_duration_s: u64,
     pub parallelism: usize,
     pub steps: usize,
+    /// Cloud calls for the steps: fewer than steps when steps of one kind on
+    /// many instances go in one call.
+    pub calls: usize,
 }
 
 /// The whole plan, ready to preview, save or apply.
@@ -210,6 +213,9 @@ pub async fn permissions(
     }
     denied
 }
+
+/// Most steps the engine sends to the cloud in one call.
+pub const BATCH: usize = 1000;
 
 /// Plans against an inventory already read; `denied` are the IAM actions
 /// the permission check saw refused.
@@ -422,6 +428,31 @@ pub fn plan_with(
             }
         })
         .collect();
+    // Steps of one kind on many instances go to the cloud in one call: in
+    // a wave, recommendations made only of such steps, with the same kinds,
+    // take the time (and the calls) of one per batch.
+    let mut durations = durations;
+    let mut calls: usize = recs_out
+        .iter()
+        .filter(|p| p.status == Status::Change)
+        .map(|p| p.steps.len())
+        .sum();
+    for wave in &waves {
+        let mut groups: HashMap<Vec<(&'static str, bool)>, usize> = HashMap::new();
+        for &i in wave {
+            let keys: Option<Vec<(&'static str, bool)>> =
+                recs_out[i].steps.iter().map(|s| s.op.batch_key()).collect();
+            let Some(keys) = keys.filter(|k| !k.is_empty()) else {
+                continue;
+            };
+            let n = groups.entry(keys).or_default();
+            if !n.is_multiple_of(BATCH) {
+                durations[i] = Duration::ZERO;
+                calls -= recs_out[i].steps.len();
+            }
+            *n += 1;
+        }
+    }
     let estimated = graph.schedule_length(&durations, config.parallelism);
 
     let mut fingerprints = BTreeMap::new();
@@ -434,7 +465,8 @@ pub fn plan_with(
             observed_attrs.insert(key, attrs);
         }
     }
-    let summary = summarise(&recs_out, estimated, config.parallelism);
+    let mut summary = summarise(&recs_out, estimated, config.parallelism);
+    summary.calls = calls;
     Ok(Planned {
         plan_path: loaded.path.display().to_string(),
         plan_sha256: hex(&Sha256::digest(loaded.source.text.as_bytes())),
@@ -465,6 +497,7 @@ fn summarise(recs: &[PlannedRec], estimated: Duration, parallelism: usize) -> Su
         estimated_duration_s: estimated.as_secs(),
         parallelism,
         steps: 0,
+        calls: 0,
     };
     for p in recs {
         match p.status {

@@ -300,7 +300,7 @@ pub fn run(out: &Output, global: &GlobalArgs, args: RollbackArgs) -> miette::Res
         attempts: 4,
         backoff: std::time::Duration::from_millis(50),
         run: id.clone(),
-        batch: 1000,
+        batch: crate::planner::BATCH,
     };
     events.run_start("rollback", undos.len());
     events.rollback_start(undos.len());

@@ -222,9 +222,17 @@ fn render_summary(out: &mut String, p: &Planned, paint: &Paint) {
             "  savings: {}/month{unknown}",
             money(s.monthly_savings_usd)
         );
+        let calls = if s.calls < s.steps {
+            format!(
+                " in {}: stops, starts, terminations and monitoring of many instances go in one call",
+                plural(s.calls, "call")
+            )
+        } else {
+            String::new()
+        };
         let _ = writeln!(
             out,
-            "  estimated duration: {} at parallelism {} ({})",
+            "  estimated duration: {} at parallelism {} ({}{calls})",
             duration(std::time::Duration::from_secs(s.estimated_duration_s)),
             s.parallelism,
             plural(s.steps, "step")

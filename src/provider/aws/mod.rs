@@ -55,15 +55,23 @@ impl AwsProvider {
             loader = loader.endpoint_url(u);
         }
         let config = rt.block_on(loader.load());
+        Self::from_config(&config, spec)
+    }
+
+    /// The provider over an SDK configuration already loaded.
+    pub fn from_config(
+        config: &aws_config::SdkConfig,
+        spec: &crate::plan::AwsProvider,
+    ) -> Result<AwsProvider, ProviderError> {
         let region = config.region().map(|r| r.to_string()).ok_or_else(|| {
             ProviderError::Transport(
                 "no AWS region: set `region` in the plan's aws block, or AWS_REGION".into(),
             )
         })?;
-        let ec2 = aws_sdk_ec2::config::Builder::from(&config)
+        let ec2 = aws_sdk_ec2::config::Builder::from(config)
             .interceptor(RetryLog)
             .build();
-        let asg = aws_sdk_autoscaling::config::Builder::from(&config)
+        let asg = aws_sdk_autoscaling::config::Builder::from(config)
             .interceptor(RetryLog)
             .build();
         Ok(AwsProvider {
@@ -656,6 +664,8 @@ impl Provider for AwsProvider {
             }
             self.instances(&found, &mut out).await?;
         }
+        self.reservations_and_offerings(&query.offerings, &mut out)
+            .await?;
         out.instance_types = None;
         out.reindex();
         Ok(out)
@@ -1096,6 +1106,136 @@ impl Provider for AwsProvider {
 
     fn estimate(&self, op: &Op) -> Duration {
         super::nominal_duration(op.name())
+    }
+}
+
+/// `1y`/`3y` from a reservation's duration in seconds.
+fn term(seconds: Option<i64>) -> String {
+    match seconds {
+        Some(s) if s >= 2 * 31_536_000 => "3y".into(),
+        _ => "1y".into(),
+    }
+}
+
+/// `no-upfront`, … from EC2's offering type.
+fn payment(t: Option<&ec2::OfferingTypeValues>) -> String {
+    t.map_or("", |t| t.as_str())
+        .to_ascii_lowercase()
+        .replace(' ', "-")
+}
+
+impl AwsProvider {
+    /// The reserved-instance offerings on sale and the reservations held,
+    /// for the instance types `queries` name. Offerings are matched to the
+    /// plan exactly afterwards (term, payment, class, zone), so the filters
+    /// here only narrow the answer.
+    async fn reservations_and_offerings(
+        &self,
+        queries: &[OfferingQuery],
+        out: &mut Inventory,
+    ) -> Result<(), ProviderError> {
+        if queries.is_empty() {
+            return Ok(());
+        }
+        for q in queries {
+            let seconds = if q.term == "3y" {
+                94_608_000
+            } else {
+                31_536_000
+            };
+            let offering_type = match q.payment.as_str() {
+                "all-upfront" => ec2::OfferingTypeValues::AllUpfront,
+                "partial-upfront" => ec2::OfferingTypeValues::PartialUpfront,
+                _ => ec2::OfferingTypeValues::NoUpfront,
+            };
+            let mut req = self
+                .ec2
+                .describe_reserved_instances_offerings()
+                .filters(filter(
+                    "instance-type",
+                    std::slice::from_ref(&q.instance_type),
+                ))
+                .filters(filter("duration", &[seconds.to_string()]))
+                .offering_type(offering_type)
+                .offering_class(ec2::OfferingClassType::from(q.offering_class.as_str()))
+                .product_description(ec2::RiProductDescription::LinuxUnix)
+                .instance_tenancy(ec2::Tenancy::Default)
+                .include_marketplace(false);
+            req = match &q.zone {
+                Some(z) => req
+                    .availability_zone(z)
+                    .filters(filter("scope", &["Availability Zone".to_string()])),
+                None => req.filters(filter("scope", &["Region".to_string()])),
+            };
+            let mut pages = req.into_paginator().send();
+            while let Some(page) = pages.next().await {
+                for o in page.map_err(err)?.reserved_instances_offerings() {
+                    let Some(id) = o.reserved_instances_offering_id() else {
+                        continue;
+                    };
+                    let hourly = o
+                        .recurring_charges()
+                        .iter()
+                        .filter_map(|c| c.amount())
+                        .sum::<f64>()
+                        + f64::from(o.usage_price().unwrap_or(0.0));
+                    out.offerings.push(Offering {
+                        id: id.to_string(),
+                        instance_type: o
+                            .instance_type()
+                            .map_or(q.instance_type.clone(), |t| t.as_str().to_string()),
+                        term: term(o.duration()),
+                        payment: payment(o.offering_type()),
+                        offering_class: o
+                            .offering_class()
+                            .map_or("standard".into(), |c| c.as_str().to_string()),
+                        zone: o
+                            .availability_zone()
+                            .filter(|z| !z.is_empty())
+                            .map(str::to_string),
+                        upfront_usd: f64::from(o.fixed_price().unwrap_or(0.0)),
+                        hourly_usd: hourly,
+                    });
+                }
+            }
+        }
+        let mut types: Vec<String> = queries.iter().map(|q| q.instance_type.clone()).collect();
+        types.sort();
+        types.dedup();
+        let held = self
+            .ec2
+            .describe_reserved_instances()
+            .filters(filter("instance-type", &types))
+            .send()
+            .await
+            .map_err(err)?;
+        for r in held.reserved_instances() {
+            let Some(id) = r.reserved_instances_id() else {
+                continue;
+            };
+            out.reserved_instances.push(Reservation {
+                id: id.to_string(),
+                instance_type: r
+                    .instance_type()
+                    .map(|t| t.as_str().to_string())
+                    .unwrap_or_default(),
+                count: r.instance_count().unwrap_or(0).max(0) as u32,
+                term: term(r.duration()),
+                payment: payment(r.offering_type()),
+                offering_class: r
+                    .offering_class()
+                    .map_or("standard".into(), |c| c.as_str().to_string()),
+                zone: r
+                    .availability_zone()
+                    .filter(|z| !z.is_empty())
+                    .map(str::to_string),
+                state: r
+                    .state()
+                    .map(|s| s.as_str().to_string())
+                    .unwrap_or_default(),
+            });
+        }
+        Ok(())
     }
 }
 
@@ -1558,3 +1698,6 @@ impl AwsProvider {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
