@@ -296,7 +296,9 @@ impl Sched {
                 return;
             }
         };
-        tag_created(&mut op, &self.run, &format!("{}/{}", item.rec, k + 1));
+        let step = format!("{}/{}", item.rec, k + 1);
+        tag_created(&mut op, &self.run, &step);
+        op.set_client_token(&self.run, &step);
         if let Some(key) = op.batch_key() {
             self.by_key.entry(key).or_default().push(i);
         }
@@ -689,7 +691,11 @@ pub async fn rollback(
     let mut report = RollbackReport::default();
     let order: Vec<usize> = (0..undos.len()).rev().collect();
     let undo_op = |u: &Undo, renamed: &BTreeMap<String, String>| match &u.inverse {
-        Inverse::Op { op } => Some(resolve(op, &u.created).map(|op| rename_ids(&op, renamed))),
+        Inverse::Op { op } => Some(resolve(op, &u.created).map(|op| {
+            let mut op = rename_ids(&op, renamed);
+            op.set_client_token(&settings.run, &format!("{}/{}", u.rec, u.step + 1));
+            op
+        })),
         _ => None,
     };
     let mut pos = 0;

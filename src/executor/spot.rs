@@ -75,6 +75,7 @@ pub fn expand(a: &Spot, inv: &Inventory, created: &Tags) -> Expansion {
         stopped: false,
         attach_volumes: Vec::new(),
         associate_addresses: Vec::new(),
+        client_token: None,
     };
     let back = LaunchSpec {
         image: image.clone(),
@@ -88,6 +89,7 @@ pub fn expand(a: &Spot, inv: &Inventory, created: &Tags) -> Expansion {
         stopped: false,
         attach_volumes: volumes.clone(),
         associate_addresses: addresses.clone(),
+        client_token: None,
     };
     let mut steps = vec![
         Step::keep(

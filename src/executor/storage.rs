@@ -96,6 +96,7 @@ pub fn expand(a: &Storage, inv: &Inventory, created: &Tags) -> Expansion {
             throughput_mbps: v.throughput_mbps,
             zone: v.zone.clone(),
             tags: v.tags.clone(),
+            client_token: None,
         };
         Expansion::Change {
             steps: vec![

@@ -67,6 +67,7 @@ pub fn expand(a: &Terminate, inv: &Inventory, created: &Tags) -> Expansion {
                 stopped: !running,
                 attach_volumes: volumes,
                 associate_addresses: addresses,
+                client_token: None,
             };
             Expansion::Change {
                 steps: vec![

@@ -769,6 +769,31 @@ fn storage_delete_with_snapshot_recreates() {
 }
 
 #[test]
+fn a_creation_retried_with_its_client_token_makes_one_thing() {
+    let inv = account();
+    let (s, _) = steps(run(storage("vol-00000002", None, true, true), &inv));
+    let mut acct = inv.clone();
+    let snap = acct.apply(&s[0].op).unwrap().created;
+    acct.apply(&s[1].op).unwrap();
+    let Inverse::Op { op } = &s[1].inverse else {
+        panic!("a delete with a snapshot is undone by a creation")
+    };
+    let mut undo = crate::planner::resolve(op, &[snap, None]).unwrap();
+    undo.set_client_token("r-1", "x/2");
+    let first = acct.apply(&undo).unwrap().created;
+    let count = acct.volumes.len();
+    let again = acct.apply(&undo).unwrap().created;
+    assert_eq!(first, again, "the same token answers with what it made");
+    assert_eq!(acct.volumes.len(), count, "nothing made twice");
+    undo.set_client_token("r-2", "x/2");
+    assert_ne!(
+        acct.apply(&undo).unwrap().created,
+        first,
+        "another run makes its own"
+    );
+}
+
+#[test]
 fn storage_delete_blocked_when_attached_and_critical_without_snapshot() {
     let inv = account();
     assert!(

@@ -67,6 +67,10 @@ pub struct Inventory {
     /// modification of a volume six hours after the last one.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub volume_modified_at: BTreeMap<String, String>,
+    /// Client tokens seen, and what each created: a launch or volume
+    /// creation with a token seen before makes nothing new (as on AWS).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub client_tokens: BTreeMap<String, String>,
     /// Sandbox only: injected latency and faults.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub faults: Option<super::sandbox::Faults>,
@@ -290,6 +294,19 @@ impl Inventory {
 
     /// Performs `op`, whose refs must all be concrete ids.
     pub fn apply(&mut self, op: &Op) -> Result<Outcome, CloudError> {
+        let outcome = self.apply_op(op)?;
+        let token = match op {
+            Op::LaunchInstance { spec } => spec.client_token.as_ref(),
+            Op::CreateVolume { spec } => spec.client_token.as_ref(),
+            _ => None,
+        };
+        if let (Some(t), Some(made)) = (token, &outcome.created) {
+            self.client_tokens.insert(t.clone(), made.clone());
+        }
+        Ok(outcome)
+    }
+
+    fn apply_op(&mut self, op: &Op) -> Result<Outcome, CloudError> {
         let id = |r: &Ref| -> Result<String, CloudError> {
             r.known().map(str::to_string).ok_or_else(|| {
                 CloudError::new("InvalidParameterValue", format!("unresolved reference {r}"))
@@ -405,6 +422,26 @@ impl Inventory {
                     )),
                     None => Err(not_found("image", "AMIID", &image_id)),
                 }
+            }
+            Op::LaunchInstance { spec }
+                if let Some(made) = spec
+                    .client_token
+                    .as_ref()
+                    .and_then(|t| self.client_tokens.get(t)) =>
+            {
+                Ok(Outcome {
+                    created: Some(made.clone()),
+                })
+            }
+            Op::CreateVolume { spec }
+                if let Some(made) = spec
+                    .client_token
+                    .as_ref()
+                    .and_then(|t| self.client_tokens.get(t)) =>
+            {
+                Ok(Outcome {
+                    created: Some(made.clone()),
+                })
             }
             Op::LaunchInstance { spec } => {
                 let image_id = id(&spec.image)?;

@@ -254,6 +254,10 @@ pub struct LaunchSpec {
     /// Elastic IPs (allocation ids) to associate once the instance runs.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub associate_addresses: Vec<String>,
+    /// Makes the launch idempotent: the same token launches once (set by
+    /// the engine from the run and step).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_token: Option<String>,
 }
 
 /// What a recreated volume looks like.
@@ -268,6 +272,9 @@ pub struct VolumeSpec {
     pub throughput_mbps: Option<u32>,
     pub zone: String,
     pub tags: Tags,
+    /// Makes the creation idempotent, as for launches.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_token: Option<String>,
 }
 
 /// One primitive cloud operation. Serialised in previews, saved plans and the
@@ -380,6 +387,21 @@ impl Op {
             Op::UpdateGroup { .. } => "update_group",
             Op::PurchaseReservation { .. } => "purchase_reservation",
         }
+    }
+
+    /// Gives a launch or a volume creation its client token, so a call
+    /// retried (by the SDK, or by the engine after a transient error) makes
+    /// the thing once. Derived from the run and step: stable across retries.
+    pub fn set_client_token(&mut self, run: &str, step: &str) {
+        let token = match self {
+            Op::LaunchInstance { spec } => &mut spec.client_token,
+            Op::CreateVolume { spec } => &mut spec.client_token,
+            _ => return,
+        };
+        use sha2::Digest;
+        let digest = sha2::Sha256::digest(format!("{run}/{step}").as_bytes());
+        let hex: String = digest.iter().take(20).map(|b| format!("{b:02x}")).collect();
+        *token = Some(format!("pare-{hex}"));
     }
 
     /// Ops with equal keys can go to the cloud in one call (EC2's

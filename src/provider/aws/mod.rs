@@ -783,6 +783,7 @@ impl Provider for AwsProvider {
                     .instance_type(ec2::InstanceType::from(spec.instance_type.as_str()))
                     .min_count(1)
                     .max_count(1)
+                    .set_client_token(spec.client_token.clone())
                     .placement(
                         ec2::Placement::builder()
                             .availability_zone(&spec.zone)
@@ -986,6 +987,7 @@ impl Provider for AwsProvider {
                 let mut req = self
                     .ec2
                     .create_volume()
+                    .set_client_token(spec.client_token.clone())
                     .snapshot_id(id(&spec.snapshot)?)
                     .availability_zone(&spec.zone)
                     .volume_type(ec2::VolumeType::from(spec.volume_type.as_str()))
