@@ -48,6 +48,8 @@ pub struct Config {
     pub path: Option<PathBuf>,
     pub state_dir: PathBuf,
     pub parallelism: usize,
+    /// Most steps of one kind (stop, start, terminate, monitoring) sent in one call.
+    pub batch_size: usize,
     pub rollback_on_failure: bool,
     /// `(key, value)` pairs; a resource with any of these tags is never changed.
     pub protected_tags: Vec<(String, String)>,
@@ -63,6 +65,7 @@ impl Default for Config {
             path: None,
             state_dir: PathBuf::from(".pare"),
             parallelism: 10,
+            batch_size: crate::planner::BATCH,
             rollback_on_failure: true,
             protected_tags: vec![("pare:protect".into(), "true".into())],
             require_approval_at: Some(Risk::High),
@@ -93,6 +96,7 @@ struct RawState {
 #[serde(deny_unknown_fields)]
 struct RawApply {
     parallelism: Option<Spanned<i64>>,
+    batch_size: Option<Spanned<i64>>,
     rollback_on_failure: Option<bool>,
 }
 
@@ -152,7 +156,7 @@ impl Config {
                 let message = e.message().trim().to_string();
                 return Err(vec![
                     Diagnostic::new("config::invalid", &file, Span::new(range.start, range.len()), message, "here")
-                        .with_help("pare.toml has the sections [state] dir, [apply] parallelism and rollback_on_failure, [policy] protected_tags, require_approval_at, require_committed_plan and max_changes"),
+                        .with_help("pare.toml has the sections [state] dir, [apply] parallelism, batch_size and rollback_on_failure, [policy] protected_tags, require_approval_at, require_committed_plan and max_changes"),
                 ]);
             }
         };
@@ -173,6 +177,21 @@ impl Config {
                         "out of range",
                     )
                     .with_help("set `parallelism` to how many steps may run at once, e.g. 10"),
+                ),
+            }
+        }
+        if let Some(p) = raw.apply.batch_size {
+            match usize::try_from(*p.get_ref()) {
+                Ok(n) if n >= 1 => config.batch_size = n,
+                _ => diags.push(
+                    Diagnostic::new(
+                        "config::out-of-range",
+                        &file,
+                        to_span(p.span()),
+                        "`batch_size` must be at least 1",
+                        "out of range",
+                    )
+                    .with_help("set `batch_size` to how many like steps may share one call (1 turns batching off), e.g. 1000"),
                 ),
             }
         }
@@ -268,11 +287,12 @@ mod tests {
         );
         let c = Config::parse(
             "pare.toml",
-            "[state]\ndir = \"st\"\n[apply]\nparallelism = 4\nrollback_on_failure = false\n[policy]\nprotected_tags = [\"a=b\"]\nrequire_approval_at = \"never\"\nrequire_committed_plan = true\nmax_changes = 7\n".into(),
+            "[state]\ndir = \"st\"\n[apply]\nparallelism = 4\nbatch_size = 3\nrollback_on_failure = false\n[policy]\nprotected_tags = [\"a=b\"]\nrequire_approval_at = \"never\"\nrequire_committed_plan = true\nmax_changes = 7\n".into(),
         )
         .unwrap();
         assert_eq!(c.state_dir, PathBuf::from("st"));
         assert_eq!(c.parallelism, 4);
+        assert_eq!(c.batch_size, 3);
         assert!(!c.rollback_on_failure);
         assert_eq!(c.protected_tags, vec![("a".into(), "b".into())]);
         assert_eq!(c.require_approval_at, None);

@@ -446,7 +446,7 @@ pub fn plan_with(
                 continue;
             };
             let n = groups.entry(keys).or_default();
-            if !n.is_multiple_of(BATCH) {
+            if !n.is_multiple_of(config.batch_size.max(1)) {
                 durations[i] = Duration::ZERO;
                 calls -= recs_out[i].steps.len();
             }

@@ -149,7 +149,7 @@ pub fn run(out: &Output, global: &GlobalArgs, args: ApplyArgs) -> miette::Result
         attempts: 4,
         backoff: std::time::Duration::from_millis(50),
         run: id.clone(),
-        batch: crate::planner::BATCH,
+        batch: settings.config.batch_size,
     };
     events.run_start("apply", items.len());
     let rt = runtime();

@@ -300,7 +300,7 @@ pub fn run(out: &Output, global: &GlobalArgs, args: RollbackArgs) -> miette::Res
         attempts: 4,
         backoff: std::time::Duration::from_millis(50),
         run: id.clone(),
-        batch: crate::planner::BATCH,
+        batch: settings.config.batch_size,
     };
     events.run_start("rollback", undos.len());
     events.rollback_start(undos.len());
