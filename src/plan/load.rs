@@ -661,6 +661,12 @@ impl Loader {
         let image_timeout_s = f
             .get("image_timeout_s")
             .and_then(|n| self.uint(n, "image_timeout_s", 1));
+        let snapshot_timeout_s = f
+            .get("snapshot_timeout_s")
+            .and_then(|n| self.uint(n, "snapshot_timeout_s", 1));
+        let volume_timeout_s = f
+            .get("volume_timeout_s")
+            .and_then(|n| self.uint(n, "volume_timeout_s", 1));
         self.finish(f, "plan::unknown-field", "the aws provider", &[]);
         ok.then_some(AwsProvider {
             region,
@@ -669,6 +675,8 @@ impl Loader {
             batch_size,
             instance_timeout_s,
             image_timeout_s,
+            snapshot_timeout_s,
+            volume_timeout_s,
         })
     }
 

@@ -79,6 +79,12 @@ pub struct AwsProvider {
     /// How long to wait for an image to become available, in seconds (default 1800).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub image_timeout_s: Option<u32>,
+    /// How long to wait for a snapshot to complete, in seconds (default 3600).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub snapshot_timeout_s: Option<u32>,
+    /// How long to wait for a volume modification to take effect, in seconds (default 600).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub volume_timeout_s: Option<u32>,
 }
 
 /// Who approved which recommendations, and why.

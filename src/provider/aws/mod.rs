@@ -25,6 +25,10 @@ pub struct AwsProvider {
     pub image_timeout: Duration,
     /// How long to wait for instances to stop or start.
     pub instance_timeout: Duration,
+    /// How long to wait for a snapshot to complete.
+    pub snapshot_timeout: Duration,
+    /// How long to wait for a volume modification to take effect.
+    pub volume_timeout: Duration,
     /// Ids per describe and per multi-instance call.
     pub batch_size: usize,
 }
@@ -83,6 +87,12 @@ impl AwsProvider {
                 .map_or(Duration::from_secs(1800), |s| Duration::from_secs(s.into())),
             instance_timeout: spec
                 .instance_timeout_s
+                .map_or(Duration::from_secs(600), |s| Duration::from_secs(s.into())),
+            snapshot_timeout: spec
+                .snapshot_timeout_s
+                .map_or(Duration::from_secs(3600), |s| Duration::from_secs(s.into())),
+            volume_timeout: spec
+                .volume_timeout_s
                 .map_or(Duration::from_secs(600), |s| Duration::from_secs(s.into())),
             batch_size: spec.batch_size.map_or(1000, |n| n as usize),
         })
@@ -737,43 +747,35 @@ impl Provider for AwsProvider {
             }
             Op::WaitImageAvailable { image } => {
                 let iid = id(image)?;
-                let deadline = tokio::time::Instant::now() + self.image_timeout;
-                loop {
-                    let out = self
-                        .ec2
-                        .describe_images()
-                        .image_ids(&iid)
-                        .send()
-                        .await
-                        .map_err(err)?;
-                    match out
-                        .images()
-                        .first()
-                        .and_then(|i| i.state())
-                        .map(|s| s.as_str().to_string())
-                        .as_deref()
-                    {
-                        Some("available") => return Ok(none),
-                        Some("failed") | Some("error") | Some("invalid") => {
-                            return Err(CloudError::new(
-                                "IncorrectState",
-                                format!("image {iid} failed"),
-                            )
-                            .into());
-                        }
-                        _ if tokio::time::Instant::now() > deadline => {
-                            return Err(CloudError::new(
-                                "Timeout",
-                                format!(
-                                    "image {iid} is not available after {:?}",
-                                    self.image_timeout
-                                ),
-                            )
-                            .into());
-                        }
-                        _ => tokio::time::sleep(Duration::from_secs(5)).await,
-                    }
-                }
+                self.wait_for(
+                    &format!("image {iid} to become available"),
+                    self.image_timeout,
+                    "image_timeout_s",
+                    || async {
+                        let out = self
+                            .ec2
+                            .describe_images()
+                            .image_ids(&iid)
+                            .send()
+                            .await
+                            .map_err(err)?;
+                        let state = out
+                            .images()
+                            .first()
+                            .and_then(|i| i.state())
+                            .map_or("unknown", |s| s.as_str())
+                            .to_string();
+                        Ok(match state.as_str() {
+                            "available" => Waited::Done,
+                            "failed" | "error" | "invalid" | "deregistered" => {
+                                Waited::Failed(state)
+                            }
+                            _ => Waited::Pending(state),
+                        })
+                    },
+                )
+                .await?;
+                Ok(none)
             }
             Op::LaunchInstance { spec } => {
                 let mut req = self
@@ -889,6 +891,35 @@ impl Provider for AwsProvider {
                     req = req.throughput(*t as i32);
                 }
                 req.send().await.map_err(err)?;
+                // The new type is in effect once the modification is optimizing.
+                let vid = id(volume)?;
+                self.wait_for(
+                    &format!("the modification of {vid} to take effect"),
+                    self.volume_timeout,
+                    "volume_timeout_s",
+                    || async {
+                        let out = self
+                            .ec2
+                            .describe_volumes_modifications()
+                            .volume_ids(&vid)
+                            .send()
+                            .await
+                            .map_err(err)?;
+                        let state = out
+                            .volumes_modifications()
+                            .iter()
+                            .max_by_key(|m| m.start_time().map(|t| t.secs()))
+                            .and_then(|m| m.modification_state())
+                            .map_or("unknown", |s| s.as_str())
+                            .to_string();
+                        Ok(match state.as_str() {
+                            "optimizing" | "completed" => Waited::Done,
+                            "failed" => Waited::Failed(state),
+                            _ => Waited::Pending(state),
+                        })
+                    },
+                )
+                .await?;
                 Ok(none)
             }
             Op::CreateSnapshot { volume, tags: t } => {
@@ -897,9 +928,40 @@ impl Provider for AwsProvider {
                     req = req.tag_specifications(spec);
                 }
                 let out = req.send().await.map_err(err)?;
-                Ok(Outcome {
-                    created: out.snapshot_id().map(str::to_string),
-                })
+                let sid = out.snapshot_id().map(str::to_string).ok_or_else(|| {
+                    ProviderError::Transport("CreateSnapshot returned no snapshot id".into())
+                })?;
+                // A backup counts once it is complete: only then may the
+                // next step delete what it backs up.
+                self.wait_for(
+                    &format!("snapshot {sid} to complete"),
+                    self.snapshot_timeout,
+                    "snapshot_timeout_s",
+                    || async {
+                        let out = self
+                            .ec2
+                            .describe_snapshots()
+                            .snapshot_ids(&sid)
+                            .send()
+                            .await
+                            .map_err(err)?;
+                        let snap = out.snapshots().first();
+                        let state = snap
+                            .and_then(|s| s.state())
+                            .map_or("unknown", |s| s.as_str())
+                            .to_string();
+                        Ok(match state.as_str() {
+                            "completed" => Waited::Done,
+                            "error" | "recoverable" => Waited::Failed(state),
+                            _ => Waited::Pending(format!(
+                                "{state}, {}",
+                                snap.and_then(|s| s.progress()).unwrap_or("0%")
+                            )),
+                        })
+                    },
+                )
+                .await?;
+                Ok(Outcome { created: Some(sid) })
             }
             Op::AttachVolume { volume, instance } => {
                 let iid = id(instance)?;
@@ -1109,6 +1171,13 @@ impl Provider for AwsProvider {
     fn estimate(&self, op: &Op) -> Duration {
         super::nominal_duration(op.name())
     }
+}
+
+/// What a waiter's poll found.
+enum Waited {
+    Done,
+    Pending(String),
+    Failed(String),
 }
 
 /// `1y`/`3y` from a reservation's duration in seconds.
@@ -1634,6 +1703,59 @@ impl AwsProvider {
                 )
                 .into()
             })
+    }
+
+    /// Polls `probe` until it says done, within `limit` (the plan's `setting`
+    /// raises it); a wait of more than 15 s is logged every 15 s with the
+    /// state it is in.
+    async fn wait_for<F, Fut>(
+        &self,
+        what: &str,
+        limit: Duration,
+        setting: &str,
+        mut probe: F,
+    ) -> Result<(), ProviderError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<Waited, ProviderError>>,
+    {
+        let started = tokio::time::Instant::now();
+        let mut pause = Duration::from_secs(1);
+        let mut reported = Duration::ZERO;
+        loop {
+            let state = match probe().await? {
+                Waited::Done => return Ok(()),
+                Waited::Failed(state) => {
+                    return Err(CloudError::new(
+                        "IncorrectState",
+                        format!("waiting for {what}: it is {state}"),
+                    )
+                    .into());
+                }
+                Waited::Pending(state) => state,
+            };
+            let waited = started.elapsed();
+            if waited > limit {
+                return Err(CloudError::new(
+                    "Timeout",
+                    format!(
+                        "waited {} s for {what} (still {state}); raise `{setting}` in the plan's aws block if it is just slow",
+                        limit.as_secs()
+                    ),
+                )
+                .into());
+            }
+            if waited >= reported + Duration::from_secs(15) {
+                reported = waited;
+                tracing::warn!(
+                    "waiting for {what}: {state} ({} s so far, at most {} s)",
+                    waited.as_secs(),
+                    limit.as_secs()
+                );
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_secs(15));
+        }
     }
 
     /// Polls until the instance reaches `state` (bounded).

@@ -286,3 +286,40 @@ fn dry_runs_name_what_is_refused() {
             .all(|b| b.contains("DryRun=true"))
     );
 }
+
+/// The local EC2 endpoint `scripts/test` starts; never a skip.
+fn endpoint() -> String {
+    std::env::var("PARE_TEST_AWS_ENDPOINT").unwrap_or_else(|_| {
+        panic!(
+            "PARE_TEST_AWS_ENDPOINT is not set: this test needs the local EC2 endpoint.\n\
+             Run the suite with scripts/test, or `scripts/moto start` and export\n\
+             PARE_TEST_AWS_ENDPOINT=<the URL it prints>"
+        )
+    })
+}
+
+#[test]
+fn reservation_and_monitoring_permissions_through_the_endpoints_dry_run() {
+    let config = aws_config::SdkConfig::builder()
+        .behavior_version(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("ca-central-1"))
+        .endpoint_url(endpoint())
+        .credentials_provider(aws_sdk_ec2::config::SharedCredentialsProvider::new(
+            aws_sdk_ec2::config::Credentials::new("testing", "testing", None, None, "tests"),
+        ))
+        .build();
+    let p = AwsProvider::from_config(&config, &crate::plan::AwsProvider::default()).unwrap();
+    let inv = Inventory::new("ca-central-1");
+    let rt = rt();
+    for action in [
+        "ec2:PurchaseReservedInstancesOffering",
+        "ec2:MonitorInstances",
+        "ec2:UnmonitorInstances",
+    ] {
+        assert_eq!(
+            rt.block_on(p.may(action, None, &inv)),
+            crate::provider::Permission::Allowed,
+            "{action}"
+        );
+    }
+}
