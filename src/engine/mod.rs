@@ -438,6 +438,11 @@ fn call<'a>(ctx: &'a Ctx, members: &'a [Member]) -> CallFuture<'a> {
                         continue;
                     }
                     if members.len() > 1 {
+                        tracing::warn!(
+                            "a call of {} `{}` steps was refused ({e}); splitting it to find the step it refuses, the others go ahead",
+                            members.len(),
+                            members[0].op.name()
+                        );
                         let (a, b) = members.split_at(members.len() / 2);
                         let (mut ra, _) = call(ctx, a).await;
                         let (rb, _) = call(ctx, b).await;

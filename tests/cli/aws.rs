@@ -888,3 +888,55 @@ recommendations:
     );
     assert!(text.contains("ec2:StopInstances"), "{text}");
 }
+
+#[test]
+fn an_instance_that_does_not_exist_is_reported_at_its_recommendation() {
+    let (region, zone) = ("ca-central-1", "ca-central-1a");
+    let c = client(region);
+    let real = rt().block_on(async {
+        c.run_instances()
+            .image_id("ami-12c6146b")
+            .instance_type(ec2::InstanceType::T3Large)
+            .min_count(1)
+            .max_count(1)
+            .placement(ec2::Placement::builder().availability_zone(zone).build())
+            .send()
+            .await
+            .unwrap()
+            .instances()[0]
+            .instance_id()
+            .unwrap()
+            .to_string()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let plan = format!(
+        "version: 1
+name: missing
+provider: {{ aws: {{ region: {region}, endpoint_url: \"{}\" }} }}
+recommendations:
+  - {{ id: real, action: hibernate, instance: {real}, mode: stop }}
+  - {{ id: ghost, action: hibernate, instance: i-0123456789abcdef0, mode: stop }}
+",
+        endpoint()
+    );
+    std::fs::write(dir.path().join("plan.yaml"), plan).unwrap();
+    let out = aws_pare(dir.path())
+        .args(["plan", "plan.yaml"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("instance i-0123456789abcdef0 does not exist") && err.contains("plan.yaml:6:"),
+        "{err}"
+    );
+    assert_eq!(
+        err.matches("does not exist").count(),
+        1,
+        "only the missing one is reported: {err}"
+    );
+    assert!(
+        !err.contains(&format!("instance {real} does not exist")),
+        "{err}"
+    );
+}
