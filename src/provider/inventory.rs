@@ -294,14 +294,16 @@ impl Inventory {
 
     /// Performs `op`, whose refs must all be concrete ids.
     pub fn apply(&mut self, op: &Op) -> Result<Outcome, CloudError> {
+        // A token seen before answers with what it made, as on AWS.
+        let token = op.client_token().map(str::to_string);
+        if let Some(made) = token.as_ref().and_then(|t| self.client_tokens.get(t)) {
+            return Ok(Outcome {
+                created: Some(made.clone()),
+            });
+        }
         let outcome = self.apply_op(op)?;
-        let token = match op {
-            Op::LaunchInstance { spec } => spec.client_token.as_ref(),
-            Op::CreateVolume { spec } => spec.client_token.as_ref(),
-            _ => None,
-        };
         if let (Some(t), Some(made)) = (token, &outcome.created) {
-            self.client_tokens.insert(t.clone(), made.clone());
+            self.client_tokens.insert(t, made.clone());
         }
         Ok(outcome)
     }
@@ -422,26 +424,6 @@ impl Inventory {
                     )),
                     None => Err(not_found("image", "AMIID", &image_id)),
                 }
-            }
-            Op::LaunchInstance { spec }
-                if let Some(made) = spec
-                    .client_token
-                    .as_ref()
-                    .and_then(|t| self.client_tokens.get(t)) =>
-            {
-                Ok(Outcome {
-                    created: Some(made.clone()),
-                })
-            }
-            Op::CreateVolume { spec }
-                if let Some(made) = spec
-                    .client_token
-                    .as_ref()
-                    .and_then(|t| self.client_tokens.get(t)) =>
-            {
-                Ok(Outcome {
-                    created: Some(made.clone()),
-                })
             }
             Op::LaunchInstance { spec } => {
                 let image_id = id(&spec.image)?;

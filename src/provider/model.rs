@@ -404,6 +404,15 @@ impl Op {
         *token = Some(format!("pare-{hex}"));
     }
 
+    /// The client token of a launch or volume creation, if it has one.
+    pub fn client_token(&self) -> Option<&str> {
+        match self {
+            Op::LaunchInstance { spec } => spec.client_token.as_deref(),
+            Op::CreateVolume { spec } => spec.client_token.as_deref(),
+            _ => None,
+        }
+    }
+
     /// Ops with equal keys can go to the cloud in one call (EC2's
     /// multi-instance calls: stop, start, terminate, monitor); `None` for
     /// ops that name one resource per call.

@@ -122,6 +122,62 @@ async fn seed(c: &aws_sdk_ec2::Client, zone: &str) -> Fleet {
     }
 }
 
+/// Launches `count` instances of `ty` in `zone`; their ids.
+async fn launch(
+    c: &aws_sdk_ec2::Client,
+    zone: &str,
+    ty: ec2::InstanceType,
+    count: i32,
+) -> Vec<String> {
+    c.run_instances()
+        .image_id("ami-12c6146b")
+        .instance_type(ty)
+        .min_count(count)
+        .max_count(count)
+        .placement(ec2::Placement::builder().availability_zone(zone).build())
+        .send()
+        .await
+        .unwrap()
+        .instances()
+        .iter()
+        .map(|i| i.instance_id().unwrap().to_string())
+        .collect()
+}
+
+/// A new empty volume in `zone`; its id.
+async fn new_volume(c: &aws_sdk_ec2::Client, zone: &str, size: i32, ty: ec2::VolumeType) -> String {
+    c.create_volume()
+        .availability_zone(zone)
+        .size(size)
+        .volume_type(ty)
+        .send()
+        .await
+        .unwrap()
+        .volume_id()
+        .unwrap()
+        .to_string()
+}
+
+/// `pare ARGS` in `dir` with the test's AWS environment; must succeed; its stderr.
+fn pare_ok(dir: &Path, args: &[&str]) -> String {
+    let out = aws_pare(dir).args(args).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "pare {args:?}: {err}");
+    err
+}
+
+/// The state name of instance `id`.
+async fn state(c: &aws_sdk_ec2::Client, id: &str) -> String {
+    instance(c, id)
+        .await
+        .state()
+        .unwrap()
+        .name()
+        .unwrap()
+        .as_str()
+        .to_string()
+}
+
 async fn instance(c: &aws_sdk_ec2::Client, id: &str) -> ec2::Instance {
     c.describe_instances()
         .instance_ids(id)
@@ -201,26 +257,8 @@ recommendations:
             instance(&c, &f.web).await.instance_type().unwrap().as_str(),
             "m5.large"
         );
-        assert_eq!(
-            instance(&c, &f.web)
-                .await
-                .state()
-                .unwrap()
-                .name()
-                .unwrap()
-                .as_str(),
-            "running"
-        );
-        assert_eq!(
-            instance(&c, &f.dev)
-                .await
-                .state()
-                .unwrap()
-                .name()
-                .unwrap()
-                .as_str(),
-            "stopped"
-        );
+        assert_eq!(state(&c, &f.web).await, "running");
+        assert_eq!(state(&c, &f.dev).await, "stopped");
         assert_eq!(
             volume(&c, &f.data)
                 .await
@@ -230,16 +268,7 @@ recommendations:
                 .as_str(),
             "gp3"
         );
-        assert_eq!(
-            instance(&c, &f.old)
-                .await
-                .state()
-                .unwrap()
-                .name()
-                .unwrap()
-                .as_str(),
-            "terminated"
-        );
+        assert_eq!(state(&c, &f.old).await, "terminated");
         assert!(volume(&c, &f.scratch).await.is_none());
     });
 
@@ -275,16 +304,7 @@ recommendations:
             instance(&c, &f.web).await.instance_type().unwrap().as_str(),
             "m5.xlarge"
         );
-        assert_eq!(
-            instance(&c, &f.dev)
-                .await
-                .state()
-                .unwrap()
-                .name()
-                .unwrap()
-                .as_str(),
-            "running"
-        );
+        assert_eq!(state(&c, &f.dev).await, "running");
         assert_eq!(
             volume(&c, &f.data)
                 .await
@@ -328,31 +348,10 @@ fn spot_autoscale_and_clean_ups_against_the_ec2_api() {
     let (c, asg) = (client(region), asg_client(region));
     let rt = rt();
     let (worker, data, eip, snap) = rt.block_on(async {
-        let worker = c
-            .run_instances()
-            .image_id("ami-12c6146b")
-            .instance_type(ec2::InstanceType::C5Large)
-            .min_count(1)
-            .max_count(1)
-            .placement(ec2::Placement::builder().availability_zone(zone).build())
-            .send()
+        let worker = launch(&c, zone, ec2::InstanceType::C5Large, 1)
             .await
-            .unwrap()
-            .instances()[0]
-            .instance_id()
-            .unwrap()
-            .to_string();
-        let data = c
-            .create_volume()
-            .availability_zone(zone)
-            .size(20)
-            .volume_type(ec2::VolumeType::Gp3)
-            .send()
-            .await
-            .unwrap()
-            .volume_id()
-            .unwrap()
-            .to_string();
+            .remove(0);
+        let data = new_volume(&c, zone, 20, ec2::VolumeType::Gp3).await;
         c.attach_volume()
             .volume_id(&data)
             .instance_id(&worker)
@@ -443,16 +442,7 @@ recommendations:
         String::from_utf8_lossy(&out.stderr)
     );
     rt.block_on(async {
-        assert_eq!(
-            instance(&c, &worker)
-                .await
-                .state()
-                .unwrap()
-                .name()
-                .unwrap()
-                .as_str(),
-            "terminated"
-        );
+        assert_eq!(state(&c, &worker).await, "terminated");
         let moved_to = volume(&c, &data).await.unwrap().attachments()[0]
             .instance_id()
             .unwrap()
@@ -486,12 +476,7 @@ recommendations:
             "released"
         );
     });
-    let out = aws_pare(dir.path())
-        .args(["rollback", "--last", "--auto-approve"])
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{err}");
+    let err = pare_ok(dir.path(), &["rollback", "--last", "--auto-approve"]);
     assert!(
         err.contains("not undone (irreversible): eip")
             && err.contains("not undone (irreversible): snap"),
@@ -589,32 +574,8 @@ fn throttled_calls_are_retried_visibly_and_nothing_happens_twice() {
     let c = client(region);
     let rt = rt();
     let (instances, scratch) = rt.block_on(async {
-        let out = c
-            .run_instances()
-            .image_id("ami-12c6146b")
-            .instance_type(ec2::InstanceType::T3Large)
-            .min_count(3)
-            .max_count(3)
-            .placement(ec2::Placement::builder().availability_zone(zone).build())
-            .send()
-            .await
-            .unwrap();
-        let ids: Vec<String> = out
-            .instances()
-            .iter()
-            .map(|i| i.instance_id().unwrap().to_string())
-            .collect();
-        let scratch = c
-            .create_volume()
-            .availability_zone(zone)
-            .size(20)
-            .volume_type(ec2::VolumeType::Gp2)
-            .send()
-            .await
-            .unwrap()
-            .volume_id()
-            .unwrap()
-            .to_string();
+        let ids = launch(&c, zone, ec2::InstanceType::T3Large, 3).await;
+        let scratch = new_volume(&c, zone, 20, ec2::VolumeType::Gp2).await;
         (ids, scratch)
     });
     let proxy = Proxy::start(&endpoint(), &["StopInstances:2", "CreateSnapshot:2"]);
@@ -638,12 +599,7 @@ recommendations:
         proxy.url
     );
     std::fs::write(dir.path().join("plan.yaml"), plan).unwrap();
-    let out = aws_pare(dir.path())
-        .args(["apply", "plan.yaml", "--auto-approve"])
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{err}");
+    let err = pare_ok(dir.path(), &["apply", "plan.yaml", "--auto-approve"]);
     assert!(
         err.contains("StopInstances: throttled (RequestLimitExceeded)"),
         "throttling must be visible in the log:\n{err}"
@@ -659,16 +615,7 @@ recommendations:
     assert_eq!(counts["forwarded"]["CreateSnapshot"], 1, "{counts}");
     rt.block_on(async {
         for i in &instances {
-            assert_eq!(
-                instance(&c, i)
-                    .await
-                    .state()
-                    .unwrap()
-                    .name()
-                    .unwrap()
-                    .as_str(),
-                "stopped"
-            );
+            assert_eq!(state(&c, i).await, "stopped");
         }
         let snaps = c
             .describe_snapshots()
@@ -776,31 +723,10 @@ fn a_missing_permission_blocks_the_recommendation_that_needs_it() {
     );
     let rt = rt();
     let (web, disk) = rt.block_on(async {
-        let web = c
-            .run_instances()
-            .image_id("ami-12c6146b")
-            .instance_type(ec2::InstanceType::T3Large)
-            .min_count(1)
-            .max_count(1)
-            .placement(ec2::Placement::builder().availability_zone(zone).build())
-            .send()
+        let web = launch(&c, zone, ec2::InstanceType::T3Large, 1)
             .await
-            .unwrap()
-            .instances()[0]
-            .instance_id()
-            .unwrap()
-            .to_string();
-        let disk = c
-            .create_volume()
-            .availability_zone(zone)
-            .size(10)
-            .volume_type(ec2::VolumeType::Gp2)
-            .send()
-            .await
-            .unwrap()
-            .volume_id()
-            .unwrap()
-            .to_string();
+            .remove(0);
+        let disk = new_volume(&c, zone, 10, ec2::VolumeType::Gp2).await;
         (web, disk)
     });
     // A user who may read, start and modify volumes, but not stop.
@@ -894,19 +820,9 @@ fn an_instance_that_does_not_exist_is_reported_at_its_recommendation() {
     let (region, zone) = ("ca-central-1", "ca-central-1a");
     let c = client(region);
     let real = rt().block_on(async {
-        c.run_instances()
-            .image_id("ami-12c6146b")
-            .instance_type(ec2::InstanceType::T3Large)
-            .min_count(1)
-            .max_count(1)
-            .placement(ec2::Placement::builder().availability_zone(zone).build())
-            .send()
+        launch(&c, zone, ec2::InstanceType::T3Large, 1)
             .await
-            .unwrap()
-            .instances()[0]
-            .instance_id()
-            .unwrap()
-            .to_string()
+            .remove(0)
     });
     let dir = tempfile::tempdir().unwrap();
     let plan = format!(

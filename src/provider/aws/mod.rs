@@ -134,6 +134,13 @@ impl aws_sdk_ec2::config::Intercept for RetryLog {
     }
 }
 
+/// Sends an SDK request; keeps only whether it succeeded, in the provider's terms.
+macro_rules! sent {
+    ($request:expr) => {
+        $request.send().await.map(|_| ()).map_err(err)
+    };
+}
+
 /// An SDK error in the provider's terms: the AWS code and message when the
 /// service answered, a transport error otherwise. Throttling is retryable;
 /// an answer without an AWS code (HTTP 500/501 from an endpoint that does
@@ -1356,86 +1363,60 @@ impl AwsProvider {
             .next()
             .unwrap_or_else(|| format!("{}a", self.region));
         let e = &self.ec2;
+        let placeholder = |kind: &str| format!("{kind}-00000000000000000");
         let answer = match action {
-            "ec2:StopInstances" => e
-                .stop_instances()
-                .instance_ids(&instance)
-                .dry_run(true)
-                .send()
-                .await
-                .map(|_| ())
-                .map_err(err),
-            "ec2:StartInstances" => e
-                .start_instances()
-                .instance_ids(&instance)
-                .dry_run(true)
-                .send()
-                .await
-                .map(|_| ())
-                .map_err(err),
-            "ec2:TerminateInstances" => e
-                .terminate_instances()
-                .instance_ids(&instance)
-                .dry_run(true)
-                .send()
-                .await
-                .map(|_| ())
-                .map_err(err),
-            "ec2:MonitorInstances" => e
-                .monitor_instances()
-                .instance_ids(&instance)
-                .dry_run(true)
-                .send()
-                .await
-                .map(|_| ())
-                .map_err(err),
-            "ec2:UnmonitorInstances" => e
-                .unmonitor_instances()
-                .instance_ids(&instance)
-                .dry_run(true)
-                .send()
-                .await
-                .map(|_| ())
-                .map_err(err),
+            "ec2:StopInstances" => sent!(e.stop_instances().instance_ids(&instance).dry_run(true)),
+            "ec2:StartInstances" => {
+                sent!(e.start_instances().instance_ids(&instance).dry_run(true))
+            }
+            "ec2:TerminateInstances" => {
+                sent!(
+                    e.terminate_instances()
+                        .instance_ids(&instance)
+                        .dry_run(true)
+                )
+            }
+            "ec2:MonitorInstances" => {
+                sent!(e.monitor_instances().instance_ids(&instance).dry_run(true))
+            }
+            "ec2:UnmonitorInstances" => {
+                sent!(
+                    e.unmonitor_instances()
+                        .instance_ids(&instance)
+                        .dry_run(true)
+                )
+            }
             "ec2:ModifyInstanceAttribute" => {
                 let ty = inv
                     .instance(&instance)
                     .map_or("t3.micro".to_string(), |i| i.instance_type.clone());
-                e.modify_instance_attribute()
-                    .instance_id(&instance)
-                    .instance_type(ec2::AttributeValue::builder().value(ty).build())
-                    .dry_run(true)
-                    .send()
-                    .await
-                    .map(|_| ())
-                    .map_err(err)
+                sent!(
+                    e.modify_instance_attribute()
+                        .instance_id(&instance)
+                        .instance_type(ec2::AttributeValue::builder().value(ty).build())
+                        .dry_run(true)
+                )
             }
-            "ec2:CreateImage" => e
-                .create_image()
-                .instance_id(&instance)
-                .name("pare-permission-check")
-                .no_reboot(true)
-                .dry_run(true)
-                .send()
-                .await
-                .map(|_| ())
-                .map_err(err),
-            "ec2:CreateTags" => e
-                .create_tags()
-                .resources(&instance)
-                .tags(ec2::Tag::builder().key("pare:check").value("1").build())
-                .dry_run(true)
-                .send()
-                .await
-                .map(|_| ())
-                .map_err(err),
+            "ec2:CreateImage" => sent!(
+                e.create_image()
+                    .instance_id(&instance)
+                    .name("pare-permission-check")
+                    .no_reboot(true)
+                    .dry_run(true)
+            ),
+            "ec2:CreateTags" => sent!(
+                e.create_tags()
+                    .resources(&instance)
+                    .tags(ec2::Tag::builder().key("pare:check").value("1").build())
+                    .dry_run(true)
+            ),
             "ec2:RunInstances" => {
                 let (image, ty) = inv
                     .instance(&instance)
                     .map(|i| (i.image.clone().unwrap_or_default(), i.instance_type.clone()))
                     .unwrap_or_default();
                 let image = if image.is_empty() {
-                    "ami-00000000000000000".to_string()
+                    placeholder("ami")
                 } else {
                     image
                 };
@@ -1444,123 +1425,74 @@ impl AwsProvider {
                 } else {
                     ty
                 };
-                e.run_instances()
-                    .image_id(image)
-                    .instance_type(ec2::InstanceType::from(ty.as_str()))
-                    .min_count(1)
-                    .max_count(1)
-                    .dry_run(true)
-                    .send()
-                    .await
-                    .map(|_| ())
-                    .map_err(err)
+                sent!(
+                    e.run_instances()
+                        .image_id(image)
+                        .instance_type(ec2::InstanceType::from(ty.as_str()))
+                        .min_count(1)
+                        .max_count(1)
+                        .dry_run(true)
+                )
             }
-            "ec2:AttachVolume" => e
-                .attach_volume()
-                .volume_id(&volume)
-                .instance_id(&instance)
-                .device("/dev/sdf")
-                .dry_run(true)
-                .send()
-                .await
-                .map(|_| ())
-                .map_err(err),
-            "ec2:DetachVolume" => e
-                .detach_volume()
-                .volume_id(&volume)
-                .instance_id(&instance)
-                .device("/dev/sdf")
-                .dry_run(true)
-                .send()
-                .await
-                .map(|_| ())
-                .map_err(err),
-            "ec2:AssociateAddress" => e
-                .associate_address()
-                .allocation_id("eipalloc-00000000000000000")
-                .instance_id(&instance)
-                .dry_run(true)
-                .send()
-                .await
-                .map(|_| ())
-                .map_err(err),
-            "ec2:DisassociateAddress" => e
-                .disassociate_address()
-                .association_id("eipassoc-00000000000000000")
-                .dry_run(true)
-                .send()
-                .await
-                .map(|_| ())
-                .map_err(err),
-            "ec2:ModifyVolume" => e
-                .modify_volume()
-                .volume_id(&volume)
-                .volume_type(ec2::VolumeType::Gp3)
-                .dry_run(true)
-                .send()
-                .await
-                .map(|_| ())
-                .map_err(err),
-            "ec2:CreateSnapshot" => e
-                .create_snapshot()
-                .volume_id(&volume)
-                .dry_run(true)
-                .send()
-                .await
-                .map(|_| ())
-                .map_err(err),
-            "ec2:DeleteVolume" => e
-                .delete_volume()
-                .volume_id(&volume)
-                .dry_run(true)
-                .send()
-                .await
-                .map(|_| ())
-                .map_err(err),
-            "ec2:CreateVolume" => e
-                .create_volume()
-                .availability_zone(zone)
-                .size(1)
-                .dry_run(true)
-                .send()
-                .await
-                .map(|_| ())
-                .map_err(err),
+            "ec2:AttachVolume" => sent!(
+                e.attach_volume()
+                    .volume_id(&volume)
+                    .instance_id(&instance)
+                    .device("/dev/sdf")
+                    .dry_run(true)
+            ),
+            "ec2:DetachVolume" => sent!(
+                e.detach_volume()
+                    .volume_id(&volume)
+                    .instance_id(&instance)
+                    .device("/dev/sdf")
+                    .dry_run(true)
+            ),
+            "ec2:AssociateAddress" => sent!(
+                e.associate_address()
+                    .allocation_id(placeholder("eipalloc"))
+                    .instance_id(&instance)
+                    .dry_run(true)
+            ),
+            "ec2:DisassociateAddress" => sent!(
+                e.disassociate_address()
+                    .association_id(placeholder("eipassoc"))
+                    .dry_run(true)
+            ),
+            "ec2:ModifyVolume" => sent!(
+                e.modify_volume()
+                    .volume_id(&volume)
+                    .volume_type(ec2::VolumeType::Gp3)
+                    .dry_run(true)
+            ),
+            "ec2:CreateSnapshot" => sent!(e.create_snapshot().volume_id(&volume).dry_run(true)),
+            "ec2:DeleteVolume" => sent!(e.delete_volume().volume_id(&volume).dry_run(true)),
+            "ec2:CreateVolume" => sent!(
+                e.create_volume()
+                    .availability_zone(zone)
+                    .size(1)
+                    .dry_run(true)
+            ),
             "ec2:DeleteSnapshot" => {
                 let snap = match target {
                     Some(ResourceId::Snapshot(s)) => s.clone(),
-                    _ => "snap-00000000000000000".to_string(),
+                    _ => placeholder("snap"),
                 };
-                e.delete_snapshot()
-                    .snapshot_id(snap)
-                    .dry_run(true)
-                    .send()
-                    .await
-                    .map(|_| ())
-                    .map_err(err)
+                sent!(e.delete_snapshot().snapshot_id(snap).dry_run(true))
             }
             "ec2:ReleaseAddress" => {
                 let alloc = match target {
                     Some(ResourceId::Address(a)) => a.clone(),
-                    _ => "eipalloc-00000000000000000".to_string(),
+                    _ => placeholder("eipalloc"),
                 };
-                e.release_address()
-                    .allocation_id(alloc)
-                    .dry_run(true)
-                    .send()
-                    .await
-                    .map(|_| ())
-                    .map_err(err)
+                sent!(e.release_address().allocation_id(alloc).dry_run(true))
             }
-            "ec2:PurchaseReservedInstancesOffering" => e
-                .purchase_reserved_instances_offering()
-                .reserved_instances_offering_id("00000000-0000-0000-0000-000000000000")
-                .instance_count(1)
-                .dry_run(true)
-                .send()
-                .await
-                .map(|_| ())
-                .map_err(err),
+            "ec2:PurchaseReservedInstancesOffering" => sent!(
+                e.purchase_reserved_instances_offering()
+                    .reserved_instances_offering_id("00000000-0000-0000-0000-000000000000")
+                    .instance_count(1)
+                    .dry_run(true)
+            ),
             other => {
                 return super::Permission::Unchecked(format!(
                     "{other} has no dry run; the first real call will tell"
@@ -1579,48 +1511,20 @@ impl AwsProvider {
         let mut results: Vec<Result<Outcome, ProviderError>> = Vec::with_capacity(ids.len());
         for chunk in ids.chunks(self.batch_size.max(1)) {
             let chunk = chunk.to_vec();
+            let ids = Some(chunk.clone());
+            let e = &self.ec2;
             let sent = match key {
-                ("stop_instance", hibernate) => self
-                    .ec2
-                    .stop_instances()
-                    .set_instance_ids(Some(chunk.clone()))
-                    .hibernate(hibernate)
-                    .send()
-                    .await
-                    .map(|_| ())
-                    .map_err(err),
-                ("start_instance", _) => self
-                    .ec2
-                    .start_instances()
-                    .set_instance_ids(Some(chunk.clone()))
-                    .send()
-                    .await
-                    .map(|_| ())
-                    .map_err(err),
-                ("terminate_instance", _) => self
-                    .ec2
-                    .terminate_instances()
-                    .set_instance_ids(Some(chunk.clone()))
-                    .send()
-                    .await
-                    .map(|_| ())
-                    .map_err(err),
-                (_, true) => self
-                    .ec2
-                    .monitor_instances()
-                    .set_instance_ids(Some(chunk.clone()))
-                    .send()
-                    .await
-                    .map(|_| ())
-                    .map_err(err),
-                (_, false) => self
-                    .ec2
-                    .unmonitor_instances()
-                    .set_instance_ids(Some(chunk.clone()))
-                    .send()
-                    .await
-                    .map(|_| ())
-                    .map_err(err),
+                ("stop_instance", hibernate) => {
+                    sent!(
+                        e.stop_instances()
+                            .set_instance_ids(ids)
+                            .hibernate(hibernate)
+                    )
+                }
+                ("start_instance", _) => sent!(e.start_instances().set_instance_ids(ids)),
+                ("terminate_instance", _) => sent!(e.terminate_instances().set_instance_ids(ids)),
+                (_, true) => sent!(e.monitor_instances().set_instance_ids(ids)),
+                (_, false) => sent!(e.unmonitor_instances().set_instance_ids(ids)),
             };
             results.extend(
                 chunk
