@@ -335,7 +335,8 @@ impl Sched {
                 let inst = other.batch_instance().map(str::to_string);
                 if other.batch_key() != Some(key)
                     || group.len() >= limit
-                    || inst.as_ref().is_some_and(|x| instances.contains(x))
+                    || group.contains(&j)
+                    || inst.as_ref().is_none_or(|x| instances.contains(x))
                 {
                     keep.push(j);
                     continue;
