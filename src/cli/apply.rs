@@ -43,6 +43,13 @@ pub fn run(out: &Output, global: &GlobalArgs, args: ApplyArgs) -> miette::Result
         } else {
             "did not finish rolling back"
         };
+        // An unfinished rollback is finished by rolling back its apply run again.
+        let undo = match (&r.kind, &r.resolves) {
+            (RunKind::Rollback, Some(target)) => format!(
+                "finish it with `pare rollback --run {target}` (it undoes only what is left)"
+            ),
+            _ => format!("undo it with `pare rollback --run {}`", r.id),
+        };
         return Ok(common::refuse(
             out,
             &format!(
@@ -53,8 +60,8 @@ pub fn run(out: &Output, global: &GlobalArgs, args: ApplyArgs) -> miette::Result
                 r.started_at
             ),
             &format!(
-                "undo it with `pare rollback --run {}`, or keep its changes with `pare rollback --run {} --accept`",
-                r.id, r.id
+                "{undo}, or keep things as they are with `pare rollback --run {} --accept`",
+                r.id
             ),
         ));
     }

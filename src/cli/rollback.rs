@@ -57,7 +57,8 @@ pub fn run(out: &Output, global: &GlobalArgs, args: RollbackArgs) -> miette::Res
             }
         },
     };
-    if target.kind != RunKind::Apply {
+    let accepting_a_rollback = args.accept && target.kind == RunKind::Rollback;
+    if target.kind != RunKind::Apply && !accepting_a_rollback {
         return Ok(common::refuse(
             out,
             &format!(
@@ -106,7 +107,7 @@ pub fn run(out: &Output, global: &GlobalArgs, args: RollbackArgs) -> miette::Res
     if args.accept {
         if !matches!(
             target.status,
-            RunStatus::Running | RunStatus::RollbackIncomplete
+            RunStatus::Running | RunStatus::RollbackIncomplete | RunStatus::Incomplete
         ) {
             return Ok(common::refuse(
                 out,

@@ -263,6 +263,8 @@ impl Store {
             .filter(|r| r.status == RunStatus::Completed)
             .filter_map(|r| r.resolves.as_deref())
             .collect();
+        // A rollback left incomplete is also resolved once a later rollback
+        // of the same run finishes (it resumes where this one stopped).
         Ok(runs
             .iter()
             .find(|r| {
@@ -270,6 +272,8 @@ impl Store {
                     r.status,
                     RunStatus::Running | RunStatus::RollbackIncomplete | RunStatus::Incomplete
                 ) && !resolved.contains(&r.id.as_str())
+                    && !(r.kind == RunKind::Rollback
+                        && r.resolves.as_deref().is_some_and(|t| resolved.contains(&t)))
             })
             .cloned())
     }

@@ -216,6 +216,15 @@ fn every_action_applies_as_previewed_and_rolls_back() {
         "two instances and a volume were recreated: {rb}"
     );
     let first_renames = renamed(&rb);
+    // Until it is finished (or accepted), nothing new is applied, and the
+    // refusal says how to finish it.
+    let (code, _, err) = run(d, &["apply", "plan.yaml", "--auto-approve"]);
+    assert_eq!(code, 1, "{err}");
+    let applied = rb["resolves"].as_str().unwrap().to_string();
+    assert!(
+        err.contains(&format!("finish it with `pare rollback --run {applied}`")),
+        "{err}"
+    );
     // Seven hours later the same command finishes the job: only the retype
     // is left, and what the first rollback restored is not called drift.
     let (code, _, err) = run_at(d, &["rollback", "--last", "--auto-approve"], 7);
@@ -232,6 +241,10 @@ fn every_action_applies_as_previewed_and_rolls_back() {
         "{hist}"
     );
     assert_eq!(run(d, &["rollback", "--last", "--auto-approve"]).0, 1);
+    // The finished rollback resolves the incomplete one: applying works again
+    // (once the volume changed back at +7 h may be modified again).
+    let (code, _, err) = run_at(d, &["apply", "plan.yaml", "--auto-approve"], 14);
+    assert_eq!(code, 0, "{err}");
 }
 
 const REVERSIBLE_PLAN: &str = "version: 1
@@ -703,4 +716,22 @@ recommendations:
         "c waits for a through b"
     );
     assert!(!events.iter().any(|e| e["rec"] == "b"), "b changes nothing");
+}
+
+#[test]
+fn an_unfinished_rollback_can_be_accepted_as_it_stands() {
+    let dir = setup(REVERSIBLE_PLAN, &quickstart_account());
+    let d = dir.path();
+    run(d, &["sandbox", "reset", "plan.yaml"]);
+    assert_eq!(run(d, &["apply", "plan.yaml", "--auto-approve"]).0, 0);
+    // The volume retype cannot be undone yet: the rollback stops short.
+    let (code, _, err) = run(d, &["rollback", "--last", "--auto-approve"]);
+    assert_eq!(code, 4, "{err}");
+    let unfinished = last_run(d)["id"].as_str().unwrap().to_string();
+    assert_eq!(run(d, &["apply", "plan.yaml", "--auto-approve"]).0, 1);
+    // Keeping things as they are resolves it; applying works again.
+    let (code, _, err) = run(d, &["rollback", "--run", &unfinished, "--accept"]);
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = run(d, &["apply", "plan.yaml", "--auto-approve"]);
+    assert_eq!(code, 0, "{err}");
 }
