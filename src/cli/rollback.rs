@@ -353,10 +353,10 @@ pub fn run(out: &Output, global: &GlobalArgs, args: RollbackArgs) -> miette::Res
     };
     common::finish_run(out, provider.as_ref(), &store, &mut record, &events)?;
     let mut s = format!(
-        "Run {id}: rollback of {} {}; {} steps undone.",
+        "Run {id}: rollback of {} {}; {} undone.",
         target.id,
         record.status.as_str(),
-        report.undone
+        crate::preview::text::plural(report.undone, "step")
     );
     for (old, new) in &record.renamed {
         s.push_str(&format!("\n  recreated: {old} is now {new}"));

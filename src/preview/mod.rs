@@ -4,7 +4,7 @@
 
 mod json;
 mod markdown;
-mod text;
+pub(crate) mod text;
 
 pub use json::{PlanJson, to_json};
 pub use markdown::render as markdown;

@@ -43,7 +43,7 @@ impl Paint {
 }
 
 /// "1 wave", "2 waves".
-fn plural(n: usize, noun: &str) -> String {
+pub fn plural(n: usize, noun: &str) -> String {
     if n == 1 {
         format!("1 {noun}")
     } else {
