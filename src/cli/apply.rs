@@ -226,6 +226,7 @@ pub fn run(out: &Output, global: &GlobalArgs, args: ApplyArgs) -> miette::Result
                 Arc::clone(&journal),
                 &events,
                 &engine_settings,
+                Default::default(),
             ));
             record.renamed = rb.renamed.clone();
             if let Some(f) = rb.failed {

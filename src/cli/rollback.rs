@@ -165,10 +165,12 @@ pub fn run(out: &Output, global: &GlobalArgs, args: RollbackArgs) -> miette::Res
     // What an earlier, incomplete rollback of this run already undid is not
     // undone again, and its resources are not "drifted" for being restored.
     let mut already: BTreeSet<(String, usize)> = BTreeSet::new();
+    let mut renamed_before = std::collections::BTreeMap::new();
     for earlier in runs
         .iter()
         .filter(|r| r.kind == RunKind::Rollback && r.resolves.as_deref() == Some(&target.id))
     {
+        renamed_before.extend(earlier.renamed.clone());
         if let Ok(recs) = crate::state::journal::read(&store.journal_path(&earlier.id)) {
             for s in crate::state::journal::steps(&recs) {
                 if matches!(s.outcome, Some((true, _))) {
@@ -200,32 +202,35 @@ pub fn run(out: &Output, global: &GlobalArgs, args: RollbackArgs) -> miette::Res
         false
     });
 
-    // Drift: each resource must still be as the run left it (one read for all).
+    // Drift: each resource must still be as the run left it (one read for
+    // all). What counts is the last recommendation of the run that changed
+    // it; resources a resumed rollback already restored are not checked.
     let mut drifted: BTreeSet<String> = BTreeSet::new();
     let mut drift_lines = Vec::new();
-    let mut finished: Vec<(
+    // resource key → (its id, the last after-state, the recommendations on it)
+    let mut last: std::collections::BTreeMap<
         &String,
-        &String,
-        &crate::planner::Attributes,
-        crate::provider::ResourceId,
-    )> = Vec::new();
+        (
+            crate::provider::ResourceId,
+            Option<&crate::planner::Attributes>,
+            Vec<&String>,
+        ),
+    > = Default::default();
     for r in &records {
         let Record::RecDone {
             rec,
             ok: true,
             resource: Some(res),
-            after: Some(after),
+            after,
             ..
         } = r
         else {
             continue;
         };
+        let after = after.as_ref();
         let Some((kind, rid)) = res.split_once(':') else {
             continue;
         };
-        if resumed.contains(rec) {
-            continue;
-        }
         let r_id = match kind {
             "instance" => crate::provider::ResourceId::Instance(rid.into()),
             "volume" => crate::provider::ResourceId::Volume(rid.into()),
@@ -233,24 +238,34 @@ pub fn run(out: &Output, global: &GlobalArgs, args: RollbackArgs) -> miette::Res
             "address" => crate::provider::ResourceId::Address(rid.into()),
             _ => crate::provider::ResourceId::Group(rid.into()),
         };
-        finished.push((rec, res, after, r_id));
+        let entry = last.entry(res).or_insert((r_id, after, Vec::new()));
+        entry.1 = after;
+        entry.2.push(rec);
     }
-    let inv = if finished.is_empty() {
+    last.retain(|_, (_, _, recs)| !recs.iter().any(|r| resumed.contains(*r)));
+    let inv = if last.is_empty() {
         crate::provider::Inventory::default()
     } else {
         rt.block_on(provider.describe(&Query {
-            resources: finished.iter().map(|f| f.3.clone()).collect(),
+            resources: last.values().map(|f| f.0.clone()).collect(),
             ..Query::default()
         }))
         .map_err(|e| miette::miette!("reading the account failed: {e}"))?
     };
-    for (rec, res, after, r_id) in finished {
-        let now = inv.attributes(&r_id);
-        if verify::matches_prediction(after, now.as_ref()).is_err() {
-            drifted.insert(rec.clone());
+    for (res, (r_id, after, recs)) in &last {
+        let now = inv.attributes(r_id);
+        // No after-state: the run left it gone, and it must still be gone.
+        let held = match after {
+            Some(after) => verify::matches_prediction(after, now.as_ref()).is_ok(),
+            None => now.is_none(),
+        };
+        if !held {
+            drifted.extend(recs.iter().map(|r| r.to_string()));
+            let names: Vec<&str> = recs.iter().map(|r| r.as_str()).collect();
             drift_lines.push(format!(
-                "{rec}: {res} changed since the run: {}",
-                describe_drift(Some(after), now.as_ref())
+                "{}: {res} changed since the run: {}",
+                names.join(", "),
+                describe_drift(*after, now.as_ref())
             ));
         }
     }
@@ -311,6 +326,7 @@ pub fn run(out: &Output, global: &GlobalArgs, args: RollbackArgs) -> miette::Res
         journal,
         &events,
         &engine_settings,
+        renamed_before,
     ));
     record.renamed = report.renamed;
     record.completed = undos

@@ -681,12 +681,15 @@ pub struct RollbackReport {
 }
 
 /// Undoes `undos` (in forward order) newest first, through the journal.
+/// `renamed` holds what earlier rollbacks of the same run recreated
+/// (old id → new id), so a resumed rollback finds it.
 pub async fn rollback(
     undos: &[Undo],
     provider: Arc<dyn Provider>,
     journal: Arc<Journal>,
     events: &Events,
     settings: &Settings,
+    renamed: BTreeMap<String, String>,
 ) -> RollbackReport {
     let ctx = Ctx {
         provider,
@@ -694,7 +697,10 @@ pub async fn rollback(
         events: events.clone(),
         settings: settings.clone(),
     };
-    let mut report = RollbackReport::default();
+    let mut report = RollbackReport {
+        renamed,
+        ..RollbackReport::default()
+    };
     let order: Vec<usize> = (0..undos.len()).rev().collect();
     let undo_op = |u: &Undo, renamed: &BTreeMap<String, String>| match &u.inverse {
         Inverse::Op { op } => Some(resolve(op, &u.created).map(|op| {

@@ -237,6 +237,7 @@ fn rollback_starts_consecutive_instances_in_one_call() {
         journal,
         &Events::new("r-undo", false, true),
         &s,
+        Default::default(),
     ));
     assert_eq!(rb.undone, 300);
     assert!(rb.failed.is_none());

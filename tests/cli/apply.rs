@@ -735,3 +735,33 @@ fn an_unfinished_rollback_can_be_accepted_as_it_stands() {
     let (code, _, err) = run(d, &["apply", "plan.yaml", "--auto-approve"]);
     assert_eq!(code, 0, "{err}");
 }
+
+#[test]
+fn a_resumed_rollback_follows_what_the_first_one_recreated() {
+    // Retype a volume, then delete it (with a snapshot). Rolling back
+    // recreates it under a new id at once, but may change its type back only
+    // six hours later: the resumed rollback must change the new volume.
+    let plan = "version: 1
+name: retype-then-delete
+provider: { sandbox: { seed: account.yaml } }
+approvals: [ { by: t@example.com, covers: [drop] } ]
+recommendations:
+  - { id: retype, action: storage, volume: vol-0a1b2c3d4e5f60009, to: gp3 }
+  - { id: drop, action: storage, volume: vol-0a1b2c3d4e5f60009, delete: true, depends_on: [retype] }
+";
+    let dir = setup(plan, &quickstart_account());
+    let d = dir.path();
+    run(d, &["sandbox", "reset", "plan.yaml"]);
+    let before = account(d);
+    let (code, _, err) = run(d, &["apply", "plan.yaml", "--auto-approve"]);
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = run(d, &["rollback", "--last", "--auto-approve"]);
+    assert_eq!(code, 4, "{err}");
+    let renames = renamed(&last_run(d));
+    let new = renames["vol-0a1b2c3d4e5f60009"].clone();
+    assert_eq!(account(d).volumes[&new].volume_type, "gp3");
+    let (code, _, err) = run_at(d, &["rollback", "--last", "--auto-approve"], 7);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains(&format!("change {new} to gp2")), "{err}");
+    assert_restored(&before, &account(d), &renames, &[]);
+}
