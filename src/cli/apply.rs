@@ -361,14 +361,7 @@ fn load_saved(out: &Output, settings: &Settings, saved: SavedPlan) -> Result<Rea
         .fingerprints
         .keys()
         .filter_map(|k| {
-            let (kind, id) = k.split_once(':')?;
-            let r = match kind {
-                "instance" => crate::provider::ResourceId::Instance(id.into()),
-                "volume" => crate::provider::ResourceId::Volume(id.into()),
-                "snapshot" => crate::provider::ResourceId::Snapshot(id.into()),
-                "address" => crate::provider::ResourceId::Address(id.into()),
-                _ => crate::provider::ResourceId::Group(id.into()),
-            };
+            let r = crate::provider::ResourceId::from_key(k)?;
             Some((k.clone(), r))
         })
         .collect();

@@ -228,15 +228,8 @@ pub fn run(out: &Output, global: &GlobalArgs, args: RollbackArgs) -> miette::Res
             continue;
         };
         let after = after.as_ref();
-        let Some((kind, rid)) = res.split_once(':') else {
+        let Some(r_id) = crate::provider::ResourceId::from_key(res) else {
             continue;
-        };
-        let r_id = match kind {
-            "instance" => crate::provider::ResourceId::Instance(rid.into()),
-            "volume" => crate::provider::ResourceId::Volume(rid.into()),
-            "snapshot" => crate::provider::ResourceId::Snapshot(rid.into()),
-            "address" => crate::provider::ResourceId::Address(rid.into()),
-            _ => crate::provider::ResourceId::Group(rid.into()),
         };
         let entry = last.entry(res).or_insert((r_id, after, Vec::new()));
         entry.1 = after;

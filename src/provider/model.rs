@@ -634,6 +634,20 @@ impl ResourceId {
             ResourceId::Group(_) => "auto-scaling group",
         }
     }
+
+    /// The resource a `kind:id` key names (the keys of run records and
+    /// saved plans, made from [`ResourceId::kind`] and [`ResourceId::id`]).
+    pub fn from_key(key: &str) -> Option<ResourceId> {
+        let (kind, id) = key.split_once(':')?;
+        let id = id.to_string();
+        Some(match kind {
+            "instance" => ResourceId::Instance(id),
+            "volume" => ResourceId::Volume(id),
+            "snapshot" => ResourceId::Snapshot(id),
+            "address" => ResourceId::Address(id),
+            _ => ResourceId::Group(id),
+        })
+    }
 }
 
 /// What to look up for a reservation recommendation.
