@@ -219,7 +219,12 @@ pub fn run(out: &Output, global: &GlobalArgs, args: ApplyArgs) -> miette::Result
                         ));
                     }
                 };
-            events.rollback_start(undos.len());
+            events.rollback_start(
+                undos
+                    .iter()
+                    .filter(|u| matches!(u.inverse, crate::provider::Inverse::Op { .. }))
+                    .count(),
+            );
             let rb = rt.block_on(engine::rollback(
                 &undos,
                 Arc::clone(&provider),

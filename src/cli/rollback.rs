@@ -298,12 +298,12 @@ pub fn run(out: &Output, global: &GlobalArgs, args: RollbackArgs) -> miette::Res
     }
     let journal = Arc::new(store.create(&record)?);
     let events = Events::new(&id, settings.log_format == LogFormat::Json, out.quiet);
-    events.steps(
-        undos
-            .iter()
-            .filter(|u| matches!(u.inverse, Inverse::Op { .. }))
-            .count(),
-    );
+    // Steps with something to undo (irreversible ones are named as they come).
+    let to_undo = undos
+        .iter()
+        .filter(|u| matches!(u.inverse, Inverse::Op { .. }))
+        .count();
+    events.steps(to_undo);
     let engine_settings = engine::Settings {
         parallelism: 1,
         attempts: 4,
@@ -311,8 +311,8 @@ pub fn run(out: &Output, global: &GlobalArgs, args: RollbackArgs) -> miette::Res
         run: id.clone(),
         batch: settings.config.batch_size,
     };
-    events.run_start("rollback", undos.len());
-    events.rollback_start(undos.len());
+    events.run_start("rollback", to_undo);
+    events.rollback_start(to_undo);
     let report = rt.block_on(engine::rollback(
         &undos,
         Arc::clone(&provider),

@@ -159,7 +159,10 @@ impl Events {
             None,
             None,
             json!({ "steps": steps }),
-            format!("rolling back {steps} completed steps, newest first"),
+            format!(
+                "undoing {}, newest first",
+                crate::preview::text::plural(steps, "step")
+            ),
         );
     }
 
