@@ -535,11 +535,11 @@ fn blocked_plans_and_blast_radius_are_refused() {
     assert!(err.contains("8 changes exceed max_changes = 3"), "{err}");
 }
 
-#[test]
-fn json_events_for_ci_logs() {
-    let dir = setup(REVERSIBLE_PLAN, &quickstart_account());
+/// `pare --log-format json apply plan.yaml --auto-approve` in `dir`; must
+/// succeed; its events.
+fn json_events(dir: &Path) -> Vec<serde_json::Value> {
     let (code, _, err) = run(
-        dir.path(),
+        dir,
         &[
             "--log-format",
             "json",
@@ -549,10 +549,15 @@ fn json_events_for_ci_logs() {
         ],
     );
     assert_eq!(code, 0, "{err}");
-    let events: Vec<serde_json::Value> = err
-        .lines()
+    err.lines()
         .filter_map(|l| serde_json::from_str(l).ok())
-        .collect();
+        .collect()
+}
+
+#[test]
+fn json_events_for_ci_logs() {
+    let dir = setup(REVERSIBLE_PLAN, &quickstart_account());
+    let events = json_events(dir.path());
     let kinds: Vec<&str> = events.iter().filter_map(|e| e["event"].as_str()).collect();
     assert_eq!(kinds.first(), Some(&"run_start"));
     assert_eq!(kinds.last(), Some(&"run_done"));
@@ -690,21 +695,7 @@ recommendations:
   - { id: a, action: rightsize, instance: i-0a1b2c3d4e5f60001, to: m5.large }
 ";
     let dir = setup(plan, &quickstart_account());
-    let (code, _, err) = run(
-        dir.path(),
-        &[
-            "--log-format",
-            "json",
-            "apply",
-            "plan.yaml",
-            "--auto-approve",
-        ],
-    );
-    assert_eq!(code, 0, "{err}");
-    let events: Vec<serde_json::Value> = err
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect();
+    let events = json_events(dir.path());
     let pos = |event: &str, rec: &str, step: u64| {
         events
             .iter()

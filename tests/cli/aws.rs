@@ -243,15 +243,7 @@ recommendations:
     assert_eq!(preview["provider"], "aws");
     assert_eq!(preview["summary"]["changes"], 5, "{preview}");
 
-    let out = aws_pare(dir.path())
-        .args(["apply", "plan.yaml", "--auto-approve"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    pare_ok(dir.path(), &["apply", "plan.yaml", "--auto-approve"]);
     rt.block_on(async {
         assert_eq!(
             instance(&c, &f.web).await.instance_type().unwrap().as_str(),
@@ -432,15 +424,7 @@ recommendations:
         endpoint()
     );
     std::fs::write(dir.path().join("plan.yaml"), plan).unwrap();
-    let out = aws_pare(dir.path())
-        .args(["apply", "plan.yaml", "--auto-approve"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    pare_ok(dir.path(), &["apply", "plan.yaml", "--auto-approve"]);
     rt.block_on(async {
         assert_eq!(state(&c, &worker).await, "terminated");
         let moved_to = volume(&c, &data).await.unwrap().attachments()[0]
