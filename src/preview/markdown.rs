@@ -12,11 +12,7 @@ pub fn render(p: &Planned) -> String {
     let mut out = String::new();
     let title = p.name.as_deref().unwrap_or("unnamed plan");
     let _ = writeln!(out, "### pare plan: `{title}`\n");
-    let unknown = if s.savings_unknown > 0 {
-        format!(" (+ {} unknown)", s.savings_unknown)
-    } else {
-        String::new()
-    };
+    let unknown = super::unknown_savings(s);
     let _ = writeln!(
         out,
         "**{} to change, {} no change, {} blocked** · saves **{}/month**{unknown} · {} irreversible · ~{} at parallelism {}\n",

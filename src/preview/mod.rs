@@ -42,6 +42,15 @@ fn scalar(v: &Value) -> String {
     }
 }
 
+/// " (+ 2 unknown)" after the savings total, when some savings are unknown.
+pub fn unknown_savings(s: &crate::planner::Summary) -> String {
+    if s.savings_unknown > 0 {
+        format!(" (+ {} unknown)", s.savings_unknown)
+    } else {
+        String::new()
+    }
+}
+
 /// A unified diff of two attribute sets.
 pub fn diff(before: Option<&Attributes>, after: Option<&Attributes>) -> String {
     let (b, a) = (attribute_lines(before), attribute_lines(after));

@@ -212,11 +212,7 @@ fn render_summary(out: &mut String, p: &Planned, paint: &Paint) {
             risks.join(", "),
             s.irreversible
         );
-        let unknown = if s.savings_unknown > 0 {
-            format!(" (+ {} unknown)", s.savings_unknown)
-        } else {
-            String::new()
-        };
+        let unknown = super::unknown_savings(s);
         let _ = writeln!(
             out,
             "  savings: {}/month{unknown}",
