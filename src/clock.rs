@@ -24,10 +24,18 @@ pub fn rfc3339(t: SystemTime) -> String {
     )
 }
 
+/// How long AWS makes a volume wait between two modifications.
+pub const VOLUME_COOL_DOWN: Duration = Duration::from_secs(6 * 3600);
+
+/// When a volume last modified at `t` (RFC 3339) may be modified again.
+pub fn volume_ready_at(t: &str) -> Option<SystemTime> {
+    Some(parse_rfc3339(t)? + VOLUME_COOL_DOWN)
+}
+
 /// The time six hours after `t` (RFC 3339), if that is still to come:
 /// AWS allows a volume's next modification only then.
 pub fn volume_cool_down(t: &str) -> Option<String> {
-    let ready = parse_rfc3339(t)? + Duration::from_secs(6 * 3600);
+    let ready = volume_ready_at(t)?;
     (now() < ready).then(|| rfc3339(ready))
 }
 

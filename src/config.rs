@@ -1,45 +1,18 @@
 //! `pare.toml`: state location, apply settings and policy (SPEC section 3).
 //!
 //! Loading reports problems as located diagnostics, like plan files. This
-//! module only reads the file; the settings that combine it with the command
-//! line live in `cli`.
+//! module only reads the file and fills in defaults; [`crate::settings`]
+//! combines it with the command line and the environment.
 
 use crate::diagnostic::{Diagnostic, SourceFile, Span};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use toml::Spanned;
 
-/// A risk level, lowest first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Risk {
-    Low,
-    Medium,
-    High,
-    Critical,
-}
+pub use crate::vocabulary::Risk;
 
-impl Risk {
-    pub const ALL: [Risk; 4] = [Risk::Low, Risk::Medium, Risk::High, Risk::Critical];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Risk::Low => "low",
-            Risk::Medium => "medium",
-            Risk::High => "high",
-            Risk::Critical => "critical",
-        }
-    }
-
-    /// One level up, saturating at critical.
-    pub fn raised(self) -> Risk {
-        match self {
-            Risk::Low => Risk::Medium,
-            Risk::Medium => Risk::High,
-            Risk::High | Risk::Critical => Risk::Critical,
-        }
-    }
-}
+/// Most steps of one kind sent to the cloud in one call, unless configured.
+pub const DEFAULT_BATCH: usize = 1000;
 
 /// The settings of `pare.toml`, defaults filled in.
 #[derive(Debug, Clone, PartialEq)]
@@ -47,10 +20,17 @@ pub struct Config {
     /// Where the file was read from; `None` when there was none.
     pub path: Option<PathBuf>,
     pub state_dir: PathBuf,
+    /// Whether `state_dir` was set in the file (it then wins over the environment).
+    pub state_dir_set: bool,
     pub parallelism: usize,
     /// Most steps of one kind (stop, start, terminate, monitoring) sent in one call.
     pub batch_size: usize,
     pub rollback_on_failure: bool,
+    /// Attempts in all for a call that fails transiently (throttling): one
+    /// policy, whether the provider (the AWS SDK) or the engine retries.
+    pub attempts: u32,
+    /// The first wait before a retry; it doubles each time (at most 20 s).
+    pub retry_backoff: std::time::Duration,
     /// `(key, value)` pairs; a resource with any of these tags is never changed.
     pub protected_tags: Vec<(String, String)>,
     /// Risk at or above which a recommendation needs an approval; `None` = never.
@@ -64,9 +44,12 @@ impl Default for Config {
         Config {
             path: None,
             state_dir: PathBuf::from(".pare"),
+            state_dir_set: false,
             parallelism: 10,
-            batch_size: crate::planner::BATCH,
+            batch_size: DEFAULT_BATCH,
             rollback_on_failure: true,
+            attempts: 4,
+            retry_backoff: std::time::Duration::from_millis(50),
             protected_tags: vec![("pare:protect".into(), "true".into())],
             require_approval_at: Some(Risk::High),
             require_committed_plan: false,
@@ -98,6 +81,8 @@ struct RawApply {
     parallelism: Option<Spanned<i64>>,
     batch_size: Option<Spanned<i64>>,
     rollback_on_failure: Option<bool>,
+    attempts: Option<Spanned<i64>>,
+    retry_backoff_ms: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -112,12 +97,9 @@ struct RawPolicy {
 /// Why `pare.toml` could not be used.
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum ConfigError {
-    #[error("cannot read config file {path}: {source}")]
+    #[error("cannot read config file {path}: {error}")]
     #[diagnostic(code(config::unreadable), help("check the path given to --config"))]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, error: String },
     #[error("{} in {}", crate::plan::load::count_errors(.0.len()), .0.first().map_or("", |d| d.file.name.as_str()))]
     Invalid(Vec<Diagnostic>),
 }
@@ -136,10 +118,11 @@ impl Config {
                 p
             }
         };
-        let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Io {
-            path: path.clone(),
-            source,
-        })?;
+        let text = crate::durable::read_text(&path, crate::durable::CONFIG_LIMIT, "pare.toml")
+            .map_err(|e| ConfigError::Io {
+                path: path.clone(),
+                error: e.to_string(),
+            })?;
         let name = explicit.map_or_else(|| "pare.toml".to_string(), |p| p.display().to_string());
         let mut config = Config::parse(&name, text).map_err(ConfigError::Invalid)?;
         config.path = Some(path);
@@ -156,7 +139,7 @@ impl Config {
                 let message = e.message().trim().to_string();
                 return Err(vec![
                     Diagnostic::new("config::invalid", &file, Span::new(range.start, range.len()), message, "here")
-                        .with_help("pare.toml has the sections [state] dir, [apply] parallelism, batch_size and rollback_on_failure, [policy] protected_tags, require_approval_at, require_committed_plan and max_changes"),
+                        .with_help("pare.toml has the sections [state] dir, [apply] parallelism, batch_size, rollback_on_failure, attempts and retry_backoff_ms, [policy] protected_tags, require_approval_at, require_committed_plan and max_changes"),
                 ]);
             }
         };
@@ -164,6 +147,7 @@ impl Config {
         let mut config = Config::default();
         if let Some(dir) = raw.state.dir {
             config.state_dir = PathBuf::from(dir);
+            config.state_dir_set = true;
         }
         if let Some(p) = raw.apply.parallelism {
             match usize::try_from(*p.get_ref()) {
@@ -198,10 +182,54 @@ impl Config {
         if let Some(b) = raw.apply.rollback_on_failure {
             config.rollback_on_failure = b;
         }
+        if let Some(a) = raw.apply.attempts {
+            match u32::try_from(*a.get_ref()) {
+                Ok(n) if (1..=20).contains(&n) => config.attempts = n,
+                _ => diags.push(
+                    Diagnostic::new(
+                        "config::out-of-range",
+                        &file,
+                        to_span(a.span()),
+                        "`attempts` must be between 1 and 20",
+                        "out of range",
+                    )
+                    .with_help(
+                        "set `attempts` to how many times a throttled call is tried in all, e.g. 4",
+                    ),
+                ),
+            }
+        }
+        if let Some(b) = raw.apply.retry_backoff_ms {
+            match u64::try_from(*b.get_ref()) {
+                Ok(n) if n <= 60_000 => config.retry_backoff = std::time::Duration::from_millis(n),
+                _ => diags.push(
+                    Diagnostic::new(
+                        "config::out-of-range",
+                        &file,
+                        to_span(b.span()),
+                        "`retry_backoff_ms` must be between 0 and 60000",
+                        "out of range",
+                    )
+                    .with_help("set `retry_backoff_ms` to the first wait before a retry, e.g. 50"),
+                ),
+            }
+        }
         if let Some(tags) = raw.policy.protected_tags {
             config.protected_tags.clear();
             for t in tags {
                 match t.get_ref().split_once('=') {
+                    Some((k, v)) if k != k.trim() || v != v.trim() => diags.push(
+                        Diagnostic::new(
+                            "config::invalid-value",
+                            &file,
+                            to_span(t.span()),
+                            format!("`{}` has spaces around its key or value", t.get_ref()),
+                            "spaces",
+                        )
+                        .with_help(
+                            "write protected tags without spaces, e.g. \"pare:protect=true\" (values match ignoring case and surrounding spaces; keys match exactly)",
+                        ),
+                    ),
                     Some((k, v)) if !k.is_empty() => {
                         config.protected_tags.push((k.to_string(), v.to_string()))
                     }
@@ -222,8 +250,8 @@ impl Config {
         }
         if let Some(level) = raw.policy.require_approval_at {
             let v = level.get_ref().as_str();
-            match Risk::ALL.iter().find(|r| r.as_str() == v) {
-                Some(r) => config.require_approval_at = Some(*r),
+            match Risk::parse(v) {
+                Some(r) => config.require_approval_at = Some(r),
                 None if v == "never" => config.require_approval_at = None,
                 None => diags.push(
                     Diagnostic::new(
@@ -316,6 +344,11 @@ mod tests {
                 "[policy]\nprotected_tags = [\"nokv\"]\n",
                 ("config::invalid-value", 2, 19),
             ),
+            (
+                "[policy]\nprotected_tags = [\"pare:protect= true\"]\n",
+                ("config::invalid-value", 2, 19),
+            ),
+            ("[apply]\nattempts = 0\n", ("config::out-of-range", 2, 12)),
             (
                 "[policy]\nmax_changes = \"ten\"\n",
                 ("config::invalid", 2, 15),

@@ -17,6 +17,9 @@ pub struct SourceFile {
     pub name: String,
     /// The text.
     pub text: String,
+    /// The text as shown in a snippet: control characters made harmless,
+    /// every byte offset the same as in `text`.
+    shown: String,
     line_starts: Vec<usize>,
 }
 
@@ -25,9 +28,11 @@ impl SourceFile {
         let text = text.into();
         let mut line_starts = vec![0];
         line_starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
+        let shown = crate::vocabulary::words::same_length_printable(&text).into_owned();
         Arc::new(SourceFile {
-            name: name.into(),
+            name: crate::vocabulary::words::clean(&name.into()).into_owned(),
             text,
+            shown,
             line_starts,
         })
     }
@@ -92,6 +97,9 @@ pub struct Diagnostic {
     /// Further labels (the other occurrence of a duplicate, the rest of a cycle).
     pub secondary: Vec<Label>,
     pub help: Option<String>,
+    /// Show no lines of the file (it may not be what it claims: a seed
+    /// pointing at a secret is never quoted).
+    pub hide_source: bool,
 }
 
 impl Diagnostic {
@@ -102,21 +110,29 @@ impl Diagnostic {
         message: impl Into<String>,
         label: impl Into<String>,
     ) -> Diagnostic {
+        use crate::vocabulary::words::clean;
         Diagnostic {
             code,
-            message: message.into(),
+            message: clean(&message.into()).into_owned(),
             file: Arc::clone(file),
             primary: Label {
                 span,
-                text: label.into(),
+                text: clean(&label.into()).into_owned(),
             },
             secondary: Vec::new(),
             help: None,
+            hide_source: false,
         }
     }
 
     pub fn with_help(mut self, help: impl Into<String>) -> Diagnostic {
-        self.help = Some(help.into());
+        self.help = Some(crate::vocabulary::words::clean(&help.into()).into_owned());
+        self
+    }
+
+    /// Shows the position only, never the file's lines.
+    pub fn without_source(mut self) -> Diagnostic {
+        self.hide_source = true;
         self
     }
 
@@ -124,7 +140,7 @@ impl Diagnostic {
     pub fn with_label(&mut self, span: Span, text: impl Into<String>) -> &mut Diagnostic {
         self.secondary.push(Label {
             span,
-            text: text.into(),
+            text: crate::vocabulary::words::clean(&text.into()).into_owned(),
         });
         self
     }
@@ -183,10 +199,13 @@ impl miette::Diagnostic for Diagnostic {
     }
 
     fn source_code(&self) -> Option<&dyn SourceCode> {
-        Some(self.file.as_ref())
+        (!self.hide_source).then_some(self.file.as_ref() as &dyn SourceCode)
     }
 
     fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
+        if self.hide_source {
+            return None;
+        }
         let primary = std::iter::once(LabeledSpan::new_primary_with_span(
             Some(self.primary.text.clone()),
             (self.primary.span.offset, self.primary.span.len),
@@ -207,7 +226,7 @@ impl SourceCode for SourceFile {
         context_lines_after: usize,
     ) -> Result<Box<dyn miette::SpanContents<'a> + 'a>, miette::MietteError> {
         let inner =
-            self.text
+            self.shown
                 .as_str()
                 .read_span(span, context_lines_before, context_lines_after)?;
         Ok(Box::new(miette::MietteSpanContents::new_named(

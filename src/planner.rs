@@ -7,13 +7,14 @@
 //! so two recommendations on one resource see each other's effects, and the
 //! predicted after-state is what the provider's own rules produce.
 
-use crate::config::{Config, Risk};
+use crate::config::Config;
 use crate::diagnostic::Diagnostic;
 use crate::executor::{self, Expansion, Savings, Step, resource_of};
 use crate::graph::PlanGraph;
 use crate::plan::{Action, LoadedPlan, Recommendation};
 use crate::provider::{IdMode, Inventory, Op, Provider, ProviderError, Query, Ref, ResourceId};
 use crate::risk;
+use crate::vocabulary::Risk;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -28,8 +29,7 @@ pub enum Status {
     Blocked,
 }
 
-/// Attributes of a resource, sorted.
-pub type Attributes = BTreeMap<String, Value>;
+pub use crate::vocabulary::{Attributes, fingerprint, hex, rename_ids, resolve};
 
 /// One recommendation, planned.
 #[derive(Debug, Clone)]
@@ -139,21 +139,6 @@ pub fn query(loaded: &LoadedPlan) -> Query {
     q.instance_types.sort();
     q.instance_types.dedup();
     q
-}
-
-/// Fingerprint of a resource's attributes: what `apply` of a saved plan compares.
-pub fn fingerprint(attrs: Option<&Attributes>) -> String {
-    match attrs {
-        None => "absent".into(),
-        Some(a) => {
-            let json = serde_json::to_string(a).expect("attributes serialise");
-            hex(&Sha256::digest(json.as_bytes()))
-        }
-    }
-}
-
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Plans `loaded` against `provider`.
@@ -338,13 +323,24 @@ pub fn plan_with(
                     None => facts.savings.clone(),
                 };
                 p.duration = steps.iter().map(|s| provider.estimate(&s.op)).sum();
-                let mut blocks = risk::policy_blocks(
-                    &rec.id,
-                    a.risk,
-                    rec_tags.as_ref(),
-                    config,
-                    &loaded.plan.approvals,
-                );
+                let empty = crate::provider::Tags::new();
+                let mut touched = vec![risk::Touched {
+                    label: String::new(),
+                    how: None,
+                    tags: rec_tags.as_ref().unwrap_or(&empty),
+                }];
+                let moved = touched_by_change(&steps, resource.as_ref(), &working);
+                for (r, how) in &moved {
+                    if let Some(tags) = tags_of(&working, r) {
+                        touched.push(risk::Touched {
+                            label: label(r, tags),
+                            how: Some(how.clone()),
+                            tags,
+                        });
+                    }
+                }
+                let mut blocks =
+                    risk::policy_blocks(&rec.id, a.risk, &touched, config, &loaded.plan.approvals);
                 for action in crate::iam::rec_actions(&rec.action).1 {
                     if let Some(why) = denied.get(action) {
                         blocks.push((
@@ -554,53 +550,118 @@ pub fn simulate(
     Ok(created)
 }
 
-/// `op` with every `Created` reference replaced by the id that step made.
-pub fn resolve(op: &Op, created: &[Option<String>]) -> Result<Op, crate::provider::CloudError> {
-    let mut op = op.clone();
-    for r in op.refs_mut() {
-        if let Ref::Created { created_by_step } = r {
-            let id = created
-                .get(*created_by_step)
-                .cloned()
-                .flatten()
-                .ok_or_else(|| {
-                    crate::provider::CloudError::new(
-                        "InvalidParameterValue",
-                        format!("step {} made nothing to refer to", *created_by_step + 1),
-                    )
-                })?;
-            *r = Ref::Id(id);
+/// Everything a change's steps (and their undos) touch besides its own
+/// resource, and how, for the protection check: terminating an instance
+/// detaches its volumes and disassociates its addresses; a replacement
+/// attaches and associates them; any other id a step names is changed.
+fn touched_by_change(
+    steps: &[Step],
+    own: Option<&ResourceId>,
+    inv: &Inventory,
+) -> Vec<(ResourceId, String)> {
+    let mut out: Vec<(ResourceId, String)> = Vec::new();
+    let mut add = |r: ResourceId, how: &str| {
+        if Some(&r) != own && !r.id().is_empty() && !out.iter().any(|(x, _)| *x == r) {
+            out.push((r, how.to_string()));
         }
-    }
-    Ok(op)
-}
-
-/// `op` with ids of resources that a rollback recreated (old → new) replaced,
-/// so undoing an earlier change reaches the resource as it now exists.
-pub fn rename_ids(op: &Op, renamed: &BTreeMap<String, String>) -> Op {
-    let mut op = op.clone();
-    if renamed.is_empty() {
-        return op;
-    }
-    for r in op.refs_mut() {
-        if let Ref::Id(id) = r
-            && let Some(new) = renamed.get(id.as_str())
-        {
-            *id = new.clone();
-        }
-    }
-    if let Op::LaunchInstance { spec } = &mut op {
-        for id in spec
-            .attach_volumes
-            .iter_mut()
-            .chain(spec.associate_addresses.iter_mut())
-        {
-            if let Some(new) = renamed.get(id.as_str()) {
-                *id = new.clone();
+    };
+    let ops = steps.iter().flat_map(|s| {
+        std::iter::once(&s.op).chain(match &s.inverse {
+            crate::provider::Inverse::Op { op } => Some(op),
+            _ => None,
+        })
+    });
+    for op in ops {
+        match op {
+            Op::TerminateInstance { instance } => {
+                if let Some(i) = instance.known() {
+                    for v in inv.attached_volumes(i) {
+                        let how = if v.delete_on_termination {
+                            "deletes (with its instance)"
+                        } else {
+                            "detaches"
+                        };
+                        add(ResourceId::Volume(v.id.clone()), how);
+                    }
+                    for a in inv.associated_addresses(i) {
+                        add(
+                            ResourceId::Address(a.allocation_id.clone()),
+                            "disassociates",
+                        );
+                    }
+                }
+                add(
+                    ResourceId::Instance(instance.known().unwrap_or("").into()),
+                    "terminates",
+                );
+            }
+            Op::LaunchInstance { spec } => {
+                for v in &spec.attach_volumes {
+                    add(ResourceId::Volume(v.clone()), "attaches");
+                }
+                for a in &spec.associate_addresses {
+                    add(ResourceId::Address(a.clone()), "associates");
+                }
+            }
+            Op::AttachVolume { volume, instance } | Op::DetachVolume { volume, instance } => {
+                let how = if matches!(op, Op::AttachVolume { .. }) {
+                    ("attaches", "attaches a volume to")
+                } else {
+                    ("detaches", "detaches a volume from")
+                };
+                add(
+                    ResourceId::Volume(volume.known().unwrap_or("").into()),
+                    how.0,
+                );
+                add(
+                    ResourceId::Instance(instance.known().unwrap_or("").into()),
+                    how.1,
+                );
+            }
+            Op::AssociateAddress { address, instance }
+            | Op::DisassociateAddress { address, instance } => {
+                let how = if matches!(op, Op::AssociateAddress { .. }) {
+                    ("associates", "associates an address with")
+                } else {
+                    ("disassociates", "disassociates an address from")
+                };
+                add(
+                    ResourceId::Address(address.known().unwrap_or("").into()),
+                    how.0,
+                );
+                add(
+                    ResourceId::Instance(instance.known().unwrap_or("").into()),
+                    how.1,
+                );
+            }
+            other => {
+                for r in other.touched(None) {
+                    add(r, "changes");
+                }
             }
         }
     }
-    op
+    out
+}
+
+/// A resource's tags in `inv`, if it is there.
+fn tags_of<'a>(inv: &'a Inventory, r: &ResourceId) -> Option<&'a crate::provider::Tags> {
+    match r {
+        ResourceId::Instance(id) => inv.instance(id).map(|x| &x.tags),
+        ResourceId::Volume(id) => inv.volume(id).map(|x| &x.tags),
+        ResourceId::Snapshot(id) => inv.snapshot(id).map(|x| &x.tags),
+        ResourceId::Address(id) => inv.address(id).map(|x| &x.tags),
+        ResourceId::Group(id) => inv.group(id).map(|x| &x.tags),
+    }
+}
+
+/// "volume vol-0a1b… (data)".
+fn label(r: &ResourceId, tags: &crate::provider::Tags) -> String {
+    let base = format!("{} {}", r.kind(), crate::vocabulary::words::clean(r.id()));
+    match tags.get("Name") {
+        Some(n) => format!("{base} ({})", crate::vocabulary::words::clean(n)),
+        None => base,
+    }
 }
 
 fn resource_tags(inv: &Inventory, r: &ResourceId) -> Option<crate::provider::Tags> {

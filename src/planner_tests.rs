@@ -389,6 +389,8 @@ fn check(seed: u64) -> Result<(), TestCaseError> {
     // and sending later undos to the recreated resource (old → new).
     let mut renamed: BTreeMap<String, String> = BTreeMap::new();
     let mut forward: BTreeMap<String, String> = BTreeMap::new();
+    // Seven hours later: AWS allows a volume's next modification only then.
+    let later = crate::clock::now() + std::time::Duration::from_secs(7 * 3600);
     for (i, created) in done.iter().rev() {
         let p = &planned.recs[*i];
         for (k, s) in p.steps.iter().enumerate().rev() {
@@ -399,7 +401,7 @@ fn check(seed: u64) -> Result<(), TestCaseError> {
                 &resolve(op, created).map_err(|e| TestCaseError::fail(e.to_string()))?,
                 &forward,
             );
-            let outcome = live.apply(&op).map_err(|e| {
+            let outcome = live.apply_at(&op, later).map_err(|e| {
                 TestCaseError::fail(format!(
                     "undo of {} step {} failed: {e}\n{text}",
                     p.id,

@@ -4,10 +4,10 @@
 //! resources, and at least high for anything irreversible. Policy: protected
 //! tags and the approval threshold decide whether a change is blocked.
 
-use crate::config::{Config, Risk};
-use crate::executor::{Facts, Step};
+use crate::config::Config;
+use crate::executor::Facts;
 use crate::plan::Approval;
-use crate::provider::Tags;
+use crate::vocabulary::{Risk, Step, Tags, words::clean};
 
 /// A change's risk and why.
 #[derive(Debug, Clone, PartialEq)]
@@ -64,22 +64,61 @@ pub fn assess(facts: &Facts, steps: &[Step], tags: Option<&Tags>) -> Assessment 
     }
 }
 
+/// The protected tag (as pare.toml names it) that `tags` carry, if any.
+/// Keys match exactly (AWS tag keys are case-sensitive); values match
+/// ignoring case and surrounding spaces, so `True` and `true ` protect as
+/// `true` does: a near miss never silently unprotects a resource.
+pub fn protected_by<'a>(
+    tags: &Tags,
+    protected: &'a [(String, String)],
+) -> Option<&'a (String, String)> {
+    protected.iter().find(|(k, v)| {
+        tags.get(k)
+            .is_some_and(|have| have.trim().eq_ignore_ascii_case(v.trim()))
+    })
+}
+
+/// A resource a change touches, with its tags, for the protection check.
+pub struct Touched<'a> {
+    /// "volume vol-0a1b… (data)": how the reason names it.
+    pub label: String,
+    /// How the change touches it: "detaches", "re-associates", … (`None`
+    /// for the recommendation's own resource).
+    pub how: Option<String>,
+    pub tags: &'a Tags,
+}
+
 /// Why policy blocks a change, if it does: each reason with what to do.
+/// `touched` lists the recommendation's own resource and everything else
+/// its steps (or their undos) touch: a change that would touch a protected
+/// resource in any way is blocked, naming it.
 pub fn policy_blocks(
     rec_id: &str,
     risk: Risk,
-    tags: Option<&Tags>,
+    touched: &[Touched<'_>],
     config: &Config,
     approvals: &[Approval],
 ) -> Vec<(String, String)> {
     let mut out = Vec::new();
-    if let Some(tags) = tags {
-        for (k, v) in &config.protected_tags {
-            if tags.get(k) == Some(v) {
-                out.push((
-                    format!("the resource is tagged {k}={v}, which pare.toml protects"),
+    for t in touched {
+        if let Some((k, v)) = protected_by(t.tags, &config.protected_tags) {
+            let have = t.tags.get(k).map_or("", String::as_str);
+            let (k, have, v) = (clean(k), clean(have), clean(v));
+            match &t.how {
+                None => out.push((
+                    format!("the resource is tagged {k}={have}, which pare.toml protects ({k}={v})"),
                     format!("remove the tag on purpose, or take `{rec_id}` out of the plan"),
-                ));
+                )),
+                Some(how) => out.push((
+                    format!(
+                        "it {how} {}, which is tagged {k}={have} and protected by pare.toml ({k}={v})",
+                        t.label
+                    ),
+                    format!(
+                        "remove the tag from {} on purpose, or take `{rec_id}` out of the plan",
+                        t.label
+                    ),
+                )),
             }
         }
     }
@@ -99,7 +138,7 @@ pub fn policy_blocks(
 mod tests {
     use super::*;
     use crate::executor::Savings;
-    use crate::provider::{Inverse, Op, Ref};
+    use crate::vocabulary::{Inverse, Op, Ref};
 
     fn facts(base: Risk) -> Facts {
         Facts {
@@ -153,21 +192,50 @@ mod tests {
     fn policy() {
         let config = Config::default();
         let protected = Tags::from([("pare:protect".into(), "true".into())]);
+        fn own(tags: &Tags) -> Touched<'_> {
+            Touched {
+                label: "instance i-0a1b2c3d".into(),
+                how: None,
+                tags,
+            }
+        }
         assert_eq!(
-            policy_blocks("a", Risk::Low, Some(&protected), &config, &[]).len(),
+            policy_blocks("a", Risk::Low, &[own(&protected)], &config, &[]).len(),
             1
         );
-        assert_eq!(policy_blocks("a", Risk::High, None, &config, &[]).len(), 1);
+        // Near misses of the value still protect; other keys do not.
+        for value in ["True", "true ", " TRUE"] {
+            let t = Tags::from([("pare:protect".into(), value.into())]);
+            assert_eq!(
+                policy_blocks("a", Risk::Low, &[own(&t)], &config, &[]).len(),
+                1,
+                "{value}"
+            );
+        }
+        let other = Tags::from([("Pare:Protect".into(), "true".into())]);
+        assert!(policy_blocks("a", Risk::Low, &[own(&other)], &config, &[]).is_empty());
+        // What a change moves is protected too.
+        let moved = Touched {
+            label: "volume vol-0a1b2c3d".into(),
+            how: Some("detaches".into()),
+            tags: &protected,
+        };
+        let blocks = policy_blocks("a", Risk::Low, &[moved], &config, &[]);
+        assert!(
+            blocks[0].0.contains("detaches volume vol-0a1b2c3d"),
+            "{blocks:?}"
+        );
+        assert_eq!(policy_blocks("a", Risk::High, &[], &config, &[]).len(), 1);
         let ok = Approval {
             by: "x".into(),
             covers: vec!["a".into()],
             reason: None,
         };
-        assert!(policy_blocks("a", Risk::Critical, None, &config, &[ok]).is_empty());
+        assert!(policy_blocks("a", Risk::Critical, &[], &config, &[ok]).is_empty());
         let never = Config {
             require_approval_at: None,
             ..Config::default()
         };
-        assert!(policy_blocks("a", Risk::Critical, None, &never, &[]).is_empty());
+        assert!(policy_blocks("a", Risk::Critical, &[], &never, &[]).is_empty());
     }
 }

@@ -1,15 +1,21 @@
-//! What several commands share: load and check a plan, open its provider, plan it.
+//! What several commands share: load and plan a plan file, report errors
+//! that carry several diagnostics, refuse, confirm.
 
-use super::{ExitCode, GlobalArgs, Output, Settings, report_config_error};
+use super::{ExitCode, Output};
 use crate::plan::{LoadError, LoadedPlan};
 use crate::planner::{PlanError, Planned};
 use crate::provider::sandbox::SandboxError;
 use crate::provider::{OpenError, Provider};
+use crate::session::{Refusal, SessionError};
+use crate::settings::Settings;
+use crate::state::StateStore;
 use std::path::Path;
+use std::sync::Arc;
 
 /// A plan loaded and checked, with its provider open.
 pub struct Prepared {
     pub settings: Settings,
+    pub store: Arc<dyn StateStore>,
     pub loaded: LoadedPlan,
     pub graph: crate::graph::PlanGraph,
     pub provider: Box<dyn Provider>,
@@ -39,26 +45,44 @@ pub fn report_plan(out: &Output, err: &PlanError) {
     }
 }
 
+/// Prints a refusal: what, what to do next, and that nothing changed.
+pub fn refused(out: &Output, r: &Refusal) -> ExitCode {
+    out.status(&format!(
+        "error: {}\n  → {}\nNothing was changed.",
+        r.what, r.todo
+    ));
+    ExitCode::Error
+}
+
+/// Reports a session error in the right shape; the exit code for it.
+pub fn report_session(out: &Output, err: &SessionError) -> ExitCode {
+    match err {
+        SessionError::Refused(r) => return refused(out, r),
+        SessionError::Load(e) => report_load(out, e),
+        SessionError::Plan(e) => report_plan(out, e),
+        SessionError::Open(e) => report_open(out, e),
+        SessionError::State(e) => out.report(e),
+    }
+    ExitCode::Error
+}
+
 /// Settings, plan and provider, or the exit code after reporting why not.
-pub fn prepare(out: &Output, global: &GlobalArgs, plan: &Path) -> Result<Prepared, ExitCode> {
-    let settings = Settings::resolve(global).map_err(|e| {
-        report_config_error(out, &e);
-        ExitCode::Error
-    })?;
+pub fn prepare(out: &Output, settings: Settings, plan: &Path) -> Result<Prepared, ExitCode> {
     let started = std::time::Instant::now();
     let (loaded, graph) = crate::validate::validate(plan).map_err(|e| {
         report_load(out, &e);
         ExitCode::Error
     })?;
-    let (provider, warning) = crate::provider::open(
-        &loaded.plan.provider,
-        &loaded.path,
-        &settings.config.state_dir,
-    )
-    .map_err(|e| {
-        report_open(out, &e);
+    let store = crate::session::open_store(&settings).map_err(|e| {
+        out.report(&e);
         ExitCode::Error
     })?;
+    let (provider, warning) =
+        crate::session::open_provider(&loaded.plan.provider, &loaded.path, &store, &settings)
+            .map_err(|e| {
+                report_open(out, &e);
+                ExitCode::Error
+            })?;
     tracing::debug!(
         elapsed_ms = started.elapsed().as_millis() as u64,
         "plan loaded and provider opened"
@@ -68,6 +92,7 @@ pub fn prepare(out: &Output, global: &GlobalArgs, plan: &Path) -> Result<Prepare
     }
     Ok(Prepared {
         settings,
+        store,
         loaded,
         graph,
         provider,
@@ -84,53 +109,30 @@ pub fn runtime() -> tokio::runtime::Runtime {
 
 /// Plans a prepared plan.
 pub fn plan(out: &Output, p: &Prepared) -> Result<Planned, ExitCode> {
-    let rt = runtime();
-    rt.block_on(crate::planner::plan(
-        &p.loaded,
-        p.graph.clone(),
-        &p.settings.config,
-        p.provider.as_ref(),
-    ))
-    .map_err(|e| {
-        report_plan(out, &e);
-        ExitCode::Error
-    })
-}
-
-/// Says why nothing was done and what to do instead.
-pub fn refuse(out: &Output, what: &str, todo: &str) -> ExitCode {
-    out.status(&format!("error: {what}\n  → {todo}\nNothing was changed."));
-    ExitCode::Error
-}
-
-/// The settings, the state directory and its lock, for a run that changes things.
-pub fn locked_store(
-    out: &Output,
-    global: &GlobalArgs,
-) -> Result<(Settings, crate::state::Store, crate::state::Lock), ExitCode> {
-    let settings = Settings::resolve(global).map_err(|e| {
-        report_config_error(out, &e);
-        ExitCode::Error
-    })?;
-    let store = crate::state::Store::open(&settings.config.state_dir).map_err(|e| {
-        out.report(&e);
-        ExitCode::Error
-    })?;
-    let lock = store.lock().map_err(|e| {
-        out.report(&e);
-        ExitCode::Error
-    })?;
-    Ok((settings, store, lock))
+    runtime()
+        .block_on(crate::planner::plan(
+            &p.loaded,
+            p.graph.clone(),
+            &p.settings.config,
+            p.provider.as_ref(),
+        ))
+        .map_err(|e| {
+            report_plan(out, &e);
+            ExitCode::Error
+        })
 }
 
 /// Asks for `yes` on a terminal; without one, only `--auto-approve` goes on.
 pub fn confirm(out: &Output, question: &str, review: &str, doing: &str) -> Result<(), ExitCode> {
     use std::io::{BufRead, IsTerminal, Write};
     if !std::io::stdin().is_terminal() {
-        return Err(refuse(
+        return Err(refused(
             out,
-            "no terminal to confirm on",
-            &format!("review {review} and pass --auto-approve"),
+            &Refusal::new(
+                "apply::no-terminal",
+                "no terminal to confirm on",
+                format!("review {review} and pass --auto-approve"),
+            ),
         ));
     }
     eprint!("{question} Only `yes` is accepted: ");
@@ -140,29 +142,31 @@ pub fn confirm(out: &Output, question: &str, review: &str, doing: &str) -> Resul
     if answer.trim() == "yes" {
         Ok(())
     } else {
-        Err(refuse(
+        Err(refused(
             out,
-            "not confirmed",
-            &format!("answer `yes` to {doing}"),
+            &Refusal::new(
+                "apply::not-confirmed",
+                "not confirmed",
+                format!("answer `yes` to {doing}"),
+            ),
         ))
     }
 }
 
-/// Ends a run, in this order: fold the provider's changes into its compact
-/// form, stamp and save the run's record, then close the progress output.
-pub fn finish_run(
-    out: &Output,
-    provider: &dyn Provider,
-    store: &crate::state::Store,
-    record: &mut crate::state::RunRecord,
-    events: &crate::engine::Events,
-) -> miette::Result<()> {
-    if let Err(e) = provider.checkpoint() {
-        out.status(&format!("warning: {e}"));
+/// The run's end in words: its summary line, then what was recreated and
+/// what is left.
+pub fn print_outcome(out: &Output, r: &crate::state::RunRecord) {
+    let mut s = crate::session::apply::summary_line(r);
+    for f in &r.failed {
+        s.push_str(&format!("\n  failed: {f}"));
     }
-    record.finished_at = Some(crate::clock::rfc3339(crate::clock::now()));
-    store.save(record)?;
-    events.finish();
-    events.run_done(record.status.as_str());
-    Ok(())
+    for (old, new) in &r.renamed {
+        s.push_str(&format!("\n  recreated: {old} is now {new}"));
+    }
+    for l in &r.left {
+        if !l.starts_with("failed: ") {
+            s.push_str(&format!("\n  {l}"));
+        }
+    }
+    out.status(&s);
 }

@@ -1,7 +1,9 @@
 //! `pare history` and `pare show RUN`: the run log, newest first.
 
-use super::{ExitCode, GlobalArgs, Output, Settings, report_config_error};
-use crate::state::{Record, Store};
+use super::{ExitCode, GlobalArgs, Output};
+use crate::state::{Record, StateStore};
+use crate::vocabulary::words::clean;
+use std::sync::Arc;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -24,15 +26,23 @@ pub struct ShowArgs {
     pub format: Format,
 }
 
-fn store(out: &Output, global: &GlobalArgs) -> Result<Store, ExitCode> {
-    let settings = Settings::resolve(global).map_err(|e| {
-        report_config_error(out, &e);
-        ExitCode::Error
-    })?;
-    Store::open(&settings.config.state_dir).map_err(|e| {
+fn store(out: &Output, global: &GlobalArgs) -> Result<Arc<dyn StateStore>, ExitCode> {
+    let settings = super::settings(out, &global.overrides())?;
+    crate::session::open_store(&settings).map_err(|e| {
         out.report(&e);
         ExitCode::Error
     })
+}
+
+/// Says which run records cannot be read, and how to go on without them.
+fn warn_damaged(out: &Output, store: &dyn StateStore, damaged: &[(String, String)]) {
+    for (id, why) in damaged {
+        out.status(&format!(
+            "warning: the record of run {id} cannot be read ({}); it is left out. Move its folder out of {}/runs/ once you have looked at it.",
+            clean(why),
+            store.location()
+        ));
+    }
 }
 
 pub fn history(out: &Output, global: &GlobalArgs, args: HistoryArgs) -> miette::Result<ExitCode> {
@@ -40,7 +50,9 @@ pub fn history(out: &Output, global: &GlobalArgs, args: HistoryArgs) -> miette::
         Ok(s) => s,
         Err(c) => return Ok(c),
     };
-    let runs = store.runs()?;
+    let history = store.history()?;
+    warn_damaged(out, store.as_ref(), &history.damaged);
+    let runs = &history.runs;
     if args.format == Format::Json {
         out.data(&serde_json::to_string_pretty(&runs).expect("runs serialise"));
         return Ok(ExitCode::Ok);
@@ -50,25 +62,56 @@ pub fn history(out: &Output, global: &GlobalArgs, args: HistoryArgs) -> miette::
         return Ok(ExitCode::Ok);
     }
     let mut s = String::new();
-    for r in &runs {
+    for r in runs {
         let what = match &r.resolves {
-            Some(t) => format!("{:?} of {t}", r.kind).to_lowercase(),
-            None => format!("{:?}", r.kind).to_lowercase(),
+            Some(t) => format!("{} of {t}", r.kind.as_str()),
+            None => r.kind.as_str().to_string(),
         };
+        let status = match history.resolved_by(&r.id) {
+            Some(by) if by.kind == crate::state::RunKind::Accept => {
+                format!("{} (accepted by {})", r.status.as_str(), by.id)
+            }
+            Some(by) => format!("{} (rolled back by {})", r.status.as_str(), by.id),
+            None => r.status.as_str().to_string(),
+        };
+        let done = match r.kind {
+            crate::state::RunKind::Rollback => format!(
+                "{} undone, {} failed",
+                crate::vocabulary::words::plural(r.steps_done, "step"),
+                r.failed.len()
+            ),
+            _ => format!(
+                "{} completed, {} failed, {} skipped",
+                r.completed.len(),
+                r.failed.len(),
+                r.skipped.len()
+            ),
+        };
+        let savings = match r.kind {
+            crate::state::RunKind::Apply => format!(
+                " · {} (planned {})",
+                crate::vocabulary::words::monthly_savings(r.savings_monthly_usd),
+                crate::vocabulary::words::money(r.savings_planned_monthly_usd)
+            ),
+            _ => String::new(),
+        };
+        let ci =
+            r.ci.as_ref()
+                .and_then(|c| c.url.as_deref())
+                .map_or(String::new(), |u| format!(" ({})", clean(u)));
         s.push_str(&format!(
-            "{}  {:<28} {:<20} {}  {}\n    plan {} (sha256 {}{}) · {} completed, {} failed, {} skipped · saves {}/month\n",
+            "{}  {:<28} {:<20} {}  {}{ci}\n    plan {} (sha256 {}{}) · {done}{savings}\n",
             r.id,
             what,
-            r.status.as_str(),
+            status,
             r.started_at,
-            r.who,
-            r.plan_path,
-            &r.plan_sha256.get(..12).unwrap_or(&r.plan_sha256),
-            r.git_commit.as_deref().map_or(String::new(), |c| format!(", commit {}", &c[..c.len().min(12)])),
-            r.completed.len(),
-            r.failed.len(),
-            r.skipped.len(),
-            crate::preview::money(r.savings_monthly_usd)
+            clean(&r.who),
+            clean(&r.plan_path),
+            clean(r.plan_sha256.get(..12).unwrap_or(&r.plan_sha256)),
+            r.git_commit.as_deref().map_or(String::new(), |c| format!(
+                ", commit {}",
+                clean(c.get(..12).unwrap_or(c))
+            )),
         ));
     }
     out.data(&s);
@@ -80,41 +123,63 @@ pub fn show(out: &Output, global: &GlobalArgs, args: ShowArgs) -> miette::Result
         Ok(s) => s,
         Err(c) => return Ok(c),
     };
-    let record = match store.run(&args.run) {
+    let record = match crate::state::parse_run_id(&args.run).and_then(|id| store.read_run(&id)) {
         Ok(r) => r,
         Err(e) => {
             out.report(&e);
             return Ok(ExitCode::Error);
         }
     };
-    let journal = crate::state::journal::read(&store.journal_path(&record.id)).unwrap_or_default();
+    let id = crate::state::parse_run_id(&record.id)?;
+    let (journal, damage) = match store.journal(&id) {
+        Ok(j) => (j, None),
+        Err(e) => {
+            // Show the readable part, then say what is damaged.
+            let text = store.read_journal(&id).unwrap_or_default();
+            let good: Vec<Record> = crate::durable::whole_lines(&text)
+                .map_while(|(_, l)| serde_json::from_str(l).ok())
+                .collect();
+            (good, Some(e))
+        }
+    };
     if args.format == Format::Json {
-        let doc = serde_json::json!({ "run": record, "journal": journal });
+        let doc = serde_json::json!({
+            "run": record,
+            "journal": journal,
+            "journal_damaged": damage.as_ref().map(|e| e.to_string()),
+        });
         out.data(&serde_json::to_string_pretty(&doc).expect("run serialises"));
-        return Ok(ExitCode::Ok);
+        return Ok(if damage.is_some() {
+            ExitCode::Error
+        } else {
+            ExitCode::Ok
+        });
     }
     let mut s = format!(
         "run {} ({}) {}\n  started {} by {}, finished {}\n  plan {} (sha256 {})\n",
         record.id,
-        format!("{:?}", record.kind).to_lowercase(),
+        record.kind.as_str(),
         record.status.as_str(),
         record.started_at,
-        record.who,
+        clean(&record.who),
         record.finished_at.as_deref().unwrap_or("—"),
-        record.plan_path,
-        record.plan_sha256
+        clean(&record.plan_path),
+        clean(&record.plan_sha256)
     );
+    if let Some(url) = record.ci.as_ref().and_then(|c| c.url.as_deref()) {
+        s.push_str(&format!("  CI run {}\n", clean(url)));
+    }
     if let Some(t) = &record.resolves {
         s.push_str(&format!("  resolves run {t}\n"));
     }
     for a in &record.approvals {
         s.push_str(&format!(
             "  approved by {} for {}{}\n",
-            a.by,
-            a.covers.join(", "),
+            clean(&a.by),
+            clean(&a.covers.join(", ")),
             a.reason
                 .as_deref()
-                .map_or(String::new(), |r| format!(": {r}"))
+                .map_or(String::new(), |r| format!(": {}", clean(r)))
         ));
     }
     let steps = crate::state::journal::steps(&journal);
@@ -143,7 +208,7 @@ pub fn show(out: &Output, global: &GlobalArgs, args: ShowArgs) -> miette::Result
         let undo = match &st.inverse {
             crate::provider::Inverse::Op { op } => {
                 let created = made.get(st.rec.as_str()).map_or(&[][..], Vec::as_slice);
-                crate::planner::resolve(op, created)
+                crate::vocabulary::resolve(op, created)
                     .map_or_else(|_| op.describe(), |o| o.describe())
             }
             other => other.describe(),
@@ -156,12 +221,13 @@ pub fn show(out: &Output, global: &GlobalArgs, args: ShowArgs) -> miette::Result
                 format!("done in {ms} ms, {attempts} attempt(s){c}")
             }
             (Some((false, _)), Some((_, _, err))) => {
-                format!("FAILED: {}", err.as_deref().unwrap_or("?"))
+                format!("FAILED: {}", clean(err.as_deref().unwrap_or("?")))
             }
             _ => "no outcome recorded (interrupted)".to_string(),
         };
+        let what = if st.undoes.is_some() { "undo: " } else { "" };
         s.push_str(&format!(
-            "  {} [{}] {} — {status}\n      undo: {}\n",
+            "  {} [{}] {what}{} — {status}\n      undo: {}\n",
             st.rec,
             st.step + 1,
             st.op.describe(),
@@ -170,15 +236,19 @@ pub fn show(out: &Output, global: &GlobalArgs, args: ShowArgs) -> miette::Result
     }
     for r in &journal {
         if let Record::RecSkipped { rec, why } = r {
-            s.push_str(&format!("  {rec} skipped: {why}\n"));
+            s.push_str(&format!("  {rec} skipped: {}\n", clean(why)));
         }
     }
     for (old, new) in &record.renamed {
         s.push_str(&format!("  recreated: {old} is now {new}\n"));
     }
     for l in &record.left {
-        s.push_str(&format!("  {l}\n"));
+        s.push_str(&format!("  {}\n", clean(l)));
     }
     out.data(&s);
+    if let Some(e) = damage {
+        out.report(&e);
+        return Ok(ExitCode::Error);
+    }
     Ok(ExitCode::Ok)
 }

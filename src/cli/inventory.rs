@@ -23,11 +23,15 @@ struct Entry {
     kind: &'static str,
     id: String,
     exists: bool,
-    attributes: Option<crate::planner::Attributes>,
+    attributes: Option<crate::vocabulary::Attributes>,
 }
 
 pub fn run(out: &Output, global: &GlobalArgs, args: InventoryArgs) -> miette::Result<ExitCode> {
-    let prepared = match common::prepare(out, global, &args.plan) {
+    let settings = match super::settings(out, &global.overrides()) {
+        Ok(s) => s,
+        Err(code) => return Ok(code),
+    };
+    let prepared = match common::prepare(out, settings, &args.plan) {
         Ok(p) => p,
         Err(code) => return Ok(code),
     };

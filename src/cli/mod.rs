@@ -17,7 +17,8 @@ mod validate;
 
 pub use output::Output;
 
-use crate::config::{Config, ConfigError};
+use crate::config::ConfigError;
+use crate::settings::{Overrides, Settings};
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
@@ -110,26 +111,26 @@ pub enum Command {
     Schema(schema::SchemaArgs),
 }
 
-/// Settings resolved from the command line, then `pare.toml`, then defaults.
-#[derive(Debug, Clone)]
-pub struct Settings {
-    pub config: Config,
-    pub log_format: LogFormat,
+impl GlobalArgs {
+    /// What the global flags say, for [`crate::settings::Settings::resolve`].
+    pub fn overrides(&self) -> Overrides {
+        Overrides {
+            config: self.config.clone(),
+            state_dir: self.state_dir.clone(),
+            parallelism: None,
+            json_events: self.log_format == LogFormat::Json,
+            quiet: self.quiet,
+        }
+    }
 }
 
-impl Settings {
-    /// Reads `pare.toml` (or `--config`) and applies the global options over it.
-    pub fn resolve(global: &GlobalArgs) -> Result<Settings, ConfigError> {
-        let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
-        let mut config = Config::load(global.config.as_deref(), &cwd)?;
-        if let Some(dir) = &global.state_dir {
-            config.state_dir = dir.clone();
-        }
-        Ok(Settings {
-            config,
-            log_format: global.log_format,
-        })
-    }
+/// Resolves the settings (flags > pare.toml > environment > defaults).
+pub(crate) fn settings(out: &Output, overrides: &Overrides) -> Result<Settings, ExitCode> {
+    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+    Settings::resolve(overrides, &cwd, &Settings::env).map_err(|e| {
+        report_config_error(out, &e);
+        ExitCode::Error
+    })
 }
 
 /// Prints a config problem, every diagnostic of it.

@@ -1,7 +1,9 @@
 //! Where output goes: data on stdout, diagnostics and progress on stderr,
-//! colour only when a person is watching (or asked for).
+//! colour only when a person is watching (or asked for). Everything printed
+//! passes [`terminal_safe`] last: only pare's own colours reach a terminal.
 
 use super::ColorChoice;
+use crate::vocabulary::words::terminal_safe;
 use miette::{GraphicalReportHandler, GraphicalTheme};
 use std::io::{IsTerminal, Write};
 
@@ -47,11 +49,17 @@ impl Output {
 
     /// Prints a diagnostic to stderr.
     pub fn report(&self, diag: &dyn miette::Diagnostic) {
-        let _ = writeln!(std::io::stderr().lock(), "{}", self.render(diag));
+        let text = self.render(diag);
+        let _ = writeln!(
+            std::io::stderr().lock(),
+            "{}",
+            terminal_safe(&text, self.color)
+        );
     }
 
     /// Prints a line to stdout (data).
     pub fn data(&self, text: &str) {
+        let text = terminal_safe(text, self.color_stdout);
         let mut out = std::io::stdout().lock();
         let _ = out.write_all(text.as_bytes());
         if !text.ends_with('\n') {
@@ -62,7 +70,11 @@ impl Output {
     /// Prints a line of progress or status to stderr, unless quiet.
     pub fn status(&self, text: &str) {
         if !self.quiet {
-            let _ = writeln!(std::io::stderr().lock(), "{text}");
+            let _ = writeln!(
+                std::io::stderr().lock(),
+                "{}",
+                terminal_safe(text, self.color)
+            );
         }
     }
 }

@@ -1,7 +1,7 @@
 //! `pare plan PLAN`: refresh, expand, order, assess; print the preview.
 
 use super::{ExitCode, GlobalArgs, Output, common};
-use crate::saved::SavedPlan;
+use crate::session::saved::SavedPlan;
 use std::path::PathBuf;
 
 #[derive(Debug, clap::Args)]
@@ -27,7 +27,11 @@ pub enum Format {
 }
 
 pub fn run(out: &Output, global: &GlobalArgs, args: PlanArgs) -> miette::Result<ExitCode> {
-    let prepared = match common::prepare(out, global, &args.plan) {
+    let settings = match super::settings(out, &global.overrides()) {
+        Ok(s) => s,
+        Err(code) => return Ok(code),
+    };
+    let prepared = match common::prepare(out, settings, &args.plan) {
         Ok(p) => p,
         Err(code) => return Ok(code),
     };
@@ -48,9 +52,9 @@ pub fn run(out: &Output, global: &GlobalArgs, args: PlanArgs) -> miette::Result<
     );
     out.data(&text);
     if let Some(path) = &args.out {
-        let saved = SavedPlan::new(&planned, &prepared.settings.config.state_dir);
+        let saved = SavedPlan::new(&planned, &prepared.store.location());
         let json = serde_json::to_string_pretty(&saved).expect("saved plan serialises");
-        if let Err(e) = crate::state::atomic::write(path, format!("{json}\n").as_bytes()) {
+        if let Err(e) = crate::durable::write_atomic(path, format!("{json}\n").as_bytes()) {
             out.status(&format!("error: cannot write {}: {e}", path.display()));
             return Ok(ExitCode::Error);
         }

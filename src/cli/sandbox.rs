@@ -1,8 +1,9 @@
-//! `pare sandbox reset PLAN`: copy the plan's seed account into the state directory again.
+//! `pare sandbox reset PLAN`: copy the plan's seed account into the state again.
 
-use super::{ExitCode, GlobalArgs, Output, Settings, common, report_config_error};
+use super::{ExitCode, GlobalArgs, Output, common};
 use crate::plan::Provider;
-use crate::provider::sandbox::{SandboxError, SandboxProvider};
+use crate::provider::sandbox::{SandboxError, SandboxProvider, seed_path};
+use crate::session::Session;
 use std::path::PathBuf;
 
 #[derive(Debug, clap::Subcommand)]
@@ -16,12 +17,9 @@ pub enum SandboxCommand {
 
 pub fn run(out: &Output, global: &GlobalArgs, cmd: SandboxCommand) -> miette::Result<ExitCode> {
     let SandboxCommand::Reset { plan } = cmd;
-    let settings = match Settings::resolve(global) {
+    let settings = match super::settings(out, &global.overrides()) {
         Ok(s) => s,
-        Err(e) => {
-            report_config_error(out, &e);
-            return Ok(ExitCode::Error);
-        }
+        Err(code) => return Ok(code),
     };
     let loaded = match crate::plan::load(&plan) {
         Ok(l) => l,
@@ -37,16 +35,18 @@ pub fn run(out: &Output, global: &GlobalArgs, cmd: SandboxCommand) -> miette::Re
         ));
         return Ok(ExitCode::Error);
     };
-    let seed = loaded
-        .path
-        .parent()
-        .unwrap_or(std::path::Path::new(""))
-        .join(&s.seed);
-    match SandboxProvider::reset(&settings.config.state_dir, &seed) {
-        Ok(inv) => {
+    // A reset is a change to the state: one at a time, never under a run.
+    let session = match Session::begin(settings, "sandbox reset") {
+        Ok(s) => s,
+        Err(e) => return Ok(common::report_session(out, &e)),
+    };
+    let reset = seed_path(&loaded.path, &s.seed)
+        .and_then(|seed| SandboxProvider::reset(session.store.as_ref(), &seed).map(|i| (seed, i)));
+    match reset {
+        Ok((seed, inv)) => {
             out.status(&format!(
                 "Sandbox in {} re-seeded from {}: {} instances, {} volumes, {} snapshots, {} addresses, {} groups.",
-                settings.config.state_dir.display(),
+                session.store.location(),
                 seed.display(),
                 inv.instances.len(),
                 inv.volumes.len(),
@@ -60,6 +60,9 @@ pub fn run(out: &Output, global: &GlobalArgs, cmd: SandboxCommand) -> miette::Re
             diags.iter().for_each(|d| out.report(d));
             Ok(ExitCode::Error)
         }
-        Err(e) => Err(e.into()),
+        Err(e) => {
+            out.report(&e);
+            Ok(ExitCode::Error)
+        }
     }
 }

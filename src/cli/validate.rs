@@ -43,7 +43,11 @@ pub fn run(
     args: ValidateArgs,
 ) -> miette::Result<ExitCode> {
     // The settings file is checked too: a plan is only as valid as the policy it runs under.
-    if let Err(err) = super::Settings::resolve(global) {
+    if let Err(err) = crate::settings::Settings::resolve(
+        &global.overrides(),
+        &std::env::current_dir().unwrap_or_else(|_| ".".into()),
+        &crate::settings::Settings::env,
+    ) {
         super::report_config_error(out, &err);
         return Ok(ExitCode::Error);
     }

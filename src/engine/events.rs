@@ -59,6 +59,7 @@ impl Events {
         extra: serde_json::Value,
         text: String,
     ) {
+        let text = crate::vocabulary::words::terminal_safe(&text, false).into_owned();
         let mut err = std::io::stderr().lock();
         if self.json {
             let mut obj = json!({
@@ -161,7 +162,7 @@ impl Events {
             json!({ "steps": steps }),
             format!(
                 "undoing {}, newest first",
-                crate::preview::text::plural(steps, "step")
+                crate::vocabulary::words::plural(steps, "step")
             ),
         );
     }

@@ -1,39 +1,31 @@
-//! Work items from a plan in its JSON form, so a fresh plan and a saved plan
-//! are applied by the same path, exactly as previewed.
+//! Work items from a planned plan: its typed steps, each change waiting for
+//! the changes it depends on. A fresh plan and a saved plan (once proven to
+//! be the same) are applied by this one path, exactly as previewed.
 
 use super::Item;
-use crate::preview::PlanJson;
-use crate::provider::{Op, Provider, ResourceId};
+use crate::executor::Savings;
+use crate::planner::{Planned, Status};
+use crate::provider::Provider;
+use crate::vocabulary::{Op, ResourceId};
 use std::collections::HashMap;
 use std::time::Duration;
 
-fn resource(kind: &str, id: &str) -> Option<ResourceId> {
-    Some(match kind {
-        "instance" => ResourceId::Instance(id.into()),
-        "volume" => ResourceId::Volume(id.into()),
-        "snapshot" => ResourceId::Snapshot(id.into()),
-        "address" => ResourceId::Address(id.into()),
-        "auto-scaling group" => ResourceId::Group(id.into()),
-        _ => return None,
-    })
-}
-
 /// The changes of `plan`, each waiting for the changes it depends on
 /// (directly, or through recommendations that need no change).
-pub fn items(plan: &PlanJson, provider: &dyn Provider) -> Vec<Item> {
-    let recs = &plan.recommendations;
+pub fn items(plan: &Planned, provider: &dyn Provider) -> Vec<Item> {
+    let recs = &plan.recs;
     let index: HashMap<&str, usize> = recs
         .iter()
         .enumerate()
         .map(|(i, r)| (r.id.as_str(), i))
         .collect();
-    let is_change: Vec<bool> = recs.iter().map(|r| r.status == "change").collect();
+    let is_change: Vec<bool> = recs.iter().map(|r| r.status == Status::Change).collect();
     let preds = |i: usize| -> Vec<usize> {
         let r = &recs[i];
         r.depends_on
             .iter()
             .map(String::as_str)
-            .chain(r.implicit_after.iter().map(|x| x.id.as_str()))
+            .chain(r.implicit_after.iter().map(|(id, _)| id.as_str()))
             .filter_map(|id| index.get(id).copied())
             .collect()
     };
@@ -44,7 +36,7 @@ pub fn items(plan: &PlanJson, provider: &dyn Provider) -> Vec<Item> {
             continue;
         }
         item_of[i] = Some(out.len());
-        let steps: Vec<_> = r.steps.iter().map(|s| s.to_step()).collect();
+        let steps = r.steps.clone();
         let replaced_by_step = (r.action == "spot")
             .then(|| {
                 steps
@@ -54,13 +46,16 @@ pub fn items(plan: &PlanJson, provider: &dyn Provider) -> Vec<Item> {
             .flatten();
         out.push(Item {
             rec: r.id.clone(),
-            resource: resource(&r.resource_kind, &r.resource),
+            resource: ResourceId::from_parts(r.resource_kind, &r.resource).ok(),
             before: r.before.clone(),
             after: r.after.clone(),
             replaced_by_step,
             deps: Vec::new(),
             urgency: steps.iter().map(|s| provider.estimate(&s.op)).sum(),
-            savings: r.savings_monthly_usd.unwrap_or(0.0),
+            savings: match r.savings {
+                Savings::Usd(x) => x,
+                Savings::Unknown(_) => 0.0,
+            },
             steps,
         });
     }

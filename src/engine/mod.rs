@@ -1,29 +1,38 @@
-//! Running steps: the parallel scheduler, verification, retries, failure
-//! handling, and rollback from the journal.
+//! Running typed steps: the parallel scheduler, batching, verification,
+//! retries, failure, cancel, and undoing from the journal.
 //!
 //! A recommendation starts as soon as everything it waits for is done and a
 //! slot is free (no barrier between waves; among ready ones the longest path
 //! ahead goes first). Its steps run in order; each intent is durable before
-//! its call, each result is read back and checked. A failed step fails its
-//! recommendation and skips everything downstream; independent branches run
-//! on. The engine never sees clap, and speaks to the cloud only through the
-//! provider trait.
+//! its call, each result is read back and checked (see [`group`]). A failed
+//! step fails its recommendation and skips everything downstream;
+//! independent branches run on. On cancel no recommendation starts, and one
+//! already started finishes its steps. If the journal cannot be written,
+//! nothing more is started at all.
+//!
+//! The engine takes typed steps (from the planner), never rendered preview
+//! text, never sees clap, and speaks to the cloud only through the provider
+//! trait. Deciding *what* to undo is the run logic's (`session`); this
+//! module runs the undos it is given.
 
 pub mod events;
+mod group;
 pub mod items;
+mod rollback;
 pub mod verify;
 
 pub use events::Events;
+pub use rollback::{RollbackReport, Undo, forward_steps, recreates, resolve_unknown, rollback};
 
-use crate::executor::Step;
-use crate::planner::{Attributes, rename_ids, resolve};
-use crate::provider::{Inverse, Op, Outcome, Provider, ProviderError, Query, ResourceId, Tags};
-use crate::state::{Journal, Record};
+use crate::provider::Provider;
+use crate::state::{Journal, JournalError, Record};
+use crate::vocabulary::{Attributes, ResourceId, Step, resolve};
+use group::{Ctx, Finish, GroupDone, Member, Seen, run_group, tag_created};
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, HashMap};
+use std::collections::{BinaryHeap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// One recommendation to apply.
 #[derive(Debug, Clone)]
@@ -48,7 +57,8 @@ pub struct Item {
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub parallelism: usize,
-    /// Attempts for a transient error (throttling, a flaky call).
+    /// Attempts in all for a transient error (throttling, a flaky call),
+    /// unless the provider retries itself.
     pub attempts: u32,
     pub backoff: Duration,
     pub run: String,
@@ -57,16 +67,22 @@ pub struct Settings {
     pub batch: usize,
 }
 
-/// How an apply went.
+/// How an apply went. Indices are into the items.
 #[derive(Debug, Default)]
 pub struct ApplyReport {
     pub completed: Vec<usize>,
     pub failed: Vec<(usize, String)>,
+    /// Not started (upstream failed, cancelled, or the journal broke).
     pub skipped: Vec<(usize, String)>,
     pub cancelled: bool,
+    /// Steps that completed (changed the cloud).
+    pub steps_done: usize,
+    /// The journal could not be written: nothing more was started.
+    pub journal: Option<JournalError>,
 }
 
-/// A stop flag set by Ctrl-C: no new work starts, work under way finishes.
+/// A stop flag set by Ctrl-C (or the API): no new recommendation starts,
+/// and those under way finish their steps.
 #[derive(Debug, Clone, Default)]
 pub struct Cancel(Arc<AtomicBool>);
 
@@ -78,43 +94,6 @@ impl Cancel {
         self.0.load(Ordering::SeqCst)
     }
 }
-
-struct Ctx {
-    provider: Arc<dyn Provider>,
-    journal: Arc<Journal>,
-    events: Events,
-    settings: Settings,
-}
-
-/// One step in a group: everything needed to journal, perform and check it.
-struct Member {
-    rec: String,
-    step: usize,
-    op: Op,
-    inverse: Inverse,
-    /// The resource as last read (the plan's refresh, or the read-back of
-    /// the recommendation's previous step), for the journal.
-    before: Option<Attributes>,
-    /// Set when this is the recommendation's last step: check the whole
-    /// recommendation against the preview.
-    finish: Option<Finish>,
-    /// Forward steps record how their recommendation ended; undos do not.
-    records_rec: bool,
-}
-
-struct Finish {
-    /// The resource the recommendation is about, if not replaced.
-    resource: Option<ResourceId>,
-    /// Replaced by what this step creates, or by what an earlier one did.
-    replaced_by: Option<Result<Option<String>, ()>>,
-    after: Option<Attributes>,
-}
-
-/// How one member went: what it created, or why it failed.
-type MemberResult = Result<Option<String>, String>;
-
-/// What a group read back, for the next steps' journal records.
-type Seen = Arc<crate::provider::Inventory>;
 
 /// Runs `items`; see the module documentation.
 pub async fn apply(
@@ -132,7 +111,6 @@ pub async fn apply(
         settings: settings.clone(),
     });
     let n = items.len();
-    let mut waiting: Vec<usize> = items.iter().map(|i| i.deps.len()).collect();
     let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); n];
     for (i, item) in items.iter().enumerate() {
         for &d in &item.deps {
@@ -142,153 +120,157 @@ pub async fn apply(
     let mut st = Sched {
         items: Arc::clone(&items),
         run: settings.run.clone(),
+        waiting: items.iter().map(|i| i.deps.len()).collect(),
+        dependents,
         next: vec![0; n],
         created: vec![Vec::new(); n],
         seen: vec![None; n],
         pending: vec![None; n],
         ready: BinaryHeap::new(),
         by_key: HashMap::new(),
-        dead: vec![false; n],
+        state: vec![ItemState::Waiting; n],
         report: ApplyReport::default(),
         failed_early: Vec::new(),
+        cancel: cancel.clone(),
     };
-    for (i, _) in waiting.iter().enumerate().filter(|(_, w)| **w == 0) {
-        st.make_ready(i);
+    for i in 0..n {
+        if st.waiting[i] == 0 {
+            st.make_ready(&ctx, i);
+        }
     }
     let mut running = tokio::task::JoinSet::new();
+    let mut groups: HashMap<tokio::task::Id, Vec<usize>> = HashMap::new();
+    let mut finished_groups = 0usize;
     loop {
         // Failures found while preparing steps (an unresolved reference).
         for (i, e) in std::mem::take(&mut st.failed_early) {
-            fail(&ctx, &mut st, &dependents, i, e);
+            st.fail(&ctx, i, e);
         }
-        while running.len() < settings.parallelism.max(1) && !cancel.is_set() {
+        if cancel.is_set() {
+            st.drop_unstarted(&ctx);
+        }
+        while running.len() < settings.parallelism.max(1) && st.report.journal.is_none() {
             let Some(group) = st.take_group(settings.batch.max(1)) else {
                 break;
             };
             let members: Vec<Member> = group.iter().map(|&i| st.member(i)).collect();
             let ctx = Arc::clone(&ctx);
-            running.spawn(async move {
-                let (results, seen) = run_group(&ctx, &members).await;
-                (group, results, seen)
-            });
+            let handle = running.spawn(async move { run_group(&ctx, &members).await });
+            groups.insert(handle.id(), group);
         }
         if !st.failed_early.is_empty() {
             continue;
         }
-        let Some(joined) = running.join_next().await else {
+        let Some(joined) = running.join_next_with_id().await else {
             break;
         };
-        let (group, results, seen) = match joined {
-            Ok(r) => r,
+        let (group, done) = match joined {
+            Ok((id, done)) => (groups.remove(&id).unwrap_or_default(), done),
             Err(e) => {
-                // A panic in a task is a bug; it must not take the run down unrecorded.
-                st.report
-                    .failed
-                    .push((usize::MAX, format!("internal error: {e}")));
+                // A panic in a task is a bug: its steps are recorded failed
+                // (their outcome unknown: recovery reads the cloud), and
+                // everything downstream is skipped.
+                let group = groups.remove(&e.id()).unwrap_or_default();
+                for i in group {
+                    let msg = format!("internal error in pare (a bug; please report it): {e}");
+                    let rec = st.items[i].rec.clone();
+                    st.journal_note(ctx.journal.append(
+                        &Record::RecDone {
+                            rec,
+                            ok: false,
+                            resource: None,
+                            after: None,
+                            error: Some(msg.clone()),
+                        },
+                        false,
+                    ));
+                    st.fail(&ctx, i, msg);
+                }
                 continue;
             }
         };
-        for (i, result) in group.into_iter().zip(results) {
-            match result {
-                Ok(created) => {
-                    st.created[i].push(created);
-                    st.next[i] += 1;
-                    st.seen[i] = Some(Arc::clone(&seen));
-                    if st.next[i] < items[i].steps.len() {
-                        st.make_ready(i);
-                        continue;
-                    }
-                    st.report.completed.push(i);
-                    for &d in &dependents[i] {
-                        waiting[d] -= 1;
-                        if waiting[d] == 0 && !st.dead[d] {
-                            st.make_ready(d);
-                        }
-                    }
-                }
-                Err(e) => {
-                    let e = format!("step {}: {e}", st.next[i] + 1);
-                    fail(&ctx, &mut st, &dependents, i, e)
-                }
+        st.finish_group(&ctx, group, done);
+        finished_groups += 1;
+        crate::hooks::pause(&format!("after-group-{finished_groups}"));
+    }
+    // What never started: cancelled, or stopped by a broken journal.
+    let why = if st.report.journal.is_some() {
+        Some("not started: the journal could not be written")
+    } else if cancel.is_set() {
+        Some("cancelled")
+    } else {
+        None
+    };
+    if let Some(why) = why {
+        for i in 0..n {
+            if matches!(st.state[i], ItemState::Waiting | ItemState::Ready) {
+                st.skip(&ctx, i, why.to_string());
             }
         }
     }
+    st.report.cancelled = cancel.is_set();
     let mut report = std::mem::take(&mut st.report);
-    if cancel.is_set() {
-        report.cancelled = true;
-        let mut finished = vec![false; n];
-        for &i in report
-            .completed
-            .iter()
-            .chain(report.failed.iter().map(|(i, _)| i))
-            .chain(report.skipped.iter().map(|(i, _)| i))
-        {
-            if i < n {
-                finished[i] = true;
-            }
-        }
-        for i in (0..n).filter(|&i| !finished[i]) {
-            events.step_skipped(&items[i].rec, None, "cancelled");
-            let _ = ctx.journal.append(
-                &Record::RecSkipped {
-                    rec: items[i].rec.clone(),
-                    why: "cancelled".into(),
-                },
-                false,
-            );
-            report.skipped.push((i, "cancelled".into()));
-        }
+    if let Err(e) = ctx.journal.commit() {
+        report.journal.get_or_insert(e);
     }
-    let _ = ctx.journal.sync();
     report
 }
 
-/// A failed recommendation: it is reported, and everything downstream skipped.
-fn fail(ctx: &Ctx, st: &mut Sched, dependents: &[Vec<usize>], i: usize, e: String) {
-    let items = Arc::clone(&st.items);
-    st.report.failed.push((i, e));
-    let mut stack = dependents[i].clone();
-    while let Some(d) = stack.pop() {
-        if !st.dead[d] {
-            st.dead[d] = true;
-            let why = format!("upstream failed: {}", items[i].rec);
-            ctx.events.step_skipped(&items[d].rec, None, &why);
-            let _ = ctx.journal.append(
-                &Record::RecSkipped {
-                    rec: items[d].rec.clone(),
-                    why: why.clone(),
-                },
-                false,
-            );
-            st.report.skipped.push((d, why));
-            stack.extend(dependents[d].iter().copied());
-        }
-    }
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ItemState {
+    /// Waiting for what it depends on.
+    Waiting,
+    /// Its next step is ready (its first step, if it has not started).
+    Ready,
+    /// A step is under way.
+    Running,
+    Completed,
+    Failed,
+    Skipped,
 }
 
 /// The scheduler's state: which step each item is at, and which are ready.
 struct Sched {
     items: Arc<Vec<Item>>,
     run: String,
+    waiting: Vec<usize>,
+    dependents: Vec<Vec<usize>>,
     next: Vec<usize>,
     created: Vec<Vec<Option<String>>>,
     seen: Vec<Option<Seen>>,
     /// The resolved op of each ready item's next step.
-    pending: Vec<Option<Op>>,
-    /// Ready items, most urgent first (entries of items no longer ready are skipped).
+    pending: Vec<Option<crate::vocabulary::Op>>,
+    /// Ready items, most urgent first (entries no longer ready are skipped).
     ready: BinaryHeap<(Duration, Reverse<usize>)>,
     /// Ready items by batch key, for gathering a group.
     by_key: HashMap<(&'static str, bool), Vec<usize>>,
-    dead: Vec<bool>,
+    state: Vec<ItemState>,
     report: ApplyReport,
     /// Items whose next step could not be prepared.
     failed_early: Vec<(usize, String)>,
+    cancel: Cancel,
 }
 
 impl Sched {
-    fn make_ready(&mut self, i: usize) {
+    fn journal_note(&mut self, r: Result<(), JournalError>) {
+        if let Err(e) = r {
+            self.report.journal.get_or_insert(e);
+        }
+    }
+
+    fn make_ready(&mut self, ctx: &Ctx, i: usize) {
         let item = &self.items[i];
         let k = self.next[i];
+        if k == 0 && (self.cancel.is_set() || self.report.journal.is_some()) {
+            // Nothing new starts once cancelled (or once the journal broke).
+            let why = if self.report.journal.is_some() {
+                "not started: the journal could not be written"
+            } else {
+                "cancelled"
+            };
+            self.skip(ctx, i, why.into());
+            return;
+        }
         let mut op = match resolve(&item.steps[k].op, &self.created[i]) {
             Ok(op) => op,
             Err(e) => {
@@ -303,7 +285,95 @@ impl Sched {
             self.by_key.entry(key).or_default().push(i);
         }
         self.pending[i] = Some(op);
+        self.state[i] = ItemState::Ready;
         self.ready.push((item.urgency, Reverse(i)));
+    }
+
+    /// Cancelled: ready items that have not started are skipped.
+    fn drop_unstarted(&mut self, ctx: &Ctx) {
+        for i in 0..self.items.len() {
+            if self.state[i] == ItemState::Ready && self.next[i] == 0 {
+                self.pending[i] = None;
+                self.skip(ctx, i, "cancelled".into());
+            }
+        }
+    }
+
+    /// Records that item `i` did not start, and why.
+    fn skip(&mut self, ctx: &Ctx, i: usize, why: String) {
+        if matches!(
+            self.state[i],
+            ItemState::Completed | ItemState::Failed | ItemState::Skipped
+        ) {
+            return;
+        }
+        self.state[i] = ItemState::Skipped;
+        let rec = self.items[i].rec.clone();
+        ctx.events.step_skipped(&rec, None, &why);
+        let r = ctx.journal.append(
+            &Record::RecSkipped {
+                rec,
+                why: why.clone(),
+            },
+            false,
+        );
+        self.journal_note(r);
+        self.report.skipped.push((i, why));
+    }
+
+    /// A failed recommendation: reported, and everything downstream skipped.
+    fn fail(&mut self, ctx: &Ctx, i: usize, e: String) {
+        if matches!(self.state[i], ItemState::Failed | ItemState::Completed) {
+            return;
+        }
+        self.state[i] = ItemState::Failed;
+        self.pending[i] = None;
+        self.report.failed.push((i, e));
+        let mut stack = self.dependents[i].clone();
+        let why = format!("upstream failed: {}", self.items[i].rec);
+        while let Some(d) = stack.pop() {
+            if self.state[d] == ItemState::Waiting {
+                self.skip(ctx, d, why.clone());
+                stack.extend(self.dependents[d].iter().copied());
+            }
+        }
+    }
+
+    /// Takes in what a group did.
+    fn finish_group(&mut self, ctx: &Ctx, group: Vec<usize>, done: GroupDone) {
+        if let Some(e) = done.journal {
+            self.report.journal.get_or_insert(e);
+        }
+        for (i, result) in group.into_iter().zip(done.results) {
+            match result {
+                Ok(created) => {
+                    self.report.steps_done += 1;
+                    self.created[i].push(created);
+                    self.next[i] += 1;
+                    self.seen[i] = Some(Arc::clone(&done.seen));
+                    if self.next[i] < self.items[i].steps.len() {
+                        if self.report.journal.is_some() {
+                            self.fail(ctx, i, "stopped: the journal could not be written".into());
+                        } else {
+                            self.make_ready(ctx, i);
+                        }
+                        continue;
+                    }
+                    self.state[i] = ItemState::Completed;
+                    self.report.completed.push(i);
+                    for d in self.dependents[i].clone() {
+                        self.waiting[d] -= 1;
+                        if self.waiting[d] == 0 && self.state[d] == ItemState::Waiting {
+                            self.make_ready(ctx, d);
+                        }
+                    }
+                }
+                Err(e) => {
+                    let e = format!("step {}: {e}", self.next[i] + 1);
+                    self.fail(ctx, i, e)
+                }
+            }
+        }
     }
 
     /// The most urgent ready step, with every other ready step that can go
@@ -346,6 +416,9 @@ impl Sched {
             }
             *list = keep;
         }
+        for &i in &group {
+            self.state[i] = ItemState::Running;
+        }
         Some(group)
     }
 
@@ -378,524 +451,7 @@ impl Sched {
             inverse: item.steps[k].inverse.clone(),
             before,
             finish,
-            records_rec: true,
-        }
-    }
-}
-
-/// Adds the run and step to what a step creates, so that after a crash the
-/// thing can be found again instead of being made twice.
-fn tag_created(op: &mut Op, run: &str, step: &str) {
-    let tags: Option<&mut Tags> = match op {
-        Op::CreateImage { tags, .. } | Op::CreateSnapshot { tags, .. } => Some(tags),
-        // Only launches pare makes forward (spot replacements), never a relaunch
-        // that must come back exactly as it was.
-        Op::LaunchInstance { spec } if spec.tags.contains_key("pare:recommendation") => {
-            Some(&mut spec.tags)
-        }
-        _ => None,
-    };
-    if let Some(t) = tags {
-        t.insert("pare:run".into(), run.into());
-        t.insert("pare:step".into(), step.into());
-    }
-}
-
-async fn read(provider: &dyn Provider, q: &Query) -> Result<crate::provider::Inventory, String> {
-    provider
-        .describe(q)
-        .await
-        .map_err(|e| format!("reading back failed: {e}"))
-}
-
-/// Each op's result and attempts, and what the provider read back.
-type Called = (
-    Vec<(Result<Outcome, ProviderError>, u32)>,
-    Option<crate::provider::Inventory>,
-);
-type CallFuture<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = Called> + Send + 'a>>;
-
-/// Performs `ops` as one call, retrying the whole call on transient errors
-/// and splitting it in halves when the cloud refuses it, so one bad op does
-/// not stop the others. Returns each op's result and attempts, and what the
-/// provider read back (only when the call was not split).
-fn call<'a>(ctx: &'a Ctx, members: &'a [Member]) -> CallFuture<'a> {
-    Box::pin(async move {
-        let ops: Vec<Op> = members.iter().map(|m| m.op.clone()).collect();
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let batch = ctx.provider.perform_batch(&ops).await;
-            if batch.refused {
-                let e = batch.results.iter().find_map(|r| r.as_ref().err()).cloned();
-                if let Some(e) = e {
-                    if e.is_retryable() && attempt < ctx.settings.attempts {
-                        for m in members {
-                            ctx.events
-                                .retry(&m.rec, m.step, attempt + 1, &e.to_string());
-                        }
-                        let wait = ctx.settings.backoff * 2u32.saturating_pow(attempt - 1);
-                        tokio::time::sleep(wait.min(Duration::from_secs(20))).await;
-                        continue;
-                    }
-                    if members.len() > 1 {
-                        tracing::warn!(
-                            "a call of {} `{}` steps was refused ({e}); splitting it to find the step it refuses, the others go ahead",
-                            members.len(),
-                            members[0].op.name()
-                        );
-                        let (a, b) = members.split_at(members.len() / 2);
-                        let (mut ra, _) = call(ctx, a).await;
-                        let (rb, _) = call(ctx, b).await;
-                        for r in ra.iter_mut() {
-                            r.1 += attempt;
-                        }
-                        ra.extend(rb.into_iter().map(|(r, n)| (r, n + attempt)));
-                        return (ra, None);
-                    }
-                }
-            }
-            let results = batch.results.into_iter().map(|r| (r, attempt)).collect();
-            return (results, batch.observed);
-        }
-    })
-}
-
-/// Runs a group of steps (one step, or steps that share one cloud call):
-/// each intent is durable before the call, each outcome is journaled, each
-/// effect is read back and checked, and a recommendation's last step also
-/// checks the whole recommendation against the preview. One read serves
-/// the whole group.
-async fn run_group(ctx: &Ctx, members: &[Member]) -> (Vec<MemberResult>, Seen) {
-    let empty = || Arc::new(crate::provider::Inventory::default());
-    let mut seqs = Vec::with_capacity(members.len());
-    for m in members {
-        let seq = ctx.journal.next_seq();
-        seqs.push(seq);
-        let intent = Record::Intent {
-            seq,
-            rec: m.rec.clone(),
-            step: m.step,
-            op: Box::new(m.op.clone()),
-            inverse: m.inverse.clone(),
-            before: m.before.clone(),
-            at: crate::clock::rfc3339(crate::clock::now()),
-        };
-        if let Err(e) = ctx.journal.append(&intent, false) {
-            let msg = format!("cannot write the journal: {e}");
-            return (members.iter().map(|_| Err(msg.clone())).collect(), empty());
-        }
-    }
-    if let Err(e) = ctx.journal.sync() {
-        // Nothing was called: the intents may or may not be on disk, and
-        // recovery reads the cloud either way.
-        let msg = format!("cannot write the journal: {e}");
-        return (members.iter().map(|_| Err(msg.clone())).collect(), empty());
-    }
-    for m in members {
-        ctx.events.step_start(&m.rec, m.step, &m.op.describe());
-    }
-    let started = Instant::now();
-    let (results, observed) = call(ctx, members).await;
-    let ms = started.elapsed().as_millis() as u64;
-    let mut out: Vec<MemberResult> = Vec::with_capacity(members.len());
-    for ((m, seq), (result, attempts)) in members.iter().zip(&seqs).zip(&results) {
-        let outcome = Record::Outcome {
-            seq: *seq,
-            ok: result.is_ok(),
-            created: result.as_ref().ok().and_then(|o| o.created.clone()),
-            error: result.as_ref().err().map(|e| e.to_string()),
-            attempts: *attempts,
-            duration_ms: ms,
-            at: crate::clock::rfc3339(crate::clock::now()),
-        };
-        if let Err(e) = ctx.journal.append(&outcome, false) {
-            out.push(Err(format!("cannot write the journal: {e}")));
-            continue;
-        }
-        out.push(match result {
-            Ok(o) => Ok(o.created.clone()),
-            Err(e) => {
-                ctx.events.step_failed(&m.rec, m.step, &e.to_string());
-                Err(e.to_string())
-            }
-        });
-    }
-    // Read back, once for the group: what the steps touched, and the
-    // resources of recommendations that end here.
-    let finals: Vec<Option<ResourceId>> = members
-        .iter()
-        .zip(&out)
-        .map(|(m, r)| {
-            let f = m.finish.as_ref()?;
-            let created = r.as_ref().ok()?;
-            match &f.replaced_by {
-                Some(Err(())) => created.clone().map(ResourceId::Instance),
-                Some(Ok(earlier)) => earlier.clone().map(ResourceId::Instance),
-                None => f.resource.clone(),
-            }
-        })
-        .collect();
-    let mut wanted: Vec<ResourceId> = Vec::new();
-    for ((m, r), fin) in members.iter().zip(&out).zip(&finals) {
-        if let Ok(created) = r {
-            wanted.extend(verify::touched(&m.op, created.as_deref()));
-            wanted.extend(fin.clone());
-        }
-    }
-    wanted.sort();
-    wanted.dedup();
-    let seen = match observed {
-        Some(inv) if wanted.iter().all(|r| covers(&inv, r)) => Ok(inv),
-        _ if wanted.is_empty() => Ok(crate::provider::Inventory::default()),
-        _ => {
-            read(
-                ctx.provider.as_ref(),
-                &Query {
-                    resources: wanted,
-                    ..Query::default()
-                },
-            )
-            .await
-        }
-    };
-    let seen = match seen {
-        Ok(inv) => Arc::new(inv),
-        Err(e) => {
-            for (m, r) in members.iter().zip(out.iter_mut()) {
-                if r.is_ok() {
-                    ctx.events.step_failed(&m.rec, m.step, &e);
-                    *r = Err(e.clone());
-                }
-            }
-            empty()
-        }
-    };
-    for (((m, r), fin), (_, attempts)) in members
-        .iter()
-        .zip(out.iter_mut())
-        .zip(&finals)
-        .zip(&results)
-    {
-        let Ok(created) = r else {
-            rec_failed(
-                ctx,
-                m,
-                r.as_ref().err().cloned().unwrap_or_default(),
-                None,
-                None,
-            );
-            continue;
-        };
-        if let Err(what) = verify::effect_holds(&m.op, created.as_deref(), &seen) {
-            let msg = format!("verification failed after `{}`: {what}", m.op.describe());
-            ctx.events.step_failed(&m.rec, m.step, &msg);
-            rec_failed(ctx, m, msg.clone(), None, None);
-            *r = Err(msg);
-            continue;
-        }
-        if let Some(f) = &m.finish {
-            // The whole recommendation: the resource must now be what the preview said.
-            let now = fin.as_ref().and_then(|t| seen.attributes(t));
-            if let (Some(t), Some(predicted)) = (fin, &f.after)
-                && let Err(what) = verify::matches_prediction(predicted, now.as_ref())
-            {
-                let msg = format!("{} does not match the preview: {what}", t.id());
-                ctx.events.step_failed(&m.rec, m.step, &msg);
-                rec_failed(ctx, m, msg.clone(), Some(t.id().into()), now);
-                *r = Err(msg);
-                continue;
-            }
-            let _ = ctx.journal.append(
-                &Record::RecDone {
-                    rec: m.rec.clone(),
-                    ok: true,
-                    resource: fin.as_ref().map(|t| format!("{}:{}", t.kind(), t.id())),
-                    after: now,
-                    error: None,
-                },
-                false,
-            );
-        }
-        ctx.events.step_done(&m.rec, m.step, ms, *attempts);
-    }
-    (out, seen)
-}
-
-fn rec_failed(
-    ctx: &Ctx,
-    m: &Member,
-    error: String,
-    resource: Option<String>,
-    after: Option<Attributes>,
-) {
-    if !m.records_rec {
-        return;
-    }
-    let _ = ctx.journal.append(
-        &Record::RecDone {
-            rec: m.rec.clone(),
-            ok: false,
-            resource,
-            after,
-            error: Some(error),
-        },
-        false,
-    );
-}
-
-/// Whether an answer read back by the provider speaks for `r`.
-fn covers(inv: &crate::provider::Inventory, r: &ResourceId) -> bool {
-    match r {
-        ResourceId::Instance(i) => inv.instance(i).is_some(),
-        _ => false,
-    }
-}
-
-/// A completed step to undo, as the journal recorded it.
-#[derive(Debug, Clone)]
-pub struct Undo {
-    pub rec: String,
-    pub step: usize,
-    /// The forward operation, resolved.
-    pub forward: Op,
-    pub inverse: Inverse,
-    /// What this recommendation's steps created, by step index, as far as known.
-    pub created: Vec<Option<String>>,
-    /// When the forward step was made (RFC 3339).
-    pub done_at: String,
-}
-
-/// How a rollback went.
-#[derive(Debug, Default)]
-pub struct RollbackReport {
-    pub undone: usize,
-    /// Steps that could not be undone, in words.
-    pub irreversible: Vec<String>,
-    /// The undo that failed, if one did: the rollback stops there.
-    pub failed: Option<String>,
-    /// Undos not attempted after a failure, in words.
-    pub left: Vec<String>,
-    /// Recreated resources: old id → new id.
-    pub renamed: BTreeMap<String, String>,
-}
-
-/// Undoes `undos` (in forward order) newest first, through the journal.
-/// `renamed` holds what earlier rollbacks of the same run recreated
-/// (old id → new id), so a resumed rollback finds it.
-pub async fn rollback(
-    undos: &[Undo],
-    provider: Arc<dyn Provider>,
-    journal: Arc<Journal>,
-    events: &Events,
-    settings: &Settings,
-    renamed: BTreeMap<String, String>,
-) -> RollbackReport {
-    let ctx = Ctx {
-        provider,
-        journal,
-        events: events.clone(),
-        settings: settings.clone(),
-    };
-    let mut report = RollbackReport {
-        renamed,
-        ..RollbackReport::default()
-    };
-    let order: Vec<usize> = (0..undos.len()).rev().collect();
-    let undo_op = |u: &Undo, renamed: &BTreeMap<String, String>| match &u.inverse {
-        Inverse::Op { op } => Some(resolve(op, &u.created).map(|op| {
-            let mut op = rename_ids(&op, renamed);
-            op.set_client_token(&settings.run, &format!("{}/{}", u.rec, u.step + 1));
-            op
-        })),
-        _ => None,
-    };
-    let mut pos = 0;
-    while pos < order.len() {
-        let u = &undos[order[pos]];
-        pos += 1;
-        if report.failed.is_some() {
-            report.left.push(format!(
-                "{} step {}: {}",
-                u.rec,
-                u.step + 1,
-                u.inverse.describe()
-            ));
-            continue;
-        }
-        if let Inverse::Irreversible { why } = &u.inverse {
-            let what = format!(
-                "{} step {} ({}): {why}",
-                u.rec,
-                u.step + 1,
-                u.forward.describe()
-            );
-            events.step_skipped(&u.rec, Some(u.step), &format!("irreversible: {why}"));
-            report.irreversible.push(what);
-            continue;
-        }
-        let op = match undo_op(u, &report.renamed) {
-            None => continue,
-            Some(Ok(op)) => op,
-            Some(Err(e)) => {
-                report.failed = Some(format!("{} step {}: {e}", u.rec, u.step + 1));
-                continue;
-            }
-        };
-        // Consecutive undos of one kind on other instances go in one call.
-        let mut group = vec![(order[pos - 1], op)];
-        if let Some(key) = group[0].1.batch_key() {
-            let mut instances: std::collections::HashSet<String> = group[0]
-                .1
-                .batch_instance()
-                .map(str::to_string)
-                .into_iter()
-                .collect();
-            while pos < order.len() && group.len() < settings.batch.max(1) {
-                let Some(Ok(next)) = undo_op(&undos[order[pos]], &report.renamed) else {
-                    break;
-                };
-                match next.batch_instance() {
-                    Some(i) if next.batch_key() == Some(key) && !instances.contains(i) => {
-                        instances.insert(i.to_string());
-                    }
-                    _ => break,
-                }
-                group.push((order[pos], next));
-                pos += 1;
-            }
-        }
-        let members: Vec<Member> = group
-            .iter()
-            .map(|(k, op)| Member {
-                rec: undos[*k].rec.clone(),
-                step: undos[*k].step,
-                op: op.clone(),
-                inverse: Inverse::Nothing {
-                    why: "an undo; apply the plan again to redo it".into(),
-                },
-                before: None,
-                finish: None,
-                records_rec: false,
-            })
-            .collect();
-        let (results, _) = run_group(&ctx, &members).await;
-        for ((k, _), result) in group.iter().zip(results) {
-            let u = &undos[*k];
-            match result {
-                Ok(created) => {
-                    report.undone += 1;
-                    if let (
-                        Some(new),
-                        Op::TerminateInstance { instance: r } | Op::DeleteVolume { volume: r },
-                    ) = (created, &u.forward)
-                        && let Some(old) = r.known()
-                    {
-                        report.renamed.insert(old.to_string(), new);
-                    }
-                }
-                Err(e) => {
-                    let what = format!(
-                        "{} step {} (undo: {}): {e}",
-                        u.rec,
-                        u.step + 1,
-                        u.inverse.describe()
-                    );
-                    if report.failed.is_none() {
-                        report.failed = Some(what);
-                    } else {
-                        report.left.push(what);
-                    }
-                }
-            }
-        }
-    }
-    let _ = ctx.journal.sync();
-    report
-}
-
-/// The completed steps of a journal, in forward order, ready to undo. A step
-/// whose outcome was never written (the run was killed) is resolved by
-/// reading the live resource: it counts as done if its effect is there.
-pub async fn undos_from_journal(
-    records: &[Record],
-    run: &str,
-    provider: &dyn Provider,
-) -> Result<Vec<Undo>, String> {
-    let steps = crate::state::journal::steps(records);
-    let mut created_by: BTreeMap<String, Vec<Option<String>>> = BTreeMap::new();
-    let mut out = Vec::new();
-    for s in steps {
-        let created_list = created_by.entry(s.rec.clone()).or_default();
-        let (ok, created) = match &s.outcome {
-            Some((ok, created)) => (*ok, created.clone()),
-            None => resolve_unknown(&s.op, run, &s.rec, s.step, provider).await?,
-        };
-        while created_list.len() < s.step {
-            created_list.push(None);
-        }
-        created_list.push(created.clone());
-        if ok {
-            out.push(Undo {
-                rec: s.rec.clone(),
-                step: s.step,
-                forward: s.op.clone(),
-                inverse: s.inverse.clone(),
-                created: Vec::new(),
-                done_at: s.at.clone(),
-            });
-        }
-    }
-    for u in &mut out {
-        u.created = created_by.get(&u.rec).cloned().unwrap_or_default();
-    }
-    Ok(out)
-}
-
-/// Did a step whose outcome is unknown take effect? Reads the cloud.
-async fn resolve_unknown(
-    op: &Op,
-    run: &str,
-    rec: &str,
-    step: usize,
-    provider: &dyn Provider,
-) -> Result<(bool, Option<String>), String> {
-    let step_tag = format!("{rec}/{}", step + 1);
-    match op {
-        Op::CreateImage { .. } | Op::CreateSnapshot { .. } | Op::LaunchInstance { .. } => {
-            let q = Query {
-                created_by: Some((run.to_string(), step_tag.clone())),
-                ..Query::default()
-            };
-            let inv = read(provider, &q).await?;
-            let tagged = |t: &Tags| {
-                t.get("pare:run").map(String::as_str) == Some(run)
-                    && t.get("pare:step") == Some(&step_tag)
-            };
-            let found = inv
-                .images
-                .values()
-                .find(|i| tagged(&i.tags))
-                .map(|i| i.id.clone())
-                .or_else(|| {
-                    inv.snapshots
-                        .values()
-                        .find(|s| tagged(&s.tags))
-                        .map(|s| s.id.clone())
-                })
-                .or_else(|| {
-                    inv.instances
-                        .values()
-                        .find(|i| tagged(&i.tags))
-                        .map(|i| i.id.clone())
-                });
-            Ok((found.is_some(), found))
-        }
-        Op::WaitImageAvailable { .. } | Op::PurchaseReservation { .. } => Ok((false, None)),
-        other => {
-            let q = verify::query(other, None);
-            let inv = read(provider, &q).await?;
-            Ok((verify::effect_holds(other, None, &inv).is_ok(), None))
+            undoes: None,
         }
     }
 }

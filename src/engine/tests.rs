@@ -2,9 +2,10 @@
 //! every step journaled on its own, and rollback batched the same way.
 
 use super::*;
-use crate::executor::Step;
-use crate::provider::{
-    Batch, CloudError, Instance, InstanceState, Inventory, Lifecycle, Monitoring, Ref,
+use crate::durable::FileLog;
+use crate::provider::{Batch, Instance, Inventory, ProviderError, Query};
+use crate::vocabulary::{
+    CloudError, InstanceState, Inverse, Lifecycle, Monitoring, Op, Outcome, Ref, Step,
 };
 use std::collections::BTreeSet;
 use std::sync::Mutex;
@@ -125,7 +126,7 @@ fn settings() -> Settings {
 }
 
 fn run(provider: Arc<Counting>, items: Vec<Item>, dir: &std::path::Path) -> ApplyReport {
-    let journal = Arc::new(Journal::create(&dir.join("journal")).unwrap());
+    let journal = journal_at(&dir.join("journal"));
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -138,6 +139,18 @@ fn run(provider: Arc<Counting>, items: Vec<Item>, dir: &std::path::Path) -> Appl
         &settings(),
         Cancel::default(),
     ))
+}
+
+fn journal_at(path: &std::path::Path) -> Arc<Journal> {
+    Arc::new(Journal::new(
+        path.display().to_string(),
+        Box::new(FileLog::open(path).unwrap()),
+        0,
+    ))
+}
+
+fn read_journal(path: &std::path::Path) -> Vec<Record> {
+    crate::state::journal::parse(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
 fn counting(n: usize, bad: &[usize]) -> Arc<Counting> {
@@ -162,7 +175,7 @@ fn ready_stops_go_in_one_call_and_one_read_back() {
         1,
         "one read-back for the group"
     );
-    let records = crate::state::journal::read(&dir.path().join("journal")).unwrap();
+    let records = read_journal(&dir.path().join("journal"));
     let steps = crate::state::journal::steps(&records);
     assert_eq!(steps.len(), 1000, "every step keeps its own records");
     assert!(steps.iter().all(|s| matches!(s.outcome, Some((true, _)))));
@@ -219,27 +232,28 @@ fn rollback_starts_consecutive_instances_in_one_call() {
     let p = counting(300, &[]);
     let report = run(Arc::clone(&p), stop_items(300), dir.path());
     assert_eq!(report.completed.len(), 300);
-    let records = crate::state::journal::read(&dir.path().join("journal")).unwrap();
+    let records = read_journal(&dir.path().join("journal"));
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
     let undos = rt
-        .block_on(undos_from_journal(&records, "r-test", p.as_ref()))
+        .block_on(forward_steps(&records, "r-test", p.as_ref()))
         .unwrap();
     p.calls.lock().unwrap().clear();
-    let journal = Arc::new(Journal::create(&dir.path().join("journal2")).unwrap());
+    let journal = journal_at(&dir.path().join("journal2"));
     let mut s = settings();
     s.batch = 128;
     let rb = rt.block_on(rollback(
         &undos,
+        "r-test",
         Arc::clone(&p) as Arc<dyn Provider>,
         journal,
         &Events::new("r-undo", false, true),
         &s,
         Default::default(),
     ));
-    assert_eq!(rb.undone, 300);
+    assert_eq!(rb.undone.len(), 300);
     assert!(rb.failed.is_none());
     assert_eq!(*p.calls.lock().unwrap(), vec![128, 128, 44]);
     assert!(

@@ -2,60 +2,12 @@
 //! do what it says? Also used to decide, after a crash, whether a step whose
 //! outcome was never recorded took effect.
 
-use crate::planner::Attributes;
-use crate::provider::{InstanceState, Inventory, Monitoring, Op, Query, ResourceId};
+use crate::provider::{Inventory, Query};
+use crate::vocabulary::{Attributes, InstanceState, Monitoring, Op, ResourceId};
 
 /// The resources an op changes, for reading them back.
 pub fn touched(op: &Op, created: Option<&str>) -> Vec<ResourceId> {
-    let id = |r: &crate::provider::Ref| r.known().unwrap_or("").to_string();
-    match op {
-        Op::StopInstance { instance, .. }
-        | Op::StartInstance { instance }
-        | Op::SetInstanceType { instance, .. }
-        | Op::TerminateInstance { instance }
-        | Op::SetMonitoring { instance, .. } => vec![ResourceId::Instance(id(instance))],
-        Op::CreateImage { .. } | Op::WaitImageAvailable { .. } | Op::PurchaseReservation { .. } => {
-            vec![]
-        }
-        Op::LaunchInstance { spec } => {
-            let mut v: Vec<ResourceId> = created
-                .map(|c| ResourceId::Instance(c.to_string()))
-                .into_iter()
-                .collect();
-            v.extend(
-                spec.attach_volumes
-                    .iter()
-                    .map(|x| ResourceId::Volume(x.clone())),
-            );
-            v.extend(
-                spec.associate_addresses
-                    .iter()
-                    .map(|x| ResourceId::Address(x.clone())),
-            );
-            v
-        }
-        Op::ModifyVolume { volume, .. } | Op::DeleteVolume { volume } => {
-            vec![ResourceId::Volume(id(volume))]
-        }
-        Op::CreateSnapshot { .. } => created
-            .map(|c| ResourceId::Snapshot(c.to_string()))
-            .into_iter()
-            .collect(),
-        Op::AttachVolume { volume, .. } | Op::DetachVolume { volume, .. } => {
-            vec![ResourceId::Volume(id(volume))]
-        }
-        Op::AssociateAddress { address, .. }
-        | Op::DisassociateAddress { address, .. }
-        | Op::ReleaseAddress { address } => {
-            vec![ResourceId::Address(id(address))]
-        }
-        Op::CreateVolume { .. } => created
-            .map(|c| ResourceId::Volume(c.to_string()))
-            .into_iter()
-            .collect(),
-        Op::DeleteSnapshot { snapshot } => vec![ResourceId::Snapshot(id(snapshot))],
-        Op::UpdateGroup { group, .. } => vec![ResourceId::Group(group.clone())],
-    }
+    op.touched(created)
 }
 
 pub fn query(op: &Op, created: Option<&str>) -> Query {

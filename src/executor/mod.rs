@@ -15,43 +15,12 @@ mod spot;
 mod storage;
 mod terminate;
 
-use crate::config::Risk;
 use crate::plan::{Action, Recommendation};
-use crate::provider::{Inventory, Inverse, Op, ResourceId, Tags};
-use serde::Serialize;
+use crate::provider::{Inventory, ResourceId, Tags};
+use crate::vocabulary::Risk;
+pub use crate::vocabulary::Step;
 
 pub use reserve::{active as active_reservations, query as reserve_query};
-
-/// One step: an operation and how to undo it.
-#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
-pub struct Step {
-    #[serde(flatten)]
-    pub op: Op,
-    pub inverse: Inverse,
-}
-
-impl Step {
-    fn new(op: Op, inverse: Op) -> Step {
-        Step {
-            op,
-            inverse: Inverse::Op { op: inverse },
-        }
-    }
-
-    fn keep(op: Op, why: &str) -> Step {
-        Step {
-            op,
-            inverse: Inverse::Nothing { why: why.into() },
-        }
-    }
-
-    fn irreversible(op: Op, why: &str) -> Step {
-        Step {
-            op,
-            inverse: Inverse::Irreversible { why: why.into() },
-        }
-    }
-}
 
 /// Monthly savings: a figure, or unknown with the reason.
 #[derive(Debug, Clone, PartialEq)]

@@ -173,13 +173,15 @@ fn apply_and_undo(
     let created = simulate(steps, &mut live).expect("steps apply");
     let applied = live.clone();
     let mut renamed = BTreeMap::new();
+    // Seven hours later: AWS allows a volume's next modification only then.
+    let later = crate::clock::now() + std::time::Duration::from_secs(7 * 3600);
     for (k, s) in steps.iter().enumerate().rev() {
         let Inverse::Op { op } = &s.inverse else {
             continue;
         };
         let op = resolve(op, &created).expect("inverse resolves");
         let outcome = live
-            .apply(&op)
+            .apply_at(&op, later)
             .unwrap_or_else(|e| panic!("inverse of step {} fails: {e}", k + 1));
         if let (
             Some(new),

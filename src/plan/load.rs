@@ -340,10 +340,15 @@ impl Loader {
         match u32::try_from(i) {
             Ok(v) if v >= min => Some(v),
             _ => {
+                let message = if i > i128::from(u32::MAX) {
+                    format!("`{field}` is too large: at most {}, found {i}", u32::MAX)
+                } else {
+                    format!("`{field}` must be at least {min}, found {i}")
+                };
                 self.error(
                     "plan::out-of-range",
                     span(node.pos),
-                    format!("`{field}` must be at least {min}, found {i}"),
+                    message,
                     "out of range",
                 )
                 .help = Some(format!(

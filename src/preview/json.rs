@@ -1,8 +1,9 @@
 //! The plan as JSON (SPEC section 6). Keys may be added; none are removed or renamed.
 
-use crate::executor::{Savings, Step};
+use crate::executor::Savings;
 use crate::planner::{Attributes, Planned, Status, Summary};
-use crate::provider::{Inverse, Op};
+use crate::vocabulary::Step;
+use crate::vocabulary::{Inverse, Op};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -77,34 +78,6 @@ impl StepJson {
             },
             reversible: !s.inverse.is_irreversible(),
             undo: s.inverse.describe(),
-        }
-    }
-
-    /// The step back from its JSON form.
-    pub fn to_step(&self) -> Step {
-        let inverse = match &self.inverse {
-            Some(op) => Inverse::Op { op: op.clone() },
-            None => {
-                let why = self
-                    .undo
-                    .strip_prefix("IRREVERSIBLE: ")
-                    .or_else(|| {
-                        self.undo
-                            .strip_prefix("nothing to undo (")
-                            .and_then(|s| s.strip_suffix(')'))
-                    })
-                    .unwrap_or(&self.undo)
-                    .to_string();
-                if self.reversible {
-                    Inverse::Nothing { why }
-                } else {
-                    Inverse::Irreversible { why }
-                }
-            }
-        };
-        Step {
-            op: self.op.clone(),
-            inverse,
         }
     }
 }

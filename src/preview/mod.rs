@@ -6,7 +6,7 @@ mod json;
 mod markdown;
 pub(crate) mod text;
 
-pub use json::{PlanJson, to_json};
+pub use json::{ImplicitJson, PlanJson, RecJson, StepJson, to_json};
 pub use markdown::render as markdown;
 pub use text::render as text;
 
@@ -61,21 +61,7 @@ pub fn diff(before: Option<&Attributes>, after: Option<&Attributes>) -> String {
         .to_string()
 }
 
-/// `$1,234.56`.
-pub fn money(x: f64) -> String {
-    let neg = x < 0.0;
-    let cents = (x.abs() * 100.0).round() as u64;
-    let (whole, frac) = (cents / 100, cents % 100);
-    let digits = whole.to_string();
-    let mut grouped = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            grouped.push(',');
-        }
-        grouped.push(c);
-    }
-    format!("{}${grouped}.{frac:02}", if neg { "-" } else { "" })
-}
+pub use crate::vocabulary::words::money;
 
 pub fn savings_text(s: &Savings, source: &str) -> String {
     match s {
@@ -103,10 +89,6 @@ mod tests {
 
     #[test]
     fn money_and_durations() {
-        assert_eq!(money(1234.567), "$1,234.57");
-        assert_eq!(money(0.0), "$0.00");
-        assert_eq!(money(-3.5), "-$3.50");
-        assert_eq!(money(1_000_000.0), "$1,000,000.00");
         assert_eq!(duration(Duration::from_secs(450)), "7m 30s");
         assert_eq!(duration(Duration::from_secs(3720)), "1h 2m");
         assert_eq!(duration(Duration::from_secs(9)), "9s");

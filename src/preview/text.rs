@@ -42,14 +42,7 @@ impl Paint {
     }
 }
 
-/// "1 wave", "2 waves".
-pub fn plural(n: usize, noun: &str) -> String {
-    if n == 1 {
-        format!("1 {noun}")
-    } else {
-        format!("{n} {noun}s")
-    }
-}
+pub use crate::vocabulary::words::plural;
 
 fn resource_label(r: &PlannedRec) -> String {
     match &r.name {

@@ -11,23 +11,6 @@ use super::model::*;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
-/// An error as a cloud API reports it.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
-#[error("{code}: {message}")]
-pub struct CloudError {
-    pub code: String,
-    pub message: String,
-}
-
-impl CloudError {
-    pub fn new(code: &str, message: impl Into<String>) -> CloudError {
-        CloudError {
-            code: code.to_string(),
-            message: message.into(),
-        }
-    }
-}
-
 /// How new resources are named.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum IdMode {
@@ -77,6 +60,11 @@ pub struct Inventory {
     /// The counter behind generated ids.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub next_id: u64,
+    /// Sandbox only: which operation log continues this file (bumped by
+    /// every checkpoint, so a crash between writing the file and removing
+    /// the old log never replays that log twice).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub log_generation: u64,
     #[serde(skip)]
     pub id_mode: IdMode,
     /// Who is attached to what, derived from the resources (see `reindex`).
@@ -292,8 +280,14 @@ impl Inventory {
             .is_none_or(|set| set.contains(t))
     }
 
-    /// Performs `op`, whose refs must all be concrete ids.
+    /// Performs `op` now, whose refs must all be concrete ids.
     pub fn apply(&mut self, op: &Op) -> Result<Outcome, CloudError> {
+        self.apply_at(op, crate::clock::now())
+    }
+
+    /// Performs `op` as if at `now` (AWS's clocks: a volume may be
+    /// modified again only six hours after its last modification).
+    pub fn apply_at(&mut self, op: &Op, now: std::time::SystemTime) -> Result<Outcome, CloudError> {
         // A token seen before answers with what it made, as on AWS.
         let token = op.client_token().map(str::to_string);
         if let Some(made) = token.as_ref().and_then(|t| self.client_tokens.get(t)) {
@@ -301,14 +295,14 @@ impl Inventory {
                 created: Some(made.clone()),
             });
         }
-        let outcome = self.apply_op(op)?;
+        let outcome = self.apply_op(op, now)?;
         if let (Some(t), Some(made)) = (token, &outcome.created) {
             self.client_tokens.insert(t, made.clone());
         }
         Ok(outcome)
     }
 
-    fn apply_op(&mut self, op: &Op) -> Result<Outcome, CloudError> {
+    fn apply_op(&mut self, op: &Op, now: std::time::SystemTime) -> Result<Outcome, CloudError> {
         let id = |r: &Ref| -> Result<String, CloudError> {
             r.known().map(str::to_string).ok_or_else(|| {
                 CloudError::new("InvalidParameterValue", format!("unresolved reference {r}"))
@@ -538,7 +532,18 @@ impl Inventory {
                 iops,
                 throughput_mbps,
             } => {
-                let v = self.volume_mut(&id(volume)?)?;
+                let vid = id(volume)?;
+                self.volume_mut(&vid)?;
+                // AWS: one modification per volume every six hours.
+                if let Some(last) = self.volume_modified_at.get(&vid)
+                    && crate::clock::volume_ready_at(last).is_some_and(|ready| now < ready)
+                {
+                    return Err(CloudError::new(
+                        "VolumeModificationRateExceeded",
+                        "You've reached the maximum modification rate per volume limit. Wait at least 6 hours between modifications per EBS volume.",
+                    ));
+                }
+                let v = self.volume_mut(&vid)?;
                 v.volume_type = volume_type.clone();
                 v.iops = match volume_type.as_str() {
                     "gp3" => Some(iops.unwrap_or(3000)),
@@ -550,9 +555,8 @@ impl Inventory {
                     "gp3" => Some(throughput_mbps.unwrap_or(125)),
                     _ => None,
                 };
-                let vid = v.id.clone();
                 self.volume_modified_at
-                    .insert(vid, crate::clock::rfc3339(crate::clock::now()));
+                    .insert(vid, crate::clock::rfc3339(now));
                 Ok(Outcome::default())
             }
             Op::CreateSnapshot { volume, tags } => {

@@ -9,7 +9,7 @@ pub mod inventory;
 pub mod model;
 pub mod sandbox;
 
-pub use inventory::{CloudError, IdMode, Inventory};
+pub use inventory::{IdMode, Inventory};
 pub use model::*;
 
 use std::path::Path;
@@ -33,33 +33,46 @@ pub enum OpenError {
     #[diagnostic(
         code(provider::unavailable),
         help(
-            "this build supports `provider: {{ sandbox: {{ seed: … }} }}`; the AWS provider is tracked in the issues"
+            "this build of pare was made without the AWS SDK (`--no-default-features`); build it with default features for `provider: {{ aws: … }}`, or use `provider: {{ sandbox: {{ seed: … }} }}`"
         )
     )]
     Unavailable(&'static str),
 }
 
+/// How providers are opened: what the settings say about talking to a cloud.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Connection {
+    /// Attempts for a call that fails transiently, in all (one retry policy:
+    /// a provider that retries itself uses this, and the engine then does not).
+    pub attempts: u32,
+}
+
 /// Opens the provider a plan names. Sandbox seeds are relative to the plan
-/// file. Returns the provider and any warning to show the user.
+/// file and confined to its folder; the sandbox account lives in `docs`
+/// (the state). Returns the provider and any warning to show the user.
 pub fn open(
     spec: &crate::plan::Provider,
     plan_path: &Path,
-    state_dir: &Path,
+    docs: std::sync::Arc<dyn crate::durable::DocStore>,
+    connection: Connection,
 ) -> Result<(Box<dyn Provider>, Option<String>), OpenError> {
     match spec {
         crate::plan::Provider::Sandbox(s) => {
-            let dir = plan_path.parent().unwrap_or(Path::new(""));
-            let seed = dir.join(&s.seed);
-            let (p, warning) = sandbox::SandboxProvider::open(state_dir, &seed)?;
+            let seed = sandbox::seed_path(plan_path, &s.seed)?;
+            let (p, warning) = sandbox::SandboxProvider::open(docs, &seed)?;
             Ok((Box::new(p), warning))
         }
         #[cfg(feature = "aws")]
         crate::plan::Provider::Aws(spec) => {
-            let p = aws::AwsProvider::connect(spec).map_err(|e| OpenError::Aws(e.to_string()))?;
+            let p = aws::AwsProvider::connect(spec, connection.attempts)
+                .map_err(|e| OpenError::Aws(e.to_string()))?;
             Ok((Box::new(p), None))
         }
         #[cfg(not(feature = "aws"))]
-        crate::plan::Provider::Aws(_) => Err(OpenError::Unavailable("aws")),
+        crate::plan::Provider::Aws(_) => {
+            let _ = connection;
+            Err(OpenError::Unavailable("aws"))
+        }
     }
 }
 
@@ -162,6 +175,13 @@ pub trait Provider: Send + Sync {
 
     /// How long `op` usually takes, for estimates in previews.
     fn estimate(&self, op: &Op) -> Duration;
+
+    /// Whether the provider retries transient failures itself (the AWS
+    /// SDK does, with backoff): the engine then makes one attempt, so
+    /// retries never multiply.
+    fn retries_itself(&self) -> bool {
+        false
+    }
 
     /// Makes everything performed so far durable in its compact form (the
     /// sandbox folds its log into its file). A no-op for real clouds.

@@ -5,15 +5,12 @@
 //! Only intents must be durable before the call: a crash that loses an
 //! outcome leaves an intent without one, which recovery resolves by reading
 //! the live resource. Durable appends are group-committed: concurrent steps
-//! share one `sync_data`.
+//! share one sync. The journal is written to an [`AppendLog`] (a local file,
+//! or a series of objects in a shared store).
 
-use crate::executor::Step;
-use crate::planner::Attributes;
-use crate::provider::{Inverse, Op};
+use crate::durable::AppendLog;
+use crate::vocabulary::{Attributes, Inverse, Op, Step};
 use serde::{Deserialize, Serialize};
-use std::fs::File;
-use std::io::Write;
-use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 /// One line of the journal.
@@ -30,10 +27,15 @@ pub enum Record {
         op: Box<Op>,
         /// The undo as planned (references to what this recommendation's
         /// steps created are resolved from their outcomes).
-        inverse: Inverse,
+        inverse: Box<Inverse>,
         /// The resource the step changes, as read just before.
         before: Option<Attributes>,
         at: String,
+        /// For an undo: the `seq` of the forward step it undoes, in the
+        /// journal of the apply run (so every undo runs at most once,
+        /// whichever rollback made it).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        undoes: Option<u64>,
     },
     /// How it went.
     Outcome {
@@ -60,101 +62,129 @@ pub enum Record {
     RecSkipped { rec: String, why: String },
 }
 
-/// An open journal, shared by the run's tasks.
+/// An open journal, shared by the run's tasks. Appends go straight to the
+/// log; [`Journal::commit`] makes everything appended so far durable, and
+/// concurrent commits share one sync (group commit). The first write error
+/// breaks the journal: every later append fails with it, so a run stops
+/// rather than acting without a record.
 pub struct Journal {
-    path: PathBuf,
+    name: String,
     inner: Mutex<Inner>,
-    flush: Mutex<u64>,
     /// `false` only for benchmarks measuring the journal's own cost.
     sync: bool,
     crash_after: Option<u64>,
 }
 
 struct Inner {
-    file: File,
+    log: Box<dyn AppendLog>,
     written: u64,
+    synced: u64,
     next_seq: u64,
+    broken: Option<String>,
+}
+
+/// A journal that could not be written: the run must stop.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("cannot write the journal {name}: {error}")]
+pub struct JournalError {
+    pub name: String,
+    pub error: String,
 }
 
 impl Journal {
-    /// Creates the journal of a new run at `path`.
-    pub fn create(path: &Path) -> std::io::Result<Journal> {
-        let file = super::atomic::open_append(path)?;
-        Ok(Journal {
-            path: path.to_owned(),
+    /// A journal over `log`; `name` says where it is in messages. `seq` is
+    /// the last sequence number already used in it (0 for a new one).
+    pub fn new(name: String, log: Box<dyn AppendLog>, seq: u64) -> Journal {
+        Journal {
+            name,
             inner: Mutex::new(Inner {
-                file,
+                log,
                 written: 0,
-                next_seq: 0,
+                synced: 0,
+                next_seq: seq,
+                broken: None,
             }),
-            flush: Mutex::new(0),
             sync: std::env::var_os("PARE_UNSAFE_NO_JOURNAL_SYNC").is_none(),
             // Test hook: kill the process right after the Nth record is durable.
             crash_after: std::env::var("PARE_TEST_KILL_AFTER_RECORD")
                 .ok()
                 .and_then(|s| s.parse().ok()),
-        })
+        }
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// Where the journal is, for messages.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn broken(&self, g: &mut Inner, e: std::io::Error) -> JournalError {
+        let err = JournalError {
+            name: self.name.clone(),
+            error: e.to_string(),
+        };
+        g.broken.get_or_insert(err.error.clone());
+        err
     }
 
     /// A new sequence number for an intent.
     pub fn next_seq(&self) -> u64 {
-        let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let mut g = self.lock();
         g.next_seq += 1;
         g.next_seq
     }
 
-    /// Appends `record`; when `durable`, returns only once it is on disk.
-    pub fn append(&self, record: &Record, durable: bool) -> std::io::Result<()> {
-        let line = serde_json::to_string(record).map_err(std::io::Error::other)? + "\n";
+    /// Appends `record`; when `durable`, returns only once it is durable.
+    pub fn append(&self, record: &Record, durable: bool) -> Result<(), JournalError> {
+        let line = serde_json::to_string(record).map_err(|e| JournalError {
+            name: self.name.clone(),
+            error: e.to_string(),
+        })? + "\n";
         let mine = {
-            let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-            g.file.write_all(line.as_bytes())?;
+            let mut g = self.lock();
+            if let Some(e) = &g.broken {
+                return Err(JournalError {
+                    name: self.name.clone(),
+                    error: e.clone(),
+                });
+            }
+            if let Err(e) = g.log.write(line.as_bytes()) {
+                return Err(self.broken(&mut g, e));
+            }
             g.written += 1;
             g.written
         };
-        if durable && self.sync {
-            let mut synced = self.flush.lock().unwrap_or_else(|p| p.into_inner());
-            if *synced < mine {
-                // Everything written so far is covered by this one sync.
-                let upto = self.inner.lock().unwrap_or_else(|p| p.into_inner()).written;
-                let file = self
-                    .inner
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .file
-                    .try_clone()?;
-                file.sync_data()?;
-                *synced = upto;
-            }
+        if durable || self.crash_after == Some(mine) {
+            self.commit()?;
         }
         if self.crash_after == Some(mine) {
-            if !durable || !self.sync {
-                let f = self
-                    .inner
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .file
-                    .try_clone()?;
-                f.sync_data()?;
-            }
             kill_self();
         }
         Ok(())
     }
 
-    /// Makes everything written durable.
-    pub fn sync(&self) -> std::io::Result<()> {
-        let f = self
-            .inner
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .file
-            .try_clone()?;
-        f.sync_data()
+    /// Makes everything appended so far durable (one sync for all of it).
+    pub fn commit(&self) -> Result<(), JournalError> {
+        let mut g = self.lock();
+        if let Some(e) = &g.broken {
+            return Err(JournalError {
+                name: self.name.clone(),
+                error: e.clone(),
+            });
+        }
+        if g.synced >= g.written {
+            return Ok(());
+        }
+        if (self.sync || self.crash_after.is_some())
+            && let Err(e) = g.log.sync()
+        {
+            return Err(self.broken(&mut g, e));
+        }
+        g.synced = g.written;
+        Ok(())
     }
 }
 
@@ -167,22 +197,37 @@ fn kill_self() -> ! {
     std::process::abort()
 }
 
-/// Reads a journal. A torn last line (a crash mid-write) is dropped; any
-/// other damage is an error naming the line.
-pub fn read(path: &Path) -> Result<Vec<Record>, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let lines: Vec<&str> = text.split_inclusive('\n').collect();
-    let mut out = Vec::with_capacity(lines.len());
-    for (i, line) in lines.iter().enumerate() {
-        if !line.ends_with('\n') && i == lines.len() - 1 {
-            break;
-        }
-        out.push(
-            serde_json::from_str(line)
-                .map_err(|e| format!("{} line {}: {e}", path.display(), i + 1))?,
-        );
-    }
-    Ok(out)
+/// A journal that cannot be read back, and where.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("line {line}: {error}")]
+pub struct Damaged {
+    pub line: usize,
+    pub error: String,
+}
+
+/// Parses a journal's text. A torn last line (a crash mid-write) is
+/// dropped; any other damage is an error naming the line.
+pub fn parse(text: &str) -> Result<Vec<Record>, Damaged> {
+    crate::durable::whole_lines(text)
+        .map(|(line, l)| {
+            serde_json::from_str(l).map_err(|e| Damaged {
+                line,
+                error: e.to_string(),
+            })
+        })
+        .collect()
+}
+
+/// The last sequence number used in `records`.
+pub fn last_seq(records: &[Record]) -> u64 {
+    records
+        .iter()
+        .filter_map(|r| match r {
+            Record::Intent { seq, .. } => Some(*seq),
+            _ => None,
+        })
+        .max()
+        .unwrap_or(0)
 }
 
 /// A step as the journal knows it: its intent, and its outcome if recorded.
@@ -196,6 +241,8 @@ pub struct JournaledStep {
     pub before: Option<Attributes>,
     /// When the intent was written (RFC 3339).
     pub at: String,
+    /// For an undo, the forward step it undoes (its seq in the apply's journal).
+    pub undoes: Option<u64>,
     /// `None`: no outcome was recorded (the run was interrupted).
     pub outcome: Option<(bool, Option<String>)>,
 }
@@ -214,6 +261,7 @@ pub fn steps(records: &[Record]) -> Vec<JournaledStep> {
                 inverse,
                 before,
                 at,
+                undoes,
             } => {
                 by_seq.insert(*seq, out.len());
                 out.push(JournaledStep {
@@ -221,9 +269,10 @@ pub fn steps(records: &[Record]) -> Vec<JournaledStep> {
                     rec: rec.clone(),
                     step: *step,
                     op: op.as_ref().clone(),
-                    inverse: inverse.clone(),
+                    inverse: inverse.as_ref().clone(),
                     before: before.clone(),
                     at: at.clone(),
+                    undoes: *undoes,
                     outcome: None,
                 });
             }

@@ -1,9 +1,210 @@
-//! The state directory: the lock, the runs and their journals, durable files
-//! written atomically and readable by their owner only.
+//! Durable state behind one small interface, [`StateStore`]: the lock, the
+//! runs (their records and write-ahead journals), and the documents beside
+//! them (the sandbox account and its operation log). The local directory
+//! ([`LocalStore`]) is the first implementation.
+//!
+//! What every implementation guarantees (SPEC section 7), and what the
+//! suite in `tests.rs` checks against each of them:
+//! - **Append-only journals.** A run's journal only grows; each
+//!   [`crate::durable::AppendLog::sync`] returns once everything appended
+//!   before it is durable, so an intent is on record before the call it
+//!   describes. A reader tolerates a torn tail (a crash mid-write).
+//! - **Atomic records.** A run record and a document are replaced whole or
+//!   not at all; a new run's record is created only if its id is new.
+//! - **One lock per state.** [`StateStore::lock`] succeeds for one holder at
+//!   a time; the others are refused at once, told who holds it. A crashed
+//!   holder's lock is released (by the OS, for the local directory).
+//! - Owner-only, nothing followed outside the state, no credentials stored.
+//!
+//! This module imports nothing from the planner, the executors or the engine.
 
-pub mod atomic;
 pub mod journal;
+mod local;
 pub mod runs;
 
-pub use journal::{Journal, Record};
-pub use runs::{Lock, RunKind, RunRecord, RunStatus, StateError, Store};
+#[cfg(test)]
+mod tests;
+
+pub use journal::{Journal, JournalError, Record};
+pub use local::LocalStore;
+pub use runs::{Ci, History, RunId, RunKind, RunRecord, RunStatus};
+
+use crate::durable::{AppendLog, DocStore};
+use serde::{Deserialize, Serialize};
+
+/// Who holds (or asks for) the lock, as the refusal tells the next person.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Holder {
+    /// `user@host` or the CI actor.
+    pub who: String,
+    pub pid: u32,
+    /// What it is doing: `apply plan.yaml`, `rollback`, `sandbox reset`.
+    pub doing: String,
+    /// RFC 3339.
+    pub since: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ci_url: Option<String>,
+}
+
+impl Holder {
+    /// "alice@box (pid 4242), apply plan.yaml, since 2026-11-27T17:49:01Z".
+    pub fn describe(&self) -> String {
+        let mut s = format!(
+            "{} (pid {}), {}, since {}",
+            self.who, self.pid, self.doing, self.since
+        );
+        if let Some(u) = &self.ci_url {
+            s.push_str(&format!(", CI run {u}"));
+        }
+        crate::vocabulary::words::clean(&s).into_owned()
+    }
+}
+
+/// Held for the whole of a run; released when dropped (or when its process dies).
+pub trait LockGuard: Send {}
+
+/// Why the state cannot be used.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum StateError {
+    #[error("another pare run holds the lock on the state in {location}{}", .holder.as_ref().map_or(String::new(), |h| format!(": {}", h.describe())))]
+    #[diagnostic(
+        code(state::locked),
+        help("wait for it to finish (`pare history` shows the runs); one run at a time per state")
+    )]
+    Locked {
+        location: String,
+        holder: Option<Box<Holder>>,
+    },
+    #[error("the state in {location} cannot be used: {error}")]
+    #[diagnostic(
+        code(state::unsafe_dir),
+        help(
+            "keep pare's state in a directory only you can write: pass --state-dir (or set [state] dir in pare.toml) to a private one, or `chmod go-w` it if it is yours"
+        )
+    )]
+    Unsafe { location: String, error: String },
+    #[error("state {location}: {error}")]
+    #[diagnostic(
+        code(state::io),
+        help("check the permissions and free space of the state")
+    )]
+    Io { location: String, error: String },
+    #[error("run {0} is not in the history")]
+    #[diagnostic(code(state::unknown_run), help("`pare history` lists the runs"))]
+    UnknownRun(String),
+    #[error("`{0}` is not a run id")]
+    #[diagnostic(
+        code(state::bad_run_id),
+        help(
+            "run ids look like r20261127-174901 (or r20261127-174901-2); `pare history` lists them"
+        )
+    )]
+    BadRunId(String),
+    #[error("the record of run {id} is damaged: {message}")]
+    #[diagnostic(
+        code(state::damaged),
+        help(
+            "move the run's folder aside (out of {location}/runs/) to go on without it, after saving it for a post-mortem"
+        )
+    )]
+    Damaged {
+        id: String,
+        message: String,
+        location: String,
+    },
+}
+
+impl StateError {
+    /// An I/O problem at `location`.
+    pub fn io(location: impl std::fmt::Display, e: impl std::fmt::Display) -> StateError {
+        StateError::Io {
+            location: location.to_string(),
+            error: e.to_string(),
+        }
+    }
+}
+
+/// The one door to durable state. See the module documentation for what
+/// every implementation guarantees.
+pub trait StateStore: DocStore {
+    /// Takes the state's lock for `holder`, or says who holds it.
+    fn lock(&self, holder: &Holder) -> Result<Box<dyn LockGuard>, StateError>;
+
+    /// Who holds the lock now, if anyone (for messages; may be stale).
+    fn lock_holder(&self) -> Option<Holder>;
+
+    /// The ids of every run recorded, in no particular order. Entries that
+    /// are not run ids are ignored.
+    fn run_ids(&self) -> Result<Vec<RunId>, StateError>;
+
+    /// One run's record.
+    fn read_run(&self, id: &RunId) -> Result<RunRecord, StateError>;
+
+    /// Records a new run (refused if its id exists) and opens its journal.
+    fn create_run(&self, record: &RunRecord) -> Result<Box<dyn AppendLog>, StateError>;
+
+    /// Replaces a run's record, atomically.
+    fn save_run(&self, record: &RunRecord) -> Result<(), StateError>;
+
+    /// A run's journal text as written (a torn tail is the reader's to drop).
+    fn read_journal(&self, id: &RunId) -> Result<String, StateError>;
+
+    /// Where a run's journal is, for messages.
+    fn journal_name(&self, id: &RunId) -> String;
+}
+
+impl<'a> dyn StateStore + 'a {
+    /// Every run record, newest first, with the damaged ones named apart.
+    pub fn history(&self) -> Result<History, StateError> {
+        let mut ids = self.run_ids()?;
+        ids.sort();
+        ids.reverse();
+        let mut h = History::default();
+        for id in ids {
+            match self.read_run(&id) {
+                Ok(r) => h.runs.push(r),
+                Err(StateError::Damaged { id, message, .. }) => h.damaged.push((id, message)),
+                Err(StateError::UnknownRun(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(h)
+    }
+
+    /// A new run id: the time, then a sequence number within the second.
+    pub fn new_run_id(&self) -> Result<RunId, StateError> {
+        let stamp = crate::clock::rfc3339(crate::clock::now())
+            .replace(['-', ':'], "")
+            .replace('T', "-")
+            .trim_end_matches('Z')
+            .to_string();
+        let first = RunId::new(&stamp, 0).ok_or_else(|| {
+            StateError::io(
+                self.location(),
+                format!("the clock gives no usable time ({stamp})"),
+            )
+        })?;
+        let taken: std::collections::BTreeSet<RunId> = self.run_ids()?.into_iter().collect();
+        let mut id = first;
+        while taken.contains(&id) {
+            id = id.next();
+        }
+        Ok(id)
+    }
+
+    /// A run's journal, parsed.
+    pub fn journal(&self, id: &RunId) -> Result<Vec<Record>, StateError> {
+        let text = self.read_journal(id)?;
+        journal::parse(&text).map_err(|d| StateError::Damaged {
+            id: id.to_string(),
+            message: format!("its journal {}: {d}", self.journal_name(id)),
+            location: self.location(),
+        })
+    }
+}
+
+/// A run id from user input, checked.
+pub fn parse_run_id(s: &str) -> Result<RunId, StateError> {
+    RunId::parse(s)
+        .ok_or_else(|| StateError::BadRunId(crate::vocabulary::words::clean(s).into_owned()))
+}

@@ -1,30 +1,39 @@
-//! Runs: one folder each under `<state>/runs/`, holding `run.json` (written
-//! atomically) and `journal.jsonl`. Like jj's operation log, history is
-//! append-only: a rollback is a new run that names the run it undoes, and no
-//! run is ever rewritten except to record how it ended.
+//! Runs and their records. Like jj's operation log, history is append-only:
+//! a rollback is a new run that names the run it undoes, and no record is
+//! ever rewritten except to record how its run ended.
 
-use super::atomic;
-use super::journal::Journal;
-use crate::plan::Approval;
+use crate::plan::{Approval, Provider};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
-use std::fs::File;
-use std::path::{Path, PathBuf};
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RunKind {
     Apply,
     Rollback,
-    /// An interrupted run accepted as it stands.
+    /// An interrupted or unfinished run accepted as it stands.
     Accept,
+}
+
+impl RunKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunKind::Apply => "apply",
+            RunKind::Rollback => "rollback",
+            RunKind::Accept => "accept",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RunStatus {
-    /// Under way, or interrupted (when no process holds the lock).
+    /// Under way (a process holds the lock).
     Running,
+    /// Killed before it could record its end: found `running` by a later
+    /// run that held the lock.
+    Interrupted,
     /// Every change made.
     Applied,
     /// A step failed; nothing was rolled back (`rollback_on_failure = false`).
@@ -33,11 +42,11 @@ pub enum RunStatus {
     RolledBack,
     /// A step failed and the undo did not finish.
     RollbackIncomplete,
-    /// Stopped by Ctrl-C.
+    /// Stopped by Ctrl-C (or the API): what had started finished, nothing new started.
     Cancelled,
     /// A rollback or accept run that finished.
     Completed,
-    /// A rollback run that could not undo everything.
+    /// A rollback run that could not undo everything (yet).
     Incomplete,
 }
 
@@ -45,6 +54,7 @@ impl RunStatus {
     pub fn as_str(self) -> &'static str {
         match self {
             RunStatus::Running => "running",
+            RunStatus::Interrupted => "interrupted",
             RunStatus::Applied => "applied",
             RunStatus::Failed => "failed",
             RunStatus::RolledBack => "rolled_back",
@@ -56,6 +66,19 @@ impl RunStatus {
     }
 }
 
+/// Where a run was started from, when it ran in CI.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Ci {
+    /// `github-actions`, `gitlab-ci`, or `ci`.
+    pub system: String,
+    /// The CI job's URL, where the environment says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// Who started the CI run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor: Option<String>,
+}
+
 /// Everything recorded about one run.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunRecord {
@@ -65,12 +88,14 @@ pub struct RunRecord {
     pub started_at: String,
     #[serde(default)]
     pub finished_at: Option<String>,
-    /// `user@host`.
+    /// Who ran it: `user@host`, or the CI actor (`alice@github-actions`).
     pub who: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ci: Option<Ci>,
     pub provider: String,
     /// The plan's provider block, to reopen the same account for a rollback.
     #[serde(default)]
-    pub provider_spec: Option<crate::plan::Provider>,
+    pub provider_spec: Option<Provider>,
     pub plan_path: String,
     pub plan_sha256: String,
     #[serde(default)]
@@ -85,14 +110,27 @@ pub struct RunRecord {
     /// For rollback and accept runs: the run they resolve.
     #[serde(default)]
     pub resolves: Option<String>,
-    /// Recommendations completed / failed / skipped.
+    /// Apply: recommendations completed. Rollback: recommendations whose
+    /// every step is now undone.
     #[serde(default)]
     pub completed: Vec<String>,
+    /// What failed, with the error (`rec: step 2: …`).
     #[serde(default)]
     pub failed: Vec<String>,
+    /// Recommendations not started, and why.
     #[serde(default)]
     pub skipped: Vec<String>,
-    /// Monthly savings the completed recommendations account for.
+    /// Rollback: each step undone, in words (`rec [2]: start i-…`).
+    #[serde(default)]
+    pub undone: Vec<String>,
+    /// Steps that changed the cloud (apply: forward steps; rollback: undos).
+    #[serde(default)]
+    pub steps_done: usize,
+    /// Monthly savings the plan's changes promised.
+    #[serde(default)]
+    pub savings_planned_monthly_usd: f64,
+    /// Monthly savings the run realised: what its completed changes save,
+    /// and nothing once they were rolled back.
     #[serde(default)]
     pub savings_monthly_usd: f64,
     /// Resources a rollback recreated: old id → new id.
@@ -103,245 +141,302 @@ pub struct RunRecord {
     pub left: Vec<String>,
 }
 
-/// Why the state directory cannot be used.
-#[derive(Debug, thiserror::Error, miette::Diagnostic)]
-pub enum StateError {
-    #[error("another pare run holds the lock on {0}")]
-    #[diagnostic(
-        code(state::locked),
-        help(
-            "wait for it to finish (`pare history` shows it); one run at a time per state directory"
-        )
-    )]
-    Locked(PathBuf),
-    #[error("state directory {path}: {source}")]
-    #[diagnostic(code(state::io), help("check the permissions of the state directory"))]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("run {0} is not in the history")]
-    #[diagnostic(code(state::unknown_run), help("`pare history` lists the runs"))]
-    UnknownRun(String),
-    #[error("the record of run {id} is damaged: {message}")]
-    #[diagnostic(
-        code(state::damaged),
-        help(
-            "the run's folder under runs/ holds run.json and journal.jsonl; restore them from a backup"
-        )
-    )]
-    Damaged { id: String, message: String },
+/// A run id: `r20261127-174901`, then `-1`, `-2`, … for later runs started
+/// in the same second. Ids sort by time, then by that sequence as a number.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RunId {
+    stamp: (u32, u32),
+    seq: u32,
 }
 
-/// The state directory.
-pub struct Store {
-    dir: PathBuf,
-}
-
-/// Held for the whole of a run; released on drop (or by the OS on a crash).
-pub struct Lock {
-    _file: File,
-}
-
-impl Store {
-    pub fn open(dir: &Path) -> Result<Store, StateError> {
-        atomic::create_private_dir(&dir.join("runs")).map_err(|source| StateError::Io {
-            path: dir.to_owned(),
-            source,
-        })?;
-        Ok(Store {
-            dir: dir.to_owned(),
-        })
-    }
-
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
-    /// Takes the state lock, or says who has it.
-    pub fn lock(&self) -> Result<Lock, StateError> {
-        let path = self.dir.join("lock");
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(|source| StateError::Io {
-                path: path.clone(),
-                source,
-            })?;
-        match file.try_lock() {
-            Ok(()) => Ok(Lock { _file: file }),
-            Err(std::fs::TryLockError::WouldBlock) => Err(StateError::Locked(self.dir.clone())),
-            Err(std::fs::TryLockError::Error(source)) => Err(StateError::Io { path, source }),
-        }
-    }
-
-    fn run_dir(&self, id: &str) -> PathBuf {
-        self.dir.join("runs").join(id)
-    }
-
-    pub fn journal_path(&self, id: &str) -> PathBuf {
-        self.run_dir(id).join("journal.jsonl")
-    }
-
-    /// A new run id: sortable by time, unique.
-    pub fn new_run_id(&self) -> String {
-        let now = crate::clock::now();
-        let stamp = crate::clock::rfc3339(now)
-            .replace(['-', ':'], "")
-            .replace('T', "-")
-            .trim_end_matches('Z')
-            .to_string();
-        let mut n = 0;
-        loop {
-            let id = if n == 0 {
-                format!("r{stamp}")
-            } else {
-                format!("r{stamp}-{n}")
-            };
-            if !self.run_dir(&id).exists() {
-                return id;
+impl RunId {
+    /// Parses an id, refusing anything else (a path, a typo).
+    pub fn parse(s: &str) -> Option<RunId> {
+        let rest = s.strip_prefix('r')?;
+        let mut parts = rest.split('-');
+        let date = parts.next()?;
+        let time = parts.next()?;
+        let seq = match parts.next() {
+            None => 0,
+            Some(n) if !n.is_empty() && n.len() <= 9 && n.bytes().all(|b| b.is_ascii_digit()) => {
+                let v: u32 = n.parse().ok()?;
+                if v == 0 || n.starts_with('0') {
+                    return None;
+                }
+                v
             }
-            n += 1;
+            Some(_) => return None,
+        };
+        if parts.next().is_some() {
+            return None;
         }
-    }
-
-    /// Records a new run and opens its journal.
-    pub fn create(&self, record: &RunRecord) -> Result<Journal, StateError> {
-        let dir = self.run_dir(&record.id);
-        atomic::create_private_dir(&dir).map_err(|source| StateError::Io {
-            path: dir.clone(),
-            source,
-        })?;
-        self.save(record)?;
-        Journal::create(&self.journal_path(&record.id))
-            .map_err(|source| StateError::Io { path: dir, source })
-    }
-
-    /// Writes the run's record (atomically).
-    pub fn save(&self, record: &RunRecord) -> Result<(), StateError> {
-        let path = self.run_dir(&record.id).join("run.json");
-        let json = serde_json::to_string_pretty(record).expect("a run record serialises") + "\n";
-        atomic::write(&path, json.as_bytes()).map_err(|source| StateError::Io { path, source })
-    }
-
-    pub fn run(&self, id: &str) -> Result<RunRecord, StateError> {
-        let path = self.run_dir(id).join("run.json");
-        let text =
-            std::fs::read_to_string(&path).map_err(|_| StateError::UnknownRun(id.to_string()))?;
-        serde_json::from_str(&text).map_err(|e| StateError::Damaged {
-            id: id.to_string(),
-            message: e.to_string(),
+        let digits = |x: &str, n: usize| x.len() == n && x.bytes().all(|b| b.is_ascii_digit());
+        if !digits(date, 8) || !digits(time, 6) {
+            return None;
+        }
+        Some(RunId {
+            stamp: (date.parse().ok()?, time.parse().ok()?),
+            seq,
         })
     }
 
-    /// Every run, newest first.
-    pub fn runs(&self) -> Result<Vec<RunRecord>, StateError> {
-        let dir = self.dir.join("runs");
-        let mut ids: Vec<String> = std::fs::read_dir(&dir)
-            .map_err(|source| StateError::Io {
-                path: dir.clone(),
-                source,
-            })?
-            .filter_map(|e| e.ok())
-            .filter(|e| e.path().join("run.json").exists())
-            .filter_map(|e| e.file_name().to_str().map(str::to_string))
-            .collect();
-        ids.sort();
-        ids.reverse();
-        ids.iter().map(|id| self.run(id)).collect()
+    /// The id for `stamp` (`20261127-174901`) and sequence `seq`.
+    pub fn new(stamp: &str, seq: u32) -> Option<RunId> {
+        let mut id = RunId::parse(&format!("r{stamp}"))?;
+        id.seq = seq;
+        Some(id)
     }
 
-    /// The newest run that left the account in an unknown or partial state
-    /// and that no later run resolved: interrupted (still `running` while we
-    /// hold the lock) or a rollback that did not finish.
-    pub fn unresolved(&self) -> Result<Option<RunRecord>, StateError> {
-        let runs = self.runs()?;
-        let resolved: Vec<&str> = runs
+    /// The next id in the same second.
+    pub fn next(&self) -> RunId {
+        RunId {
+            stamp: self.stamp,
+            seq: self.seq + 1,
+        }
+    }
+
+    fn key(&self) -> (u32, u32, u32) {
+        (self.stamp.0, self.stamp.1, self.seq)
+    }
+}
+
+impl Ord for RunId {
+    fn cmp(&self, other: &RunId) -> std::cmp::Ordering {
+        self.key().cmp(&other.key())
+    }
+}
+
+impl PartialOrd for RunId {
+    fn partial_cmp(&self, other: &RunId) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl fmt::Display for RunId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "r{:08}-{:06}", self.stamp.0, self.stamp.1)?;
+        if self.seq > 0 {
+            write!(f, "-{}", self.seq)?;
+        }
+        Ok(())
+    }
+}
+
+/// Every run record that could be read, newest first, and the ones that
+/// could not (named, so one damaged record does not hide the others).
+#[derive(Debug, Default)]
+pub struct History {
+    pub runs: Vec<RunRecord>,
+    /// Run id → what is wrong with its record.
+    pub damaged: Vec<(String, String)>,
+}
+
+impl History {
+    /// The runs that resolve `target` and finished: completed rollbacks and accepts.
+    fn resolved(&self) -> BTreeSet<&str> {
+        let mut resolved: BTreeSet<&str> = self
+            .runs
             .iter()
             .filter(|r| r.status == RunStatus::Completed)
             .filter_map(|r| r.resolves.as_deref())
             .collect();
-        // A rollback left incomplete is also resolved once a later rollback
-        // of the same run finishes (it resumes where this one stopped).
-        Ok(runs
+        // Accepting an unfinished rollback accepts the run it was undoing.
+        let by_id: BTreeMap<&str, &RunRecord> =
+            self.runs.iter().map(|r| (r.id.as_str(), r)).collect();
+        let accepted_rollbacks: Vec<&str> = resolved
             .iter()
-            .find(|r| {
-                matches!(
-                    r.status,
-                    RunStatus::Running | RunStatus::RollbackIncomplete | RunStatus::Incomplete
-                ) && !resolved.contains(&r.id.as_str())
-                    && !(r.kind == RunKind::Rollback
-                        && r.resolves.as_deref().is_some_and(|t| resolved.contains(&t)))
-            })
-            .cloned())
+            .filter_map(|id| by_id.get(id))
+            .filter(|r| r.kind == RunKind::Rollback)
+            .filter_map(|r| r.resolves.as_deref())
+            .collect();
+        resolved.extend(accepted_rollbacks);
+        resolved
+    }
+
+    /// Whether `id` has been rolled back or accepted by a later run that finished.
+    pub fn is_resolved(&self, id: &str) -> bool {
+        self.resolved().contains(id)
+    }
+
+    /// The newest run that left the account in a partial state no later run
+    /// resolved: interrupted, cancelled after changing something, or a
+    /// rollback that did not finish.
+    pub fn unresolved(&self) -> Option<&RunRecord> {
+        let resolved = self.resolved();
+        self.runs.iter().find(|r| {
+            let partial = match r.status {
+                RunStatus::Running
+                | RunStatus::Interrupted
+                | RunStatus::RollbackIncomplete
+                | RunStatus::Incomplete => true,
+                RunStatus::Cancelled => r.steps_done > 0,
+                _ => false,
+            };
+            partial
+                && r.kind != RunKind::Accept
+                && !resolved.contains(r.id.as_str())
+                // An unfinished rollback is done once its target is resolved.
+                && !(r.kind == RunKind::Rollback
+                    && r.resolves.as_deref().is_some_and(|t| resolved.contains(t)))
+        })
+    }
+
+    /// The run that resolved `id`, if one did.
+    pub fn resolved_by(&self, id: &str) -> Option<&RunRecord> {
+        self.runs
+            .iter()
+            .find(|r| r.status == RunStatus::Completed && r.resolves.as_deref() == Some(id))
+    }
+
+    /// The rollback runs of `target`, oldest first.
+    pub fn rollbacks_of(&self, target: &str) -> Vec<&RunRecord> {
+        let mut v: Vec<&RunRecord> = self
+            .runs
+            .iter()
+            .filter(|r| r.kind == RunKind::Rollback && r.resolves.as_deref() == Some(target))
+            .collect();
+        v.reverse();
+        v
     }
 }
 
-/// `user@host`, for the history.
-pub fn who() -> String {
-    let user = std::env::var("PARE_FAKE_USER")
-        .or_else(|_| std::env::var("USER"))
-        .or_else(|_| std::env::var("USERNAME"))
-        .unwrap_or_else(|_| "unknown".into());
-    let host = std::env::var("PARE_FAKE_HOST").unwrap_or_else(|_| hostname());
-    format!("{user}@{host}")
+/// Who runs pare: the CI actor where the environment names one
+/// (`GITHUB_ACTOR`, `GITLAB_USER_LOGIN`), else `user@host`; and the CI run.
+pub fn who(env: &dyn Fn(&str) -> Option<String>) -> (String, Option<Ci>) {
+    let nonempty = |k: &str| env(k).filter(|v| !v.trim().is_empty());
+    let host = nonempty("PARE_FAKE_HOST").unwrap_or_else(hostname);
+    let user = nonempty("PARE_FAKE_USER")
+        .or_else(|| nonempty("USER"))
+        .or_else(|| nonempty("USERNAME"))
+        .unwrap_or_else(|| "unknown".into());
+    let ci = if nonempty("GITHUB_ACTIONS").is_some() {
+        let url = match (
+            nonempty("GITHUB_SERVER_URL"),
+            nonempty("GITHUB_REPOSITORY"),
+            nonempty("GITHUB_RUN_ID"),
+        ) {
+            (Some(s), Some(r), Some(id)) => {
+                Some(format!("{}/{r}/actions/runs/{id}", s.trim_end_matches('/')))
+            }
+            _ => None,
+        };
+        Some(Ci {
+            system: "github-actions".into(),
+            url,
+            actor: nonempty("GITHUB_ACTOR"),
+        })
+    } else if nonempty("GITLAB_CI").is_some() {
+        Some(Ci {
+            system: "gitlab-ci".into(),
+            url: nonempty("CI_JOB_URL"),
+            actor: nonempty("GITLAB_USER_LOGIN"),
+        })
+    } else if nonempty("CI").is_some() {
+        Some(Ci {
+            system: "ci".into(),
+            url: nonempty("BUILD_URL").or_else(|| nonempty("CI_JOB_URL")),
+            actor: None,
+        })
+    } else {
+        None
+    };
+    let who = match ci
+        .as_ref()
+        .and_then(|c| c.actor.clone().map(|a| (a, &c.system)))
+    {
+        Some((actor, system)) => format!("{actor}@{system}"),
+        None => format!("{user}@{host}"),
+    };
+    (who, ci)
 }
 
 fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|s| s.trim().to_string())
-        .or_else(|_| std::fs::read_to_string("/etc/hostname").map(|s| s.trim().to_string()))
-        .unwrap_or_else(|_| "localhost".into())
+    ["/proc/sys/kernel/hostname", "/etc/hostname"]
+        .iter()
+        .find_map(|p| {
+            crate::durable::read_text(std::path::Path::new(p), 4096, "a host name")
+                .ok()
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+        })
+        .unwrap_or_else(|| "localhost".into())
 }
 
-/// The git commit of the repository holding `path`, if any.
-pub fn git_commit(path: &Path) -> Option<String> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let out = std::process::Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(["rev-parse", "HEAD"])
-        .output()
-        .ok()?;
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// Whether `path` is tracked by git with no uncommitted changes; `Err` says why not.
-pub fn committed(path: &Path) -> Result<(), String> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_os_string())
-        .unwrap_or_default();
-    let tracked = std::process::Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(["ls-files", "--error-unmatch"])
-        .arg(&name)
-        .output()
-        .map_err(|e| format!("cannot run git: {e}"))?;
-    if !tracked.status.success() {
-        return Err(format!("{} is not tracked by git", path.display()));
+    #[test]
+    fn run_ids_parse_strictly_and_sort_by_time_then_number() {
+        let mut ids: Vec<RunId> = [
+            "r20261127-174901-10",
+            "r20261127-174901-2",
+            "r20261127-174901",
+            "r20261126-235959-3",
+        ]
+        .iter()
+        .map(|s| RunId::parse(s).unwrap())
+        .collect();
+        ids.sort();
+        let shown: Vec<String> = ids.iter().map(|i| i.to_string()).collect();
+        assert_eq!(
+            shown,
+            [
+                "r20261126-235959-3",
+                "r20261127-174901",
+                "r20261127-174901-2",
+                "r20261127-174901-10"
+            ]
+        );
+        for bad in [
+            "../../x/y",
+            "r20261127-174901/..",
+            "r2026112-174901",
+            "r20261127-174901-0",
+            "r20261127-174901-01",
+            "r20261127-174901-1-2",
+            "",
+            "r",
+        ] {
+            assert!(RunId::parse(bad).is_none(), "{bad}");
+        }
     }
-    let status = std::process::Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(["status", "--porcelain", "--"])
-        .arg(&name)
-        .output()
-        .map_err(|e| format!("cannot run git: {e}"))?;
-    if !status.stdout.is_empty() {
-        return Err(format!("{} has uncommitted changes", path.display()));
+
+    #[test]
+    fn who_names_the_ci_actor_and_run() {
+        let env = |vars: &'static [(&'static str, &'static str)]| {
+            move |k: &str| {
+                vars.iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        let gh = env(&[
+            ("USER", "runner"),
+            ("GITHUB_ACTIONS", "true"),
+            ("GITHUB_ACTOR", "alice"),
+            ("GITHUB_SERVER_URL", "https://github.com"),
+            ("GITHUB_REPOSITORY", "acme/infra"),
+            ("GITHUB_RUN_ID", "42"),
+        ]);
+        let (who, ci) = super::who(&gh);
+        assert_eq!(who, "alice@github-actions");
+        assert_eq!(
+            ci.unwrap().url.as_deref(),
+            Some("https://github.com/acme/infra/actions/runs/42")
+        );
+        let gl = env(&[
+            ("GITLAB_CI", "true"),
+            ("GITLAB_USER_LOGIN", "bob"),
+            ("CI_JOB_URL", "https://gitlab.example/j/7"),
+        ]);
+        let (who, ci) = super::who(&gl);
+        assert_eq!(who, "bob@gitlab-ci");
+        assert_eq!(
+            ci.unwrap().url.as_deref(),
+            Some("https://gitlab.example/j/7")
+        );
+        let local = env(&[("USER", "carol"), ("PARE_FAKE_HOST", "box")]);
+        assert_eq!(super::who(&local), ("carol@box".to_string(), None));
     }
-    Ok(())
 }

@@ -42,12 +42,21 @@ fn run_at(dir: &Path, args: &[&str], hours: u64) -> (i32, String, String) {
 fn account(dir: &Path) -> Inventory {
     let text = std::fs::read_to_string(dir.join(".pare/sandbox.yaml")).unwrap();
     let mut inv = pare::provider::sandbox::parse_account("sandbox.yaml", &text).unwrap();
-    // Replay anything not yet folded in (a killed run leaves a log).
-    if let Ok(log) = std::fs::read_to_string(dir.join(".pare/sandbox.log")) {
+    // Replay anything not yet folded in (a killed run leaves a log), each
+    // operation at the time it was made.
+    let log = match inv.log_generation {
+        0 => "sandbox.log".to_string(),
+        n => format!("sandbox.log.{n}"),
+    };
+    if let Ok(log) = std::fs::read_to_string(dir.join(".pare").join(log)) {
         for line in log.lines() {
             let v: serde_json::Value = serde_json::from_str(line).unwrap();
             let op: pare::provider::Op = serde_json::from_value(v["op"].clone()).unwrap();
-            inv.apply(&op).unwrap();
+            let at = v["at"]
+                .as_str()
+                .and_then(pare::clock::parse_rfc3339)
+                .unwrap_or_else(std::time::SystemTime::now);
+            inv.apply_at(&op, at).unwrap();
         }
     }
     inv
@@ -275,20 +284,47 @@ fn a_permanent_failure_skips_dependents_and_rolls_back() {
     run(d, &["sandbox", "reset", "plan.yaml"]);
     let before = account(d);
     let (code, _, err) = run(d, &["apply", "plan.yaml", "--auto-approve"]);
-    assert_eq!(code, 3, "{err}");
+    // Everything is undone at once except the volume retype: AWS lets the
+    // volume change back only six hours after it changed, so the automatic
+    // rollback leaves it for later, as `pare rollback` would.
+    assert_eq!(code, 4, "{err}");
     assert!(err.contains("mon skipped: upstream failed: size"), "{err}");
+    assert!(
+        err.contains("not undone yet (AWS six-hour rule): gp3 [1]") && err.contains("only from"),
+        "{err}"
+    );
     let r = last_run(d);
-    assert_eq!(r["status"], "rolled_back");
+    assert_eq!(r["status"], "rollback_incomplete");
     assert_eq!(r["failed"].as_array().unwrap().len(), 1, "{r}");
     assert_eq!(
         r["completed"].as_array().unwrap().len(),
         6,
         "independent branches finish: {r}"
     );
+    // Until it is finished, nothing new is applied.
+    let (code, _, err) = run(d, &["apply", "plan.yaml", "--auto-approve"]);
+    assert_eq!(code, 1, "{err}");
+    // Seven hours later, rolling the run back finishes only what is left:
+    // what the automatic rollback undid is not undone again.
+    let id = r["id"].as_str().unwrap();
+    let (code, _, err) = run_at(d, &["rollback", "--run", id, "--auto-approve"], 7);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("gp3 [1] change vol-0a1b2c3d4e5f60001 to gp2"),
+        "{err}"
+    );
+    assert!(err.contains("undone by an earlier rollback"), "{err}");
+    assert!(
+        !err.contains("spot [4] launch"),
+        "nothing undone twice: {err}"
+    );
     assert_restored(&before, &account(d), &renamed(&r), &[]);
     // The run is resolved: a new apply may start (and fails the same way),
-    // once the volume it changed and changed back may be modified again.
-    assert_eq!(run_at(d, &["apply", "plan.yaml", "--auto-approve"], 7).0, 3);
+    // once the volume changed back at +7 h may be modified again.
+    assert_eq!(
+        run_at(d, &["apply", "plan.yaml", "--auto-approve"], 14).0,
+        4
+    );
 }
 
 #[test]
@@ -657,31 +693,104 @@ fn require_committed_plan_checks_git() {
 
 #[cfg(unix)]
 #[test]
-fn ctrl_c_lets_steps_finish_and_records_a_cancelled_run() {
-    let account_text = format!("{}faults:\n  latency_ms: 300\n", quickstart_account());
-    let dir = setup(REVERSIBLE_PLAN, &account_text);
+fn ctrl_c_lets_started_recommendations_finish_and_leaves_the_run_to_resolve() {
+    let dir = setup(REVERSIBLE_PLAN, &quickstart_account());
     let d = dir.path();
+    run(d, &["sandbox", "reset", "plan.yaml"]);
+    let before = account(d);
+    let hooks = tempfile::tempdir().unwrap();
+    // Pause after the first step of the run (the most urgent chain, `spot`,
+    // has started), press Ctrl-C there, and let it go on.
     let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("pare"))
         .current_dir(d)
         .args(["apply", "plan.yaml", "--auto-approve", "--parallelism", "1"])
+        .env("PARE_TEST_PAUSE_AT", "after-group-1")
+        .env("PARE_TEST_PAUSE_DIR", hooks.path())
+        .env("NO_COLOR", "1")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(900));
+    wait_for(&hooks.path().join("after-group-1.paused"));
     // SAFETY: signalling our own child process.
     unsafe {
         libc::kill(child.id() as i32, libc::SIGINT);
     }
+    wait_for(&hooks.path().join("ctrl-c.seen"));
+    std::fs::write(hooks.path().join("after-group-1.go"), "").unwrap();
     let out = child.wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{err}");
+    // Changes were made and are not undone: the run is left to resolve.
+    assert_eq!(out.status.code(), Some(4), "{err}");
     assert!(err.contains("Ctrl-C: no new changes start"), "{err}");
     let r = last_run(d);
     assert_eq!(r["status"], "cancelled");
-    assert!(!r["skipped"].as_array().unwrap().is_empty());
-    // What was done can be undone.
-    assert_eq!(run_at(d, &["rollback", "--last", "--auto-approve"], 7).0, 0);
+    // Every recommendation either finished all its steps or never started.
+    let id = r["id"].as_str().unwrap();
+    let journal =
+        std::fs::read_to_string(d.join(format!(".pare/runs/{id}/journal.jsonl"))).unwrap();
+    let records: Vec<serde_json::Value> = journal
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let skipped: Vec<&str> = r["skipped"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap())
+        .collect();
+    assert!(!skipped.is_empty(), "{r}");
+    assert!(skipped.iter().all(|s| s.ends_with(": cancelled")), "{r}");
+    let completed: Vec<&str> = r["completed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap())
+        .collect();
+    assert!(completed.contains(&"spot"), "the started one finished: {r}");
+    for s in &skipped {
+        let rec = s.trim_end_matches(": cancelled");
+        assert!(
+            !records
+                .iter()
+                .any(|x| x["record"] == "intent" && x["rec"] == rec),
+            "{rec} was recorded skipped but has steps"
+        );
+    }
+    // A cancelled run that changed something blocks new applies until resolved.
+    let (code, _, err) = run(d, &["apply", "plan.yaml", "--auto-approve"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("was cancelled") && err.contains("--accept"),
+        "{err}"
+    );
+    // Rolling it back restores everything it touched, the spot replacement too.
+    let (code, _, err) = run_at(d, &["rollback", "--last", "--auto-approve"], 7);
+    assert_eq!(code, 0, "{err}");
+    let rb = last_run(d);
+    assert_restored(&before, &account(d), &renamed(&rb), &[]);
+    let spots = account(d)
+        .instances
+        .values()
+        .filter(|i| {
+            i.lifecycle == pare::provider::Lifecycle::Spot
+                && i.state != pare::provider::InstanceState::Terminated
+        })
+        .count();
+    assert_eq!(spots, 0, "no orphaned spot instance");
+}
+
+/// Waits (polling, at most a minute) until `path` exists.
+fn wait_for(path: &Path) {
+    let started = std::time::Instant::now();
+    while !path.exists() {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "{} never appeared",
+            path.display()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
 }
 
 #[test]

@@ -36,13 +36,20 @@ pub struct AwsProvider {
 impl AwsProvider {
     /// Connects with the standard credential chain; `spec` overrides region,
     /// profile and endpoint (else `AWS_REGION`, `AWS_PROFILE`, `AWS_ENDPOINT_URL`).
-    pub fn connect(spec: &crate::plan::AwsProvider) -> Result<AwsProvider, ProviderError> {
+    /// `attempts` is the one retry policy: the SDK's standard mode makes that
+    /// many attempts in all, with backoff, and the engine adds none.
+    pub fn connect(
+        spec: &crate::plan::AwsProvider,
+        attempts: u32,
+    ) -> Result<AwsProvider, ProviderError> {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(|e| ProviderError::Transport(e.to_string()))?;
         let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(4))
+            .retry_config(
+                aws_config::retry::RetryConfig::standard().with_max_attempts(attempts.max(1)),
+            )
             .timeout_config(
                 aws_config::timeout::TimeoutConfig::builder()
                     .operation_attempt_timeout(Duration::from_secs(30))
@@ -1173,6 +1180,10 @@ impl Provider for AwsProvider {
         inv: &Inventory,
     ) -> super::Permission {
         self.dry_run(action, target, inv).await
+    }
+
+    fn retries_itself(&self) -> bool {
+        true
     }
 
     fn estimate(&self, op: &Op) -> Duration {

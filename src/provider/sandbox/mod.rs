@@ -1,12 +1,15 @@
 //! The sandbox: a simulated account kept in the state directory.
 //!
-//! On first use the plan's seed file is copied to `<state>/sandbox.yaml`;
-//! tracked files are never changed. Each performed operation is appended to
-//! `<state>/sandbox.log` and flushed before the call returns (the simulated
-//! cloud has then "done" it); the log is replayed on open and folded back
-//! into `sandbox.yaml` by [`Provider::checkpoint`], which only the holder of
-//! the state lock calls. Latency and faults can be injected for tests and
-//! benchmarks (`faults:` in the account file).
+//! On first use the plan's seed file (confined to the plan's folder) is
+//! copied into the state as `sandbox.yaml`; tracked files are never
+//! changed. Each performed operation is appended, with its time, to the
+//! state's `sandbox.log` and made durable before the call returns (the
+//! simulated cloud has then "done" it); the log is replayed on open and
+//! folded back into `sandbox.yaml` by [`Provider::checkpoint`], which only
+//! the holder of the state lock calls. The account lives in whatever store
+//! holds the state ([`DocStore`]), so it travels with it. Latency and
+//! faults can be injected for tests and benchmarks (`faults:` in the
+//! account file).
 
 mod faults;
 
@@ -14,43 +17,48 @@ pub use faults::{Faults, OpFault};
 
 use super::{CloudError, Inventory, Op, Outcome, Provider, ProviderError, Query};
 use crate::diagnostic::{Diagnostic, SourceFile, Span};
-use crate::state::atomic;
+use crate::durable::{AppendLog, DocStore};
 use serde::{Deserialize, Serialize};
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::path::{Component, Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Why the sandbox could not be opened.
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum SandboxError {
-    #[error("cannot read the sandbox seed {path}: {source}")]
+    #[error("cannot read the sandbox seed {path}: {error}")]
     #[diagnostic(
         code(sandbox::seed),
         help("the seed path in the plan is relative to the plan file")
     )]
-    Seed {
-        path: PathBuf,
-        source: std::io::Error,
+    Seed { path: PathBuf, error: String },
+    #[error("the sandbox seed `{seed}` is outside the plan's folder {folder}{}", .target.as_ref().map_or(String::new(), |t| format!(" (it leads to {})", t.display())))]
+    #[diagnostic(
+        code("sandbox::seed-outside"),
+        help(
+            "a plan may only name a seed in its own folder or below (no absolute paths, no `..`, no links out): copy the account file next to the plan"
+        )
+    )]
+    SeedOutside {
+        seed: String,
+        folder: PathBuf,
+        target: Option<PathBuf>,
     },
     #[error("the sandbox account {} is not valid", .0.first().map_or("", |d| d.file.name.as_str()))]
     #[diagnostic(code(sandbox::invalid))]
     Invalid(Vec<Diagnostic>),
-    #[error("sandbox state in {path}: {source}")]
+    #[error("sandbox state in {location}: {error}")]
     #[diagnostic(
         code(sandbox::state),
         help("`pare sandbox reset PLAN` starts the sandbox over from its seed")
     )]
-    State {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("sandbox state {path} is damaged: {message}")]
+    State { location: String, error: String },
+    #[error("sandbox state {location} is damaged: {message}")]
     #[diagnostic(
         code(sandbox::damaged),
         help("`pare sandbox reset PLAN` starts the sandbox over from its seed")
     )]
-    Damaged { path: PathBuf, message: String },
+    Damaged { location: String, message: String },
 }
 
 /// One line of the operation log.
@@ -58,13 +66,19 @@ pub enum SandboxError {
 struct LogEntry {
     op: Op,
     outcome: Outcome,
+    /// When it was performed (RFC 3339): replay keeps AWS's clocks (a
+    /// volume's last modification) as they were.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    at: Option<String>,
 }
 
 pub struct SandboxProvider {
-    dir: PathBuf,
+    store: Arc<dyn DocStore>,
     state: Mutex<State>,
-    /// How many log lines are known durable.
-    synced: Mutex<u64>,
+    /// The log, written while `state` is locked (so its order is the order
+    /// of the changes) and synced without it, so parallel calls share one
+    /// sync. Locked after `state`, never before.
+    log: Mutex<Log>,
 }
 
 struct State {
@@ -72,20 +86,110 @@ struct State {
     /// Offerings were made from the price catalog: not written back.
     generated_offerings: bool,
     faults: faults::Injector,
-    log: Option<std::fs::File>,
     logged: usize,
-    /// Lines appended by this process (never reset).
-    appended: u64,
+    /// Set when the log could not be written: the account in memory is no
+    /// longer what the store holds, so every later call fails.
+    broken: Option<String>,
+}
+
+#[derive(Default)]
+struct Log {
+    file: Option<Box<dyn AppendLog>>,
+    /// Lines written by this process (never reset), and made durable.
+    written: u64,
+    synced: u64,
+}
+
+/// The seed file a plan names: `seed` relative to the plan's folder, and
+/// inside it (or below). Absolute paths, `..` and links that lead out are
+/// refused, so a plan from someone else's pull request cannot make pare
+/// read (and echo) any other file.
+pub fn seed_path(plan_path: &Path, seed: &str) -> Result<PathBuf, SandboxError> {
+    let folder = plan_path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let outside = |target: Option<PathBuf>| SandboxError::SeedOutside {
+        seed: crate::vocabulary::words::clean(seed).into_owned(),
+        folder: folder.to_owned(),
+        target,
+    };
+    let rel = Path::new(seed);
+    if !lexically_inside(seed) {
+        return Err(outside(None));
+    }
+    let path = folder.join(rel);
+    // Links: the real file must still be inside the real folder.
+    let (Ok(real_folder), Ok(real)) = (std::fs::canonicalize(folder), std::fs::canonicalize(&path))
+    else {
+        return Ok(path); // missing: reading it says so
+    };
+    if !real.starts_with(&real_folder) {
+        return Err(outside(Some(real)));
+    }
+    Ok(path)
+}
+
+/// Whether a seed path stays in the plan's folder by its words alone:
+/// relative, and no `..` (what `pare validate` can check without reading).
+pub fn lexically_inside(seed: &str) -> bool {
+    let rel = Path::new(seed);
+    !seed.is_empty()
+        && !rel.is_absolute()
+        && rel
+            .components()
+            .all(|c| matches!(c, Component::Normal(_) | Component::CurDir))
 }
 
 const FILE: &str = "sandbox.yaml";
 const LOG: &str = "sandbox.log";
+
+/// The operation log that continues an account file of generation `gen`.
+fn log_name(generation: u64) -> String {
+    if generation == 0 {
+        LOG.to_string()
+    } else {
+        format!("{LOG}.{generation}")
+    }
+}
+
+/// The log generation an account file's text names (a top-level key pare
+/// writes itself), without parsing the whole account.
+fn generation_in(text: &[u8]) -> u64 {
+    String::from_utf8_lossy(text)
+        .lines()
+        .find_map(|l| l.strip_prefix("log_generation:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
 const SEEDED_FROM: &str = "sandbox.seed";
 
 /// Parses an account file, pointing at the problem if it is not one. The
-/// account format is the sandbox's own (SPEC section 4), so it is read here
-/// rather than in `plan::load`, which owns plan files only.
+/// account format is the sandbox's own, so it is read here rather than in
+/// `plan::load`, which owns plan files only. A file that is not YAML at
+/// all is never quoted (it may not be an account file: a seed pointing at
+/// a secret must not print it); one that is YAML but not an account is
+/// shown where it goes wrong.
 pub fn parse_account(name: &str, text: &str) -> Result<Inventory, SandboxError> {
+    const HELP: &str = "the account format is described in pare's README (\"The sandbox account\"); examples/quickstart/account.yaml is one";
+    if let Err(e) = crate::plan::node::parse(text) {
+        let file = SourceFile::new(name, text);
+        let offset = file.offset(e.pos.line, e.pos.column);
+        return Err(SandboxError::Invalid(vec![
+            Diagnostic::new(
+                "sandbox::invalid-seed",
+                &file,
+                Span::new(offset, 0),
+                format!(
+                    "{name} is not a YAML account file (the YAML breaks at line {}, column {})",
+                    e.pos.line, e.pos.column
+                ),
+                "here",
+            )
+            .with_help(HELP)
+            .without_source(),
+        ]));
+    }
     let options = crate::plan::node::options(text, serde_saphyr::DuplicateKeyPolicy::Error);
     let parsed = serde_saphyr::from_str_with_options::<Inventory>(text, options).map(|mut inv| {
         inv.reindex();
@@ -106,91 +210,105 @@ pub fn parse_account(name: &str, text: &str) -> Result<Inventory, SandboxError> 
                 message,
                 "here",
             )
-            .with_help(
-                "see SPEC section 4 / examples/quickstart/account.yaml for the account format",
-            ),
+            .with_help(HELP),
         ])
     })
 }
 
 impl SandboxProvider {
-    /// Opens the sandbox in `state_dir`, seeding it from `seed` on first use.
-    /// Returns the provider and, when the sandbox was seeded from another
-    /// file than `seed`, a warning for the user.
+    /// Opens the sandbox kept in `store`, seeding it from `seed` on first
+    /// use. Returns the provider and, when the sandbox was seeded from
+    /// another file than `seed`, a warning for the user.
     pub fn open(
-        state_dir: &Path,
+        store: Arc<dyn DocStore>,
         seed: &Path,
     ) -> Result<(SandboxProvider, Option<String>), SandboxError> {
-        let file = state_dir.join(FILE);
-        let mut warning = None;
-        if !file.exists() {
-            Self::reset(state_dir, seed)?;
-        } else if let Ok(previous) = std::fs::read_to_string(state_dir.join(SEEDED_FROM)) {
-            let now = canonical(seed);
-            if previous.trim() != now {
-                warning = Some(format!(
-                    "the sandbox in {} was seeded from {}, not {}; `pare sandbox reset PLAN` re-seeds it",
-                    state_dir.display(),
-                    previous.trim(),
-                    now
-                ));
-            }
-        }
-        let state_err = |source| SandboxError::State {
-            path: file.clone(),
-            source,
+        let state_err = |e: std::io::Error| SandboxError::State {
+            location: store.location(),
+            error: e.to_string(),
         };
-        let text = std::fs::read_to_string(&file).map_err(state_err)?;
-        let mut account =
-            parse_account(&file.display().to_string(), &text).map_err(|e| match e {
-                SandboxError::Invalid(d) => SandboxError::Damaged {
-                    path: file.clone(),
-                    message: d.first().map(|d| d.message.clone()).unwrap_or_default(),
-                },
-                other => other,
-            })?;
+        let mut warning = None;
+        let bytes = match store.read_doc(FILE).map_err(state_err)? {
+            Some(b) => {
+                if let Some(previous) = store.read_doc(SEEDED_FROM).ok().flatten() {
+                    let previous = String::from_utf8_lossy(&previous).trim().to_string();
+                    let now = canonical(seed);
+                    if previous != now {
+                        warning = Some(format!(
+                            "the sandbox in {} was seeded from {}, not {}; `pare sandbox reset PLAN` re-seeds it",
+                            store.location(),
+                            crate::vocabulary::words::clean(&previous),
+                            crate::vocabulary::words::clean(&now)
+                        ));
+                    }
+                }
+                b
+            }
+            None => {
+                Self::reset(store.as_ref(), seed)?;
+                store.read_doc(FILE).map_err(state_err)?.unwrap_or_default()
+            }
+        };
+        let name = format!("{}/{FILE}", store.location());
+        let damaged = |message: String| SandboxError::Damaged {
+            location: name.clone(),
+            message,
+        };
+        let text = String::from_utf8(bytes).map_err(|e| damaged(e.to_string()))?;
+        let mut account = parse_account(&name, &text).map_err(|e| match e {
+            SandboxError::Invalid(d) => {
+                damaged(d.first().map(|d| d.message.clone()).unwrap_or_default())
+            }
+            other => other,
+        })?;
         let generated_offerings = account.offerings.is_empty();
         if generated_offerings {
             account.offerings = catalog_offerings(&account);
         }
-        let logged = replay(&state_dir.join(LOG), &mut account)?;
+        let logged = replay(store.as_ref(), &mut account)?;
         let faults = faults::Injector::new(account.faults.clone().unwrap_or_default());
         Ok((
             SandboxProvider {
-                dir: state_dir.to_owned(),
+                store,
                 state: Mutex::new(State {
                     account,
                     faults,
-                    log: None,
                     logged,
-                    appended: 0,
+                    broken: None,
                     generated_offerings,
                 }),
-                synced: Mutex::new(0),
+                log: Mutex::new(Log::default()),
             },
             warning,
         ))
     }
 
-    /// Copies `seed` into the state directory, discarding the current sandbox.
-    pub fn reset(state_dir: &Path, seed: &Path) -> Result<Inventory, SandboxError> {
-        let text = std::fs::read_to_string(seed).map_err(|source| SandboxError::Seed {
-            path: seed.to_owned(),
-            source,
-        })?;
+    /// Copies `seed` into the store, discarding the current sandbox. The
+    /// caller holds the state's lock.
+    pub fn reset(store: &dyn DocStore, seed: &Path) -> Result<Inventory, SandboxError> {
+        let text =
+            crate::durable::read_text(seed, crate::durable::ACCOUNT_LIMIT, "an account file")
+                .map_err(|e| SandboxError::Seed {
+                    path: seed.to_owned(),
+                    error: e.to_string(),
+                })?;
         let account = parse_account(&seed.display().to_string(), &text)?;
-        let state_err = |source| SandboxError::State {
-            path: state_dir.to_owned(),
-            source,
+        let state_err = |e: std::io::Error| SandboxError::State {
+            location: store.location(),
+            error: e.to_string(),
         };
-        atomic::create_private_dir(state_dir).map_err(state_err)?;
-        atomic::write(&state_dir.join(FILE), text.as_bytes()).map_err(state_err)?;
-        match std::fs::remove_file(state_dir.join(LOG)) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(state_err(e)),
+        let old = store.read_doc(FILE).map_err(state_err)?;
+        store.write_doc(FILE, text.as_bytes()).map_err(state_err)?;
+        store
+            .remove_log(&log_name(account.log_generation))
+            .map_err(state_err)?;
+        if let Some(old) = old {
+            store
+                .remove_log(&log_name(generation_in(&old)))
+                .map_err(state_err)?;
         }
-        atomic::write(&state_dir.join(SEEDED_FROM), canonical(seed).as_bytes())
+        store
+            .write_doc(SEEDED_FROM, canonical(seed).as_bytes())
             .map_err(state_err)?;
         Ok(account)
     }
@@ -265,40 +383,39 @@ fn canonical(p: &Path) -> String {
         .to_string()
 }
 
-/// Re-applies logged operations; returns how many there were.
-fn replay(log: &Path, account: &mut Inventory) -> Result<usize, SandboxError> {
-    let text = match std::fs::read_to_string(log) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
-        Err(source) => {
-            return Err(SandboxError::State {
-                path: log.to_owned(),
-                source,
-            });
-        }
+/// Re-applies logged operations, each at the time it was made; returns
+/// how many there were.
+fn replay(store: &dyn DocStore, account: &mut Inventory) -> Result<usize, SandboxError> {
+    let name = log_name(account.log_generation);
+    let location = format!("{}/{name}", store.location());
+    let text = store.read_log(&name).map_err(|e| SandboxError::State {
+        location: location.clone(),
+        error: e.to_string(),
+    })?;
+    let Some(text) = text else {
+        return Ok(0);
+    };
+    let damaged = |message: String| SandboxError::Damaged {
+        location: location.clone(),
+        message,
     };
     let mut n = 0;
-    let lines: Vec<&str> = text.split_inclusive('\n').collect();
-    for (i, line) in lines.iter().enumerate() {
-        // A torn last line (a crash mid-append) was never acknowledged: drop it.
-        if !line.ends_with('\n') && i == lines.len() - 1 {
-            break;
-        }
-        let entry: LogEntry = serde_json::from_str(line).map_err(|e| SandboxError::Damaged {
-            path: log.to_owned(),
-            message: format!("line {}: {e}", i + 1),
-        })?;
+    // A torn last line (a crash mid-append) was never acknowledged: dropped.
+    for (line, l) in crate::durable::whole_lines(&text) {
+        let entry: LogEntry =
+            serde_json::from_str(l).map_err(|e| damaged(format!("line {line}: {e}")))?;
+        let at = entry
+            .at
+            .as_deref()
+            .and_then(crate::clock::parse_rfc3339)
+            .unwrap_or_else(crate::clock::now);
         let outcome = account
-            .apply(&entry.op)
-            .map_err(|e| SandboxError::Damaged {
-                path: log.to_owned(),
-                message: format!("line {} does not replay: {e}", i + 1),
-            })?;
+            .apply_at(&entry.op, at)
+            .map_err(|e| damaged(format!("line {line} does not replay: {e}")))?;
         if outcome != entry.outcome {
-            return Err(SandboxError::Damaged {
-                path: log.to_owned(),
-                message: format!("line {} replays to a different result", i + 1),
-            });
+            return Err(damaged(format!(
+                "line {line} replays to a different result"
+            )));
         }
         n += 1;
     }
@@ -356,6 +473,9 @@ impl Provider for SandboxProvider {
             tokio::time::sleep(delay).await;
         }
         let mut st = self.lock();
+        if let Some(e) = &st.broken {
+            return refuse(ProviderError::Transport(e.clone()));
+        }
         for op in ops {
             if let Err(e) = st.faults.check(op.name()) {
                 return refuse(e.into());
@@ -380,8 +500,10 @@ impl Provider for SandboxProvider {
         }
         let mut outcomes = Vec::with_capacity(ops.len());
         let mut lines = String::new();
+        let now = crate::clock::now();
+        let at = crate::clock::rfc3339(now);
         for op in ops {
-            let outcome = match st.account.apply(op) {
+            let outcome = match st.account.apply_at(op, now) {
                 Ok(o) => o,
                 // Only a single op can fail here (a batch was tried first).
                 Err(e) => return refuse(e.into()),
@@ -390,45 +512,58 @@ impl Provider for SandboxProvider {
             match serde_json::to_string(&LogEntry {
                 op: op.clone(),
                 outcome: outcome.clone(),
+                at: Some(at.clone()),
             }) {
                 Ok(entry) => lines.push_str(&format!("{entry}\n")),
                 Err(e) => return refuse(ProviderError::Transport(e.to_string())),
             }
             outcomes.push(outcome);
         }
-        // Written in the order applied (under the lock), synced outside it.
-        let path = self.dir.join(LOG);
-        let io = |e: std::io::Error| {
-            ProviderError::Transport(format!("sandbox log {}: {e}", path.display()))
-        };
-        let written = (|| {
-            if st.log.is_none() {
-                st.log = Some(atomic::open_append(&path).map_err(io)?);
-            }
-            let log = st.log.as_mut().expect("just opened");
-            log.write_all(lines.as_bytes()).map_err(io)?;
-            log.try_clone().map_err(io)
-        })();
-        let handle = match written {
-            Ok(h) => h,
-            Err(e) => return refuse(e),
-        };
-        st.logged += ops.len();
-        st.appended += ops.len() as u64;
-        let mine = st.appended;
-        drop(st);
-        // Group commit: one sync covers every line written before it, so
-        // parallel calls do not queue behind each other's syncs.
-        let mut synced = self.synced.lock().unwrap_or_else(|p| p.into_inner());
-        if *synced < mine {
-            let upto = self.lock().appended;
-            if let Err(e) = handle.sync_data() {
-                // Applied but not durable: the outcome is unknown, not refused.
-                let mut b = refuse(io(e));
+        let location = format!(
+            "{}/{}",
+            self.store.location(),
+            log_name(st.account.log_generation)
+        );
+        let io =
+            |e: std::io::Error| ProviderError::Transport(format!("sandbox log {location}: {e}"));
+        // Written in the order applied (under the state's lock).
+        let mine = {
+            let mut log = self.log.lock().unwrap_or_else(|p| p.into_inner());
+            let written = (|| {
+                if log.file.is_none() {
+                    log.file = Some(self.store.open_log(&log_name(st.account.log_generation))?);
+                }
+                log.file
+                    .as_mut()
+                    .expect("just opened")
+                    .write(lines.as_bytes())
+            })();
+            if let Err(e) = written {
+                let e = io(e);
+                st.broken = Some(e.to_string());
+                let mut b = refuse(e);
                 b.refused = false;
                 return b;
             }
-            *synced = upto;
+            log.written += ops.len() as u64;
+            log.written
+        };
+        st.logged += ops.len();
+        drop(st);
+        // Group commit: one sync covers every line written before it.
+        {
+            let mut log = self.log.lock().unwrap_or_else(|p| p.into_inner());
+            if log.synced < mine {
+                let upto = log.written;
+                let synced = log.file.as_mut().map_or(Ok(()), |l| l.sync());
+                if let Err(e) = synced {
+                    // Applied but not durable: the outcome is unknown, not refused.
+                    let mut b = refuse(io(e));
+                    b.refused = false;
+                    return b;
+                }
+                log.synced = upto;
+            }
         }
         crate::provider::Batch {
             results: outcomes.into_iter().map(Ok).collect(),
@@ -443,23 +578,28 @@ impl Provider for SandboxProvider {
 
     fn checkpoint(&self) -> Result<(), ProviderError> {
         let mut st = self.lock();
-        if st.logged == 0 {
+        let mut log = self.log.lock().unwrap_or_else(|p| p.into_inner());
+        if st.logged == 0 || st.broken.is_some() {
             return Ok(());
         }
-        let file = self.dir.join(FILE);
-        let io = |e: std::io::Error| {
-            ProviderError::Transport(format!("sandbox {}: {e}", file.display()))
-        };
+        let location = self.store.location();
+        let io =
+            |e: std::io::Error| ProviderError::Transport(format!("sandbox in {location}: {e}"));
+        // The new file names the next log: a crash before the old log is
+        // removed leaves it orphaned, never replayed twice.
+        let old_log = log_name(st.account.log_generation);
         let mut account = st.account.clone();
+        account.log_generation += 1;
         if st.generated_offerings {
             account.offerings.clear();
         }
         let text = serde_saphyr::to_string(&account)
             .map_err(|e| ProviderError::Transport(e.to_string()))?;
-        atomic::write(&file, text.as_bytes()).map_err(io)?;
-        st.log = None;
-        std::fs::remove_file(self.dir.join(LOG)).map_err(io)?;
+        self.store.write_doc(FILE, text.as_bytes()).map_err(io)?;
+        st.account.log_generation += 1;
+        log.file = None;
         st.logged = 0;
+        self.store.remove_log(&old_log).map_err(io)?;
         Ok(())
     }
 }

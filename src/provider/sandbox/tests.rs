@@ -20,6 +20,10 @@ fn setup(seed: &str) -> (tempfile::TempDir, PathBuf, PathBuf) {
     (dir, seed_path, state)
 }
 
+fn docs(state: &std::path::Path) -> Arc<dyn DocStore> {
+    Arc::new(crate::durable::DirDocs::open(state).unwrap())
+}
+
 fn stop() -> Op {
     Op::StopInstance {
         instance: Ref::id("i-0a1b2c3d"),
@@ -30,7 +34,7 @@ fn stop() -> Op {
 #[test]
 fn performed_ops_survive_a_reopen_and_fold_into_the_file() {
     let (_dir, seed, state) = setup(SEED);
-    let (p, warning) = SandboxProvider::open(&state, &seed).unwrap();
+    let (p, warning) = SandboxProvider::open(docs(&state), &seed).unwrap();
     assert!(warning.is_none());
     rt().block_on(p.perform(&stop())).unwrap();
     assert!(
@@ -39,7 +43,7 @@ fn performed_ops_survive_a_reopen_and_fold_into_the_file() {
     );
     drop(p);
     // A new process sees the change through the log.
-    let (p, _) = SandboxProvider::open(&state, &seed).unwrap();
+    let (p, _) = SandboxProvider::open(docs(&state), &seed).unwrap();
     assert_eq!(
         p.snapshot().instance("i-0a1b2c3d").unwrap().state,
         InstanceState::Stopped
@@ -55,7 +59,7 @@ fn performed_ops_survive_a_reopen_and_fold_into_the_file() {
 #[test]
 fn a_torn_last_log_line_is_ignored() {
     let (_dir, seed, state) = setup(SEED);
-    let (p, _) = SandboxProvider::open(&state, &seed).unwrap();
+    let (p, _) = SandboxProvider::open(docs(&state), &seed).unwrap();
     rt().block_on(p.perform(&stop())).unwrap();
     drop(p);
     let mut log = std::fs::OpenOptions::new()
@@ -63,7 +67,7 @@ fn a_torn_last_log_line_is_ignored() {
         .open(state.join(LOG))
         .unwrap();
     std::io::Write::write_all(&mut log, br#"{"op":"start_inst"#).unwrap();
-    let (p, _) = SandboxProvider::open(&state, &seed).unwrap();
+    let (p, _) = SandboxProvider::open(docs(&state), &seed).unwrap();
     assert_eq!(
         p.snapshot().instance("i-0a1b2c3d").unwrap().state,
         InstanceState::Stopped
@@ -73,16 +77,16 @@ fn a_torn_last_log_line_is_ignored() {
 #[test]
 fn a_damaged_log_is_refused_with_a_way_out() {
     let (_dir, seed, state) = setup(SEED);
-    SandboxProvider::open(&state, &seed).unwrap();
+    SandboxProvider::open(docs(&state), &seed).unwrap();
     std::fs::write(state.join(LOG), "not json\n").unwrap();
-    let err = SandboxProvider::open(&state, &seed).err().unwrap();
+    let err = SandboxProvider::open(docs(&state), &seed).err().unwrap();
     assert!(matches!(err, SandboxError::Damaged { .. }), "{err}");
 }
 
 #[test]
 fn the_rules_hold_and_failed_ops_change_nothing() {
     let (_dir, seed, state) = setup(SEED);
-    let (p, _) = SandboxProvider::open(&state, &seed).unwrap();
+    let (p, _) = SandboxProvider::open(docs(&state), &seed).unwrap();
     let set = Op::SetInstanceType {
         instance: Ref::id("i-0a1b2c3d"),
         instance_type: "m5.large".into(),
@@ -98,7 +102,7 @@ fn faults_and_latency_are_injected() {
         "{SEED}faults:\n  latency_ms: 5\n  ops:\n    stop_instance: {{ fail_nth: [1], code: RequestLimitExceeded, retryable: true }}\n"
     );
     let (_dir, seed, state) = setup(&seed_text);
-    let (p, _) = SandboxProvider::open(&state, &seed).unwrap();
+    let (p, _) = SandboxProvider::open(docs(&state), &seed).unwrap();
     let started = std::time::Instant::now();
     let err = rt().block_on(p.perform(&stop())).unwrap_err();
     assert!(started.elapsed() >= std::time::Duration::from_millis(5));
@@ -111,17 +115,17 @@ fn faults_and_latency_are_injected() {
 #[test]
 fn reseeding_from_another_file_warns() {
     let (dir, seed, state) = setup(SEED);
-    SandboxProvider::open(&state, &seed).unwrap();
+    SandboxProvider::open(docs(&state), &seed).unwrap();
     let other = dir.path().join("other.yaml");
     std::fs::write(&other, SEED).unwrap();
-    let (_, warning) = SandboxProvider::open(&state, &other).unwrap();
+    let (_, warning) = SandboxProvider::open(docs(&state), &other).unwrap();
     assert!(warning.unwrap().contains("pare sandbox reset"));
 }
 
 #[test]
 fn offerings_come_from_the_catalog_and_are_not_written_back() {
     let (_dir, seed, state) = setup(SEED);
-    let (p, _) = SandboxProvider::open(&state, &seed).unwrap();
+    let (p, _) = SandboxProvider::open(docs(&state), &seed).unwrap();
     assert!(
         p.snapshot()
             .offerings

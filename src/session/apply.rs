@@ -1,0 +1,355 @@
+//! Applying: plan a plan file (or prove a saved plan), the checks before
+//! any change, the run and its record, and the automatic rollback when a
+//! step fails.
+
+use super::rollback::{UndoPlan, plan_undos, record_rollback};
+use super::saved::SavedPlan;
+use super::{Ending, EventsOut, Refusal, RunOutcome, Session, SessionError, git};
+use crate::engine::{self, Cancel};
+use crate::executor::Savings;
+use crate::plan::LoadedPlan;
+use crate::planner::{Planned, Status};
+use crate::provider::Provider;
+use crate::state::{Journal, RunKind, RunRecord, RunStatus, StateError};
+use crate::vocabulary::words::{clean, plural};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// What `apply` was given.
+#[derive(Debug, Clone, Copy)]
+pub enum Source<'a> {
+    /// A plan file, or a saved plan (told apart by their contents).
+    File(&'a Path),
+}
+
+/// A plan ready to apply: planned (or proven), with its provider open.
+pub struct Prepared {
+    pub planned: Planned,
+    pub loaded: LoadedPlan,
+    pub provider: Box<dyn Provider>,
+    /// The saved plan's lineage, when a saved plan was proven.
+    pub lineage: Option<String>,
+    /// Warnings to show (a sandbox seeded from another file).
+    pub warnings: Vec<String>,
+}
+
+/// A plan file planned: the plan, the file, its provider, warnings.
+type PlannedFile = (Planned, LoadedPlan, Box<dyn Provider>, Vec<String>);
+
+/// Whether there is anything to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    NothingToDo,
+    Changes(usize),
+}
+
+impl Session {
+    /// Plans a plan file, or proves a saved plan (see [`super::saved`]).
+    /// Nothing is changed.
+    pub fn prepare_apply(&self, source: Source<'_>) -> Result<Prepared, SessionError> {
+        let Source::File(path) = source;
+        let text = crate::durable::read_text(path, crate::durable::SAVED_PLAN_LIMIT, "a plan")
+            .map_err(|e| {
+                Refusal::new(
+                    "apply::unreadable",
+                    format!("cannot read {}: {e}", path.display()),
+                    "check the path: give a plan file, or a plan saved by `pare plan PLAN --out FILE`",
+                )
+            })?;
+        if !SavedPlan::looks_saved(&text) {
+            let (planned, loaded, provider, warnings) = self.plan_file(path)?;
+            return Ok(Prepared {
+                planned,
+                loaded,
+                provider,
+                lineage: None,
+                warnings,
+            });
+        }
+        let saved = SavedPlan::parse(path, &text)?;
+        let plan_path = PathBuf::from(&saved.preview.plan.path);
+        let plan_text = match crate::durable::read_text(
+            &plan_path,
+            crate::durable::PLAN_LIMIT,
+            "a plan file",
+        ) {
+            Ok(t) => t,
+            Err(e) => {
+                return Err(Refusal::new(
+                    "saved::plan-missing",
+                    format!(
+                        "the saved plan was made from the plan file {}, which cannot be read here: {e}",
+                        clean(&saved.preview.plan.path)
+                    ),
+                    "apply it from the directory it was planned in, with the plan file it was made from (a saved plan is proven against its plan file)",
+                )
+                .into());
+            }
+        };
+        saved.check_plan_file(&plan_text)?;
+        let (planned, loaded, provider, warnings) = self.plan_file(&plan_path)?;
+        saved.prove(&planned)?;
+        Ok(Prepared {
+            planned,
+            loaded,
+            provider,
+            lineage: Some(saved.lineage),
+            warnings,
+        })
+    }
+
+    fn plan_file(&self, path: &Path) -> Result<PlannedFile, SessionError> {
+        let (loaded, graph) = crate::validate::validate(path)?;
+        let (provider, warning) = super::open_provider(
+            &loaded.plan.provider,
+            &loaded.path,
+            &self.store,
+            &self.settings,
+        )?;
+        let planned = super::runtime().block_on(crate::planner::plan(
+            &loaded,
+            graph,
+            &self.settings.config,
+            provider.as_ref(),
+        ))?;
+        Ok((planned, loaded, provider, warning.into_iter().collect()))
+    }
+
+    /// The checks before any change, on what was planned: nothing blocked,
+    /// within `max_changes`, committed if pare.toml asks for it.
+    pub fn check_apply(&self, p: &Prepared) -> Result<Verdict, Refusal> {
+        let blocked: Vec<&str> = p
+            .planned
+            .recs
+            .iter()
+            .filter(|r| r.status == Status::Blocked)
+            .map(|r| r.id.as_str())
+            .collect();
+        if !blocked.is_empty() {
+            return Err(Refusal::new(
+                "apply::blocked",
+                format!("{} blocked: {}", blocked.len(), blocked.join(", ")),
+                "the preview says why for each; fix those (or remove them from the plan) and apply again",
+            ));
+        }
+        let changes = p.planned.summary.changes;
+        if changes == 0 {
+            return Ok(Verdict::NothingToDo);
+        }
+        let max = self.settings.config.max_changes;
+        if changes > max {
+            return Err(Refusal::new(
+                "apply::too-many-changes",
+                format!(
+                    "{} exceed max_changes = {max} (pare.toml)",
+                    plural(changes, "change")
+                ),
+                "split the plan, or raise max_changes on purpose",
+            ));
+        }
+        if self.settings.config.require_committed_plan
+            && let Err(why) = git::committed(&p.loaded.path)
+        {
+            return Err(Refusal::new(
+                "apply::not-committed",
+                format!("{}, and pare.toml sets require_committed_plan", clean(&why)),
+                "commit the plan (the reviewed plan is the approval record), then apply",
+            ));
+        }
+        Ok(Verdict::Changes(changes))
+    }
+
+    /// Applies a prepared (and checked) plan: a new run, journaled; if a
+    /// step fails and `rollback_on_failure` is on, everything completed is
+    /// undone by the same planner `pare rollback` uses.
+    pub fn apply(
+        &mut self,
+        p: Prepared,
+        out: EventsOut,
+        cancel: Cancel,
+    ) -> Result<RunOutcome, SessionError> {
+        let id = self.store.new_run_id()?.to_string();
+        let mut record = self.new_record(&id, RunKind::Apply);
+        record.provider = p.provider.name().to_string();
+        record.provider_spec = Some(p.planned.provider_spec.clone());
+        record.plan_path = p.planned.plan_path.clone();
+        record.plan_sha256 = p.planned.plan_sha256.clone();
+        record.plan_name = p.planned.name.clone();
+        record.git_commit = git::commit(&p.loaded.path);
+        record.lineage = p.lineage.clone();
+        record.approvals = p.loaded.plan.approvals.clone();
+        record.savings_planned_monthly_usd = p.planned.summary.monthly_savings_usd;
+        let log = self.store.create_run(&record)?;
+        let journal = Arc::new(Journal::new(
+            self.store.journal_name(&crate::state::parse_run_id(&id)?),
+            log,
+            0,
+        ));
+        let provider: Arc<dyn Provider> = Arc::from(p.provider);
+        let items = Arc::new(engine::items::items(&p.planned, provider.as_ref()));
+        let events = out.events(&id);
+        events.steps(items.iter().map(|i| i.steps.len()).sum());
+        let engine_settings = self.settings.engine(&id);
+        events.run_start("apply", items.len());
+        crate::hooks::pause("apply-started");
+        let rt = super::runtime();
+        let report = rt.block_on(async {
+            let c = cancel.clone();
+            let watch = tokio::spawn(async move {
+                if tokio::signal::ctrl_c().await.is_ok() {
+                    eprintln!(
+                        "Ctrl-C: no new changes start; the ones under way finish their steps…"
+                    );
+                    c.set();
+                    crate::hooks::seen("ctrl-c");
+                }
+            });
+            let report = engine::apply(
+                Arc::clone(&items),
+                Arc::clone(&provider),
+                Arc::clone(&journal),
+                &events,
+                &engine_settings,
+                cancel.clone(),
+            )
+            .await;
+            watch.abort();
+            report
+        });
+        record.completed = report
+            .completed
+            .iter()
+            .map(|&i| items[i].rec.clone())
+            .collect();
+        record.failed = report
+            .failed
+            .iter()
+            .map(|(i, e)| format!("{}: {e}", items[*i].rec))
+            .collect();
+        record.skipped = report
+            .skipped
+            .iter()
+            .map(|(i, why)| format!("{}: {why}", items[*i].rec))
+            .collect();
+        record.steps_done = report.steps_done;
+        let realised: f64 = report.completed.iter().map(|&i| items[i].savings).sum();
+        record.savings_monthly_usd = (realised * 100.0).round() / 100.0;
+
+        let mut ending = Ending::Done;
+        record.status = RunStatus::Applied;
+        if let Some(e) = &report.journal {
+            // Nothing can be undone without a journal to record it in.
+            record.status = RunStatus::RollbackIncomplete;
+            record.left = vec![format!(
+                "{e}: nothing more was started; once the state can be written again, `pare rollback --run {id}` undoes what was done"
+            )];
+            ending = Ending::Unfinished;
+        } else if !report.failed.is_empty() {
+            if self.settings.config.rollback_on_failure {
+                journal
+                    .commit()
+                    .map_err(|e| StateError::io(self.store.location(), e))?;
+                let records = self.store.journal(&crate::state::parse_run_id(&id)?)?;
+                let undo = rt.block_on(plan_undos(
+                    &record,
+                    &[(id.clone(), records)],
+                    &Default::default(),
+                    provider.as_ref(),
+                ));
+                let undo: UndoPlan = match undo {
+                    Ok(u) => u,
+                    Err(e) => {
+                        record.status = RunStatus::RollbackIncomplete;
+                        record.left = vec![format!(
+                            "the rollback could not start: {e}; `pare rollback --run {id}` tries again"
+                        )];
+                        self.finish(provider.as_ref(), &mut record, &events)?;
+                        return Ok(RunOutcome {
+                            record,
+                            ending: Ending::Unfinished,
+                        });
+                    }
+                };
+                events.rollback_start(undo.reversible_count());
+                let rb = rt.block_on(engine::rollback(
+                    &undo.undos,
+                    &id,
+                    Arc::clone(&provider),
+                    Arc::clone(&journal),
+                    &events,
+                    &engine_settings,
+                    undo.renamed.clone(),
+                ));
+                let summary = record_rollback(&undo, &rb, &id);
+                record.renamed = rb.renamed.clone();
+                record.left = summary.left;
+                record.undone = summary.undone;
+                if summary.finished {
+                    record.status = RunStatus::RolledBack;
+                    record.savings_monthly_usd = 0.0;
+                    ending = Ending::RolledBack;
+                } else {
+                    record.status = RunStatus::RollbackIncomplete;
+                    ending = Ending::Unfinished;
+                }
+            } else {
+                record.status = RunStatus::Failed;
+                record.left = vec![format!(
+                    "rollback_on_failure is off: the completed changes stay; `pare rollback --run {id}` undoes them"
+                )];
+                ending = Ending::Unfinished;
+            }
+        } else if report.cancelled {
+            record.status = RunStatus::Cancelled;
+            if report.steps_done > 0 {
+                record.left = vec![format!(
+                    "cancelled with {} made ({} complete); `pare rollback --run {id}` undoes them, or `pare rollback --run {id} --accept` keeps them",
+                    plural(report.steps_done, "step"),
+                    plural(report.completed.len(), "recommendation"),
+                )];
+                ending = Ending::Unfinished;
+            } else {
+                record.left = vec!["cancelled before anything changed".into()];
+                ending = Ending::CancelledClean;
+            }
+        }
+        self.finish(provider.as_ref(), &mut record, &events)?;
+        Ok(RunOutcome { record, ending })
+    }
+}
+
+/// The savings of a planned recommendation, for the record.
+pub fn savings_of(s: &Savings) -> f64 {
+    match s {
+        Savings::Usd(x) => *x,
+        Savings::Unknown(_) => 0.0,
+    }
+}
+
+/// The record of a run as one line: "run r…: applied; 9 completed."
+pub fn summary_line(r: &RunRecord) -> String {
+    let mut s = format!("run {}: {}", r.id, r.status.as_str().replace('_', " "));
+    match r.kind {
+        RunKind::Apply => {
+            s.push_str(&format!("; {} completed", r.completed.len()));
+            if !r.failed.is_empty() {
+                s.push_str(&format!(", {} failed", r.failed.len()));
+            }
+            if !r.skipped.is_empty() {
+                s.push_str(&format!(", {} skipped", r.skipped.len()));
+            }
+            if !r.undone.is_empty() {
+                s.push_str(&format!(", {} undone", plural(r.undone.len(), "step")));
+            }
+        }
+        RunKind::Rollback => {
+            s.push_str(&format!("; {} undone", plural(r.steps_done, "step")));
+            if !r.failed.is_empty() {
+                s.push_str(&format!(", {} failed", r.failed.len()));
+            }
+        }
+        RunKind::Accept => {}
+    }
+    s.push('.');
+    s
+}

@@ -1,0 +1,609 @@
+//! Rolling back: the one rollback planner, which `pare rollback` and the
+//! automatic rollback of a failed apply both use, and the rollback run.
+//!
+//! The planner reads the apply run's journal and the journals of every
+//! rollback of it, and decides:
+//! - **what is already undone** — an undo names the forward step it undoes
+//!   (its journal seq), so every undo runs at most once, whichever rollback
+//!   made it (an automatic one, or a resumed one); an undo whose outcome
+//!   was never written is resolved by reading the cloud;
+//! - **what drifted** — each resource must still be as the run's last change
+//!   to it left it (gone, if the run deleted it); every recommendation on a
+//!   drifted resource is refused, the rest goes ahead;
+//! - **what must wait** — AWS lets a volume be modified once every six
+//!   hours: undoing a retype waits until then (`NOT YET … only from`).
+
+use super::{Ending, EventsOut, Refusal, RunOutcome, Session, SessionError};
+use crate::engine::{self, RollbackReport, Undo, verify};
+use crate::provider::{Inventory, Provider, Query};
+use crate::state::{Journal, Record, RunKind, RunRecord, RunStatus};
+use crate::vocabulary::words::{clean, plural};
+use crate::vocabulary::{Attributes, Inverse, Op, ResourceId};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+/// Which run to roll back.
+#[derive(Debug, Clone)]
+pub enum Target {
+    /// The newest apply run not rolled back yet.
+    Last,
+    /// This run.
+    Run(String),
+}
+
+/// What the planner decided.
+#[derive(Debug, Default)]
+pub struct UndoPlan {
+    /// The forward steps to undo now, in forward order (run newest first).
+    pub undos: Vec<Undo>,
+    /// Undos AWS allows only later: "rec [1]: … only from <time>".
+    pub waiting: Vec<String>,
+    /// Refused for drift: "rec, rec: vol-… changed since the run: …".
+    pub drift: Vec<String>,
+    /// What earlier undos recreated: old id → new id.
+    pub renamed: BTreeMap<String, String>,
+    /// Undos done by earlier rollbacks of the run.
+    pub already: usize,
+    /// Recommendations with an undo done by an earlier rollback.
+    pub resumed: BTreeSet<String>,
+    /// Every forward step of the run: (recommendation, step, whether it has
+    /// an undo to run, whether an earlier rollback ran it).
+    pub all_forward: Vec<(String, usize, bool, bool)>,
+}
+
+impl UndoPlan {
+    /// How many undos will call the cloud (irreversible ones are only named).
+    pub fn reversible_count(&self) -> usize {
+        self.undos
+            .iter()
+            .filter(|u| matches!(u.inverse, Inverse::Op { .. }))
+            .count()
+    }
+}
+
+/// The one rollback planner (see the module documentation). `journals`
+/// holds the apply run's journal first, then those of its rollbacks.
+pub async fn plan_undos(
+    target: &RunRecord,
+    journals: &[(String, Vec<Record>)],
+    renamed_before: &BTreeMap<String, String>,
+    provider: &dyn Provider,
+) -> Result<UndoPlan, String> {
+    let Some((_, apply_records)) = journals.first() else {
+        return Ok(UndoPlan::default());
+    };
+    let forward = engine::forward_steps(apply_records, &target.id, provider).await?;
+    let by_seq: BTreeMap<u64, &Undo> = forward.iter().map(|u| (u.seq, u)).collect();
+
+    // What earlier undos did, wherever they are recorded.
+    let mut done: BTreeSet<u64> = BTreeSet::new();
+    let mut renamed = renamed_before.clone();
+    let mut unknown = Vec::new();
+    for (_, records) in journals {
+        for s in crate::state::journal::steps(records) {
+            let Some(f) = s.undoes else { continue };
+            match &s.outcome {
+                Some((true, created)) => {
+                    done.insert(f);
+                    if let (Some(new), Some(u)) = (created, by_seq.get(&f))
+                        && let Some(old) = engine::recreates(&u.forward)
+                    {
+                        renamed.insert(old, new.clone());
+                    }
+                }
+                Some((false, _)) => {}
+                None => unknown.push(s),
+            }
+        }
+    }
+    // An undo whose outcome was never written: did it take effect? A
+    // creation is simply made again: its client token is the same for
+    // every rollback of the run, so the cloud makes it once.
+    for s in unknown {
+        let Some(f) = s.undoes else { continue };
+        if done.contains(&f) || matches!(s.op, Op::LaunchInstance { .. } | Op::CreateVolume { .. })
+        {
+            continue;
+        }
+        let inv = provider
+            .describe(&verify::query(&s.op, None))
+            .await
+            .map_err(|e| format!("reading the account failed: {e}"))?;
+        if verify::effect_holds(&s.op, None, &inv).is_ok() {
+            done.insert(f);
+        }
+    }
+    let resumed: BTreeSet<String> = forward
+        .iter()
+        .filter(|u| done.contains(&u.seq))
+        .map(|u| u.rec.clone())
+        .collect();
+    let all_forward = forward
+        .iter()
+        .map(|u| {
+            (
+                u.rec.clone(),
+                u.step,
+                matches!(u.inverse, Inverse::Op { .. }),
+                done.contains(&u.seq),
+            )
+        })
+        .collect();
+    let already = done.len();
+    let mut undos: Vec<Undo> = forward
+        .into_iter()
+        .filter(|u| !done.contains(&u.seq))
+        .collect();
+
+    // Drift: one read for every resource the run left, and the volumes whose
+    // retype is to be undone (their last modification time).
+    // resource key → (its id, the last after-state, the recommendations on it)
+    let mut last: BTreeMap<String, (ResourceId, Option<Attributes>, Vec<String>)> = BTreeMap::new();
+    for r in apply_records {
+        let Record::RecDone {
+            rec,
+            ok: true,
+            resource: Some(res),
+            after,
+            ..
+        } = r
+        else {
+            continue;
+        };
+        let Ok(r_id) = ResourceId::from_key(res) else {
+            continue;
+        };
+        let entry = last
+            .entry(res.clone())
+            .or_insert((r_id, after.clone(), Vec::new()));
+        entry.1 = after.clone();
+        entry.2.push(rec.clone());
+    }
+    last.retain(|_, (_, _, recs)| !recs.iter().any(|r| resumed.contains(r)));
+    let retyped: Vec<(usize, String)> = undos
+        .iter()
+        .enumerate()
+        .filter_map(|(k, u)| match (&u.forward, &u.inverse) {
+            (Op::ModifyVolume { volume, .. }, Inverse::Op { .. }) => {
+                let id = volume.known()?;
+                Some((
+                    k,
+                    renamed.get(id).cloned().unwrap_or_else(|| id.to_string()),
+                ))
+            }
+            _ => None,
+        })
+        .collect();
+    let mut wanted: Vec<ResourceId> = last.values().map(|f| f.0.clone()).collect();
+    wanted.extend(retyped.iter().map(|(_, v)| ResourceId::Volume(v.clone())));
+    wanted.sort();
+    wanted.dedup();
+    let inv = if wanted.is_empty() {
+        Inventory::default()
+    } else {
+        provider
+            .describe(&Query {
+                resources: wanted,
+                ..Query::default()
+            })
+            .await
+            .map_err(|e| format!("reading the account failed: {e}"))?
+    };
+    let mut drifted: BTreeSet<String> = BTreeSet::new();
+    let mut drift = Vec::new();
+    for (res, (r_id, after, recs)) in &last {
+        let now = inv.attributes(r_id);
+        // No after-state: the run left it gone, and it must still be gone.
+        let held = match after {
+            Some(after) => verify::matches_prediction(after, now.as_ref()).is_ok(),
+            None => now.is_none(),
+        };
+        if !held {
+            drifted.extend(recs.iter().cloned());
+            drift.push(format!(
+                "{}: {} changed since the run: {}",
+                recs.join(", "),
+                clean(res),
+                super::saved::describe_drift(after.as_ref(), now.as_ref())
+            ));
+        }
+    }
+    // AWS's six-hour rule, from the later of the run's change and the
+    // volume's last modification as AWS reports it.
+    let now = crate::clock::now();
+    let mut waiting_at: BTreeMap<usize, String> = BTreeMap::new();
+    for (k, volume) in &retyped {
+        let u = &undos[*k];
+        let last_change = [
+            Some(u.done_at.as_str()),
+            inv.volume_modified_at.get(volume).map(String::as_str),
+        ]
+        .into_iter()
+        .flatten()
+        .filter_map(crate::clock::volume_ready_at)
+        .max();
+        if let Some(ready) = last_change.filter(|r| now < *r) {
+            waiting_at.insert(
+                *k,
+                format!(
+                    "{}: {volume} was changed at {}; AWS allows changing it back only from {} (one modification per volume every six hours). Run `pare rollback --run {}` again after then",
+                    u.label(),
+                    u.done_at,
+                    crate::clock::rfc3339(ready),
+                    target.id
+                ),
+            );
+        }
+    }
+    let mut waiting = Vec::new();
+    let mut kept = Vec::new();
+    for (k, u) in undos.into_iter().enumerate() {
+        if drifted.contains(&u.rec) {
+            continue;
+        }
+        if let Some(w) = waiting_at.remove(&k) {
+            waiting.push(w);
+            continue;
+        }
+        kept.push(u);
+    }
+    undos = kept;
+    Ok(UndoPlan {
+        undos,
+        waiting,
+        drift,
+        renamed,
+        already,
+        resumed,
+        all_forward,
+    })
+}
+
+/// How a rollback (automatic or not) went, in the run record's words.
+pub struct RollbackSummary {
+    /// Each undo done: "rec [2]: start i-…".
+    pub undone: Vec<String>,
+    /// What is left, the failure first.
+    pub left: Vec<String>,
+    /// Recommendations whose every reversible step is now undone.
+    pub completed: Vec<String>,
+    pub failed: Vec<String>,
+    /// Nothing failed, drifted or waits.
+    pub finished: bool,
+}
+
+/// Puts a rollback's plan and report into words for the run record.
+pub fn record_rollback(plan: &UndoPlan, rb: &RollbackReport, apply_run: &str) -> RollbackSummary {
+    let undone: Vec<String> = rb
+        .undone
+        .iter()
+        .map(|&k| {
+            let u = &plan.undos[k];
+            let what = u
+                .op(apply_run, &rb.renamed)
+                .and_then(Result::ok)
+                .map_or_else(|| u.inverse.describe(), |op| op.describe());
+            format!("{}: {what}", u.label())
+        })
+        .collect();
+    let mut left = Vec::new();
+    let mut failed = Vec::new();
+    if let Some(f) = &rb.failed {
+        left.push(format!("failed: {f}"));
+        failed.push(f.clone());
+    }
+    if let Some(e) = &rb.journal {
+        left.push(format!("stopped: {e}"));
+    }
+    left.extend(rb.left.iter().map(|l| format!("not attempted: {l}")));
+    left.extend(
+        rb.irreversible
+            .iter()
+            .map(|s| format!("not undone (irreversible): {s}")),
+    );
+    left.extend(
+        plan.drift
+            .iter()
+            .map(|d| format!("not undone (drift): {d}")),
+    );
+    left.extend(
+        plan.waiting
+            .iter()
+            .map(|w| format!("not undone yet (AWS six-hour rule): {w}")),
+    );
+    let now_done: BTreeSet<(String, usize)> = rb
+        .undone
+        .iter()
+        .map(|&k| (plan.undos[k].rec.clone(), plan.undos[k].step))
+        .collect();
+    let mut by_rec: BTreeMap<&str, bool> = BTreeMap::new();
+    for (rec, step, has_undo, before) in &plan.all_forward {
+        let done = !*has_undo || *before || now_done.contains(&(rec.clone(), *step));
+        *by_rec.entry(rec).or_insert(true) &= done;
+    }
+    let completed = by_rec
+        .into_iter()
+        .filter(|(_, all)| *all)
+        .map(|(r, _)| r.to_string())
+        .collect();
+    let finished = rb.failed.is_none()
+        && rb.journal.is_none()
+        && plan.drift.is_empty()
+        && plan.waiting.is_empty();
+    RollbackSummary {
+        undone,
+        left,
+        completed,
+        failed,
+        finished,
+    }
+}
+
+/// A rollback ready to run: the target, the planner's decisions, the provider.
+pub struct RollbackPlan {
+    pub target: RunRecord,
+    pub undo: UndoPlan,
+    provider: Arc<dyn Provider>,
+    pub warnings: Vec<String>,
+}
+
+impl RollbackPlan {
+    /// What will happen, newest first, for a person to confirm.
+    pub fn describe(&self) -> String {
+        let t = &self.target;
+        let mut s = format!(
+            "Rolling back run {} ({}, {}):",
+            t.id,
+            clean(&t.plan_path),
+            t.started_at
+        );
+        if self.undo.already > 0 {
+            s.push_str(&format!(
+                "\n  ({} undone by an earlier rollback of this run; not done again)",
+                plural(self.undo.already, "step")
+            ));
+        }
+        for u in self.undo.undos.iter().rev() {
+            let what = match &u.inverse {
+                Inverse::Nothing { .. } => continue,
+                Inverse::Irreversible { why } => {
+                    format!("CANNOT UNDO {}: {why}", u.forward.describe())
+                }
+                Inverse::Op { op } => u
+                    .op(&t.id, &self.undo.renamed)
+                    .and_then(Result::ok)
+                    .map_or_else(|| op.describe(), |o| o.describe()),
+            };
+            s.push_str(&format!("\n  {} {what}", u.label()));
+        }
+        for d in &self.undo.drift {
+            s.push_str(&format!("\n  REFUSED (drift) {d}"));
+        }
+        for w in &self.undo.waiting {
+            s.push_str(&format!("\n  NOT YET {w}"));
+        }
+        if self.undo.undos.is_empty() && self.undo.drift.is_empty() && self.undo.waiting.is_empty()
+        {
+            s.push_str("\n  nothing to undo");
+        }
+        s
+    }
+}
+
+impl Session {
+    /// The run `target` names, if it can be rolled back (or, with
+    /// `accept`, accepted).
+    pub fn rollback_target(
+        &self,
+        target: &Target,
+        accept: bool,
+    ) -> Result<RunRecord, SessionError> {
+        let h = &self.history;
+        let record = match target {
+            Target::Run(id) => {
+                let id = crate::state::parse_run_id(id)?;
+                self.store.read_run(&id)?
+            }
+            Target::Last => {
+                if let Some((id, why)) = h.damaged.first() {
+                    return Err(Refusal::new(
+                        "state::damaged-record",
+                        format!("the record of run {id} cannot be read ({why}), so the newest run is not known"),
+                        "name the run to roll back with `--run ID` (`pare history` lists them), or move the damaged run's folder aside",
+                    )
+                    .into());
+                }
+                match h.runs.iter().find(|r| {
+                    r.kind == RunKind::Apply
+                        && r.status != RunStatus::RolledBack
+                        && !h.is_resolved(&r.id)
+                }) {
+                    Some(r) => r.clone(),
+                    None => {
+                        return Err(Refusal::new(
+                            "rollback::nothing",
+                            "no apply run is left to roll back",
+                            "`pare history` lists the runs",
+                        )
+                        .into());
+                    }
+                }
+            }
+        };
+        let accepting_a_rollback = accept && record.kind == RunKind::Rollback;
+        if record.kind != RunKind::Apply && !accepting_a_rollback {
+            return Err(Refusal::new(
+                "rollback::not-an-apply",
+                format!(
+                    "run {} is a {} run; only apply runs are rolled back",
+                    record.id,
+                    record.kind.as_str()
+                ),
+                "to redo what a rollback undid, apply the plan again",
+            )
+            .into());
+        }
+        if record.status == RunStatus::RolledBack || h.is_resolved(&record.id) {
+            return Err(Refusal::new(
+                "rollback::already",
+                format!("run {} is already rolled back (or accepted)", record.id),
+                "`pare show RUN` shows what happened",
+            )
+            .into());
+        }
+        Ok(record)
+    }
+
+    /// Records that `target`'s changes are kept as they stand.
+    pub fn accept(&mut self, target: &RunRecord) -> Result<RunOutcome, SessionError> {
+        let open = matches!(
+            target.status,
+            RunStatus::Running
+                | RunStatus::Interrupted
+                | RunStatus::RollbackIncomplete
+                | RunStatus::Incomplete
+                | RunStatus::Failed
+                | RunStatus::Cancelled
+        );
+        if !open {
+            return Err(Refusal::new(
+                "rollback::not-interrupted",
+                format!(
+                    "run {} is {}, not interrupted",
+                    target.id,
+                    target.status.as_str()
+                ),
+                "--accept is for interrupted, cancelled or unfinished runs",
+            )
+            .into());
+        }
+        let id = self.store.new_run_id()?.to_string();
+        let mut record = self.new_record(&id, RunKind::Accept);
+        record.resolves = Some(target.id.clone());
+        record.provider = target.provider.clone();
+        record.provider_spec = target.provider_spec.clone();
+        record.plan_path = target.plan_path.clone();
+        record.plan_sha256 = target.plan_sha256.clone();
+        record.plan_name = target.plan_name.clone();
+        record.git_commit = target.git_commit.clone();
+        record.lineage = target.lineage.clone();
+        drop(self.store.create_run(&record)?);
+        record.status = RunStatus::Completed;
+        record.finished_at = Some(crate::clock::rfc3339(crate::clock::now()));
+        self.store.save_run(&record)?;
+        self.history.runs.insert(0, record.clone());
+        Ok(RunOutcome {
+            record,
+            ending: Ending::Done,
+        })
+    }
+
+    /// Plans the rollback of `target`: opens its provider, reads its
+    /// journal and those of its earlier rollbacks, and runs the planner.
+    pub fn prepare_rollback(&self, target: RunRecord) -> Result<RollbackPlan, SessionError> {
+        let Some(spec) = &target.provider_spec else {
+            return Err(Refusal::new(
+                "rollback::no-provider",
+                format!("run {} does not record its provider", target.id),
+                "roll it back by hand from `pare show`",
+            )
+            .into());
+        };
+        let (provider, warning) = super::open_provider(
+            spec,
+            std::path::Path::new(&target.plan_path),
+            &self.store,
+            &self.settings,
+        )?;
+        let provider: Arc<dyn Provider> = Arc::from(provider);
+        let mut journals = vec![(
+            target.id.clone(),
+            self.store
+                .journal(&crate::state::parse_run_id(&target.id)?)?,
+        )];
+        let mut renamed = target.renamed.clone();
+        for earlier in self.history.rollbacks_of(&target.id) {
+            renamed.extend(earlier.renamed.clone());
+            let id = crate::state::parse_run_id(&earlier.id)?;
+            journals.push((earlier.id.clone(), self.store.journal(&id)?));
+        }
+        let undo = super::runtime()
+            .block_on(plan_undos(&target, &journals, &renamed, provider.as_ref()))
+            .map_err(|e| {
+                Refusal::new(
+                    "rollback::cannot-plan",
+                    format!("cannot plan the rollback of run {}: {e}", target.id),
+                    "check the provider (credentials, endpoint), then roll back again",
+                )
+            })?;
+        Ok(RollbackPlan {
+            target,
+            undo,
+            provider,
+            warnings: warning.into_iter().collect(),
+        })
+    }
+
+    /// Runs a planned rollback as a new run, recorded with what it undid,
+    /// what failed and what is left.
+    pub fn rollback(
+        &mut self,
+        plan: RollbackPlan,
+        out: EventsOut,
+    ) -> Result<RunOutcome, SessionError> {
+        let RollbackPlan {
+            target,
+            undo,
+            provider,
+            ..
+        } = plan;
+        let id = self.store.new_run_id()?.to_string();
+        let mut record = self.new_record(&id, RunKind::Rollback);
+        record.resolves = Some(target.id.clone());
+        record.provider = target.provider.clone();
+        record.provider_spec = target.provider_spec.clone();
+        record.plan_path = target.plan_path.clone();
+        record.plan_sha256 = target.plan_sha256.clone();
+        record.plan_name = target.plan_name.clone();
+        record.git_commit = target.git_commit.clone();
+        record.lineage = target.lineage.clone();
+        let log = self.store.create_run(&record)?;
+        let journal = Arc::new(Journal::new(
+            self.store.journal_name(&crate::state::parse_run_id(&id)?),
+            log,
+            0,
+        ));
+        let events = out.events(&id);
+        let to_undo = undo.reversible_count();
+        events.steps(to_undo);
+        events.run_start("rollback", to_undo);
+        events.rollback_start(to_undo);
+        let mut engine_settings = self.settings.engine(&id);
+        engine_settings.parallelism = 1;
+        let rb = super::runtime().block_on(engine::rollback(
+            &undo.undos,
+            &target.id,
+            Arc::clone(&provider),
+            journal,
+            &events,
+            &engine_settings,
+            undo.renamed.clone(),
+        ));
+        let summary = record_rollback(&undo, &rb, &target.id);
+        record.renamed = rb.renamed.clone();
+        record.undone = summary.undone;
+        record.completed = summary.completed;
+        record.failed = summary.failed;
+        record.left = summary.left;
+        record.steps_done = rb.undone.len();
+        let ending = if summary.finished {
+            record.status = RunStatus::Completed;
+            Ending::Done
+        } else {
+            record.status = RunStatus::Incomplete;
+            Ending::Unfinished
+        };
+        self.finish(provider.as_ref(), &mut record, &events)?;
+        Ok(RunOutcome { record, ending })
+    }
+}

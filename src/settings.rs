@@ -1,0 +1,113 @@
+//! Settings, resolved in one place: command-line flags over `pare.toml`
+//! over the environment over defaults (as ripgrep turns its low-level
+//! arguments into high-level settings). Nothing below this module knows
+//! where a value came from, and nothing here knows clap.
+
+use crate::config::{Config, ConfigError};
+use std::path::{Path, PathBuf};
+
+/// What the command line says, before anything is resolved.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// `--config FILE`.
+    pub config: Option<PathBuf>,
+    /// `--state-dir DIR`.
+    pub state_dir: Option<PathBuf>,
+    /// `--parallelism N` (apply).
+    pub parallelism: Option<usize>,
+    /// `--log-format json`: events as JSON lines.
+    pub json_events: bool,
+    /// `-q`.
+    pub quiet: bool,
+}
+
+/// Everything a command needs to know about how to run.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// `pare.toml` with the overrides applied: what the planner and the
+    /// engine read.
+    pub config: Config,
+    /// Events as JSON lines on stderr.
+    pub json_events: bool,
+    pub quiet: bool,
+}
+
+impl Settings {
+    /// Resolves `overrides` over `pare.toml` (from `--config`, else in
+    /// `cwd`) over the environment (`PARE_STATE_DIR`) over the defaults.
+    pub fn resolve(
+        overrides: &Overrides,
+        cwd: &Path,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Settings, ConfigError> {
+        let mut config = Config::load(overrides.config.as_deref(), cwd)?;
+        if !config.state_dir_set
+            && let Some(dir) = env("PARE_STATE_DIR").filter(|d| !d.is_empty())
+        {
+            config.state_dir = PathBuf::from(dir);
+        }
+        if let Some(dir) = &overrides.state_dir {
+            config.state_dir = dir.clone();
+        }
+        if let Some(n) = overrides.parallelism {
+            config.parallelism = n.max(1);
+        }
+        Ok(Settings {
+            config,
+            json_events: overrides.json_events,
+            quiet: overrides.quiet,
+        })
+    }
+
+    /// The process's own environment, as [`Settings::resolve`] takes it.
+    pub fn env(key: &str) -> Option<String> {
+        std::env::var(key).ok()
+    }
+
+    /// How providers talk to the cloud.
+    pub fn connection(&self) -> crate::provider::Connection {
+        crate::provider::Connection {
+            attempts: self.config.attempts,
+        }
+    }
+
+    /// How the engine runs a run with id `run`.
+    pub fn engine(&self, run: &str) -> crate::engine::Settings {
+        crate::engine::Settings {
+            parallelism: self.config.parallelism.max(1),
+            attempts: self.config.attempts,
+            backoff: self.config.retry_backoff,
+            run: run.to_string(),
+            batch: self.config.batch_size,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_win_over_the_file_which_wins_over_the_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let env = |k: &str| (k == "PARE_STATE_DIR").then(|| "from-env".to_string());
+        let s = Settings::resolve(&Overrides::default(), dir.path(), &env).unwrap();
+        assert_eq!(s.config.state_dir, PathBuf::from("from-env"));
+        std::fs::write(
+            dir.path().join("pare.toml"),
+            "[state]\ndir = \"from-file\"\n[apply]\nparallelism = 3\n",
+        )
+        .unwrap();
+        let s = Settings::resolve(&Overrides::default(), dir.path(), &env).unwrap();
+        assert_eq!(s.config.state_dir, PathBuf::from("from-file"));
+        assert_eq!(s.config.parallelism, 3);
+        let flags = Overrides {
+            state_dir: Some("from-flag".into()),
+            parallelism: Some(7),
+            ..Overrides::default()
+        };
+        let s = Settings::resolve(&flags, dir.path(), &env).unwrap();
+        assert_eq!(s.config.state_dir, PathBuf::from("from-flag"));
+        assert_eq!(s.engine("r").parallelism, 7);
+    }
+}
