@@ -265,3 +265,290 @@ fn rollback_starts_consecutive_instances_in_one_call() {
             .all(|i| i.state == InstanceState::Running)
     );
 }
+
+/// An account that can panic on an instance, cancel the run on its first
+/// call, and counts its calls (for the scheduler's failure and cancel paths).
+struct Scripted {
+    account: Mutex<Inventory>,
+    panic_on: BTreeSet<String>,
+    fail_on: BTreeSet<String>,
+    cancel_on_first: Option<Cancel>,
+    calls: Mutex<Vec<Vec<String>>>,
+}
+
+#[async_trait::async_trait]
+impl Provider for Scripted {
+    fn name(&self) -> &'static str {
+        "sandbox"
+    }
+    async fn describe(&self, q: &Query) -> Result<Inventory, ProviderError> {
+        Ok(self.account.lock().unwrap().subset(q))
+    }
+    async fn perform(&self, op: &Op) -> Result<Outcome, ProviderError> {
+        let mut b = self.perform_batch(std::slice::from_ref(op)).await;
+        b.results.pop().unwrap()
+    }
+    async fn perform_batch(&self, ops: &[Op]) -> Batch {
+        let named: Vec<String> = ops
+            .iter()
+            .flat_map(|o| o.touched(None))
+            .map(|r| r.id().to_string())
+            .collect();
+        let first = {
+            let mut calls = self.calls.lock().unwrap();
+            calls.push(named.clone());
+            calls.len() == 1
+        };
+        if first && let Some(c) = &self.cancel_on_first {
+            c.set();
+        }
+        assert!(
+            !named.iter().any(|i| self.panic_on.contains(i)),
+            "a bug in a provider"
+        );
+        let mut account = self.account.lock().unwrap();
+        Batch::one_by_one(
+            ops.iter()
+                .map(|op| {
+                    if op
+                        .touched(None)
+                        .iter()
+                        .any(|r| self.fail_on.contains(r.id()))
+                    {
+                        return Err(ProviderError::from(CloudError::new("InternalError", "no")));
+                    }
+                    account.apply(op).map_err(ProviderError::from)
+                })
+                .collect(),
+        )
+    }
+    fn estimate(&self, _: &Op) -> Duration {
+        Duration::from_secs(1)
+    }
+}
+
+fn scripted(n: usize) -> Scripted {
+    Scripted {
+        account: Mutex::new(account(n)),
+        panic_on: BTreeSet::new(),
+        fail_on: BTreeSet::new(),
+        cancel_on_first: None,
+        calls: Mutex::new(Vec::new()),
+    }
+}
+
+/// A rightsize chain on instance `k`: stop, set the type, start.
+fn rightsize_item(k: usize, urgency: u64) -> Item {
+    let id = format!("i-{k:08x}");
+    let i = || Ref::id(&id);
+    Item {
+        rec: format!("rs-{k}"),
+        resource: Some(ResourceId::Instance(id.clone())),
+        steps: vec![
+            Step::new(
+                Op::StopInstance {
+                    instance: i(),
+                    hibernate: false,
+                },
+                Op::StartInstance { instance: i() },
+            ),
+            Step::new(
+                Op::SetInstanceType {
+                    instance: i(),
+                    instance_type: "m5.xlarge".into(),
+                },
+                Op::SetInstanceType {
+                    instance: i(),
+                    instance_type: "m5.large".into(),
+                },
+            ),
+            Step::new(
+                Op::StartInstance { instance: i() },
+                Op::StopInstance {
+                    instance: i(),
+                    hibernate: false,
+                },
+            ),
+        ],
+        before: None,
+        after: None,
+        replaced_by_step: None,
+        deps: Vec::new(),
+        urgency: Duration::from_secs(urgency),
+        savings: 0.0,
+    }
+}
+
+fn run_with(
+    p: Arc<Scripted>,
+    items: Vec<Item>,
+    journal: Arc<Journal>,
+    s: &Settings,
+    cancel: Cancel,
+) -> ApplyReport {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(apply(
+        Arc::new(items),
+        p,
+        journal,
+        &Events::new("r-test", false, true),
+        s,
+        cancel,
+    ))
+}
+
+#[test]
+fn a_failure_skips_what_waits_for_it_and_the_rest_finishes() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut p = scripted(4);
+    p.fail_on.insert("i-00000000".into());
+    let mut items: Vec<Item> = (0..4).map(|k| rightsize_item(k, 3)).collect();
+    items[1].deps = vec![0];
+    items[2].deps = vec![1];
+    let report = run_with(
+        Arc::new(p),
+        items,
+        journal_at(&dir.path().join("j")),
+        &settings(),
+        Cancel::default(),
+    );
+    assert_eq!(report.failed.len(), 1);
+    assert_eq!(report.failed[0].0, 0);
+    let mut skipped: Vec<usize> = report.skipped.iter().map(|(i, _)| *i).collect();
+    skipped.sort();
+    assert_eq!(skipped, vec![1, 2], "{report:?}");
+    assert!(
+        report
+            .skipped
+            .iter()
+            .all(|(_, why)| why == "upstream failed: rs-0")
+    );
+    assert_eq!(report.completed, vec![3]);
+    assert_eq!(report.steps_done, 3, "the independent chain's three steps");
+}
+
+#[test]
+fn a_panicking_task_fails_its_steps_and_skips_what_waits() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut p = scripted(3);
+    p.panic_on.insert("i-00000000".into());
+    let mut items = stop_items(3);
+    items[1].deps = vec![0];
+    let mut s = settings();
+    s.batch = 1;
+    let path = dir.path().join("j");
+    let report = run_with(Arc::new(p), items, journal_at(&path), &s, Cancel::default());
+    assert_eq!(report.failed.len(), 1, "{report:?}");
+    assert_eq!(report.failed[0].0, 0);
+    assert!(report.failed[0].1.contains("internal error"), "{report:?}");
+    assert_eq!(
+        report.skipped.iter().map(|(i, _)| *i).collect::<Vec<_>>(),
+        vec![1]
+    );
+    assert_eq!(report.completed, vec![2]);
+    let records = read_journal(&path);
+    assert!(records.iter().any(|r| matches!(r,
+        Record::RecDone { rec, ok: false, error: Some(e), .. } if rec == "stop-0" && e.contains("internal error"))));
+}
+
+#[test]
+fn cancel_lets_started_chains_finish_and_starts_nothing_new() {
+    let dir = tempfile::tempdir().unwrap();
+    let cancel = Cancel::default();
+    let mut p = scripted(3);
+    p.cancel_on_first = Some(cancel.clone());
+    // rs-0 is the most urgent and starts first; Ctrl-C comes with its first call.
+    let mut items = vec![
+        rightsize_item(0, 9),
+        rightsize_item(1, 3),
+        rightsize_item(2, 3),
+    ];
+    items[2].deps = vec![0];
+    let mut s = settings();
+    s.parallelism = 1;
+    // One step a call: batching would start rs-1's stop in rs-0's call.
+    s.batch = 1;
+    let p = Arc::new(p);
+    let report = run_with(
+        Arc::clone(&p),
+        items,
+        journal_at(&dir.path().join("j")),
+        &s,
+        cancel,
+    );
+    assert!(report.cancelled);
+    assert_eq!(
+        report.completed,
+        vec![0],
+        "the started chain finished: {report:?}"
+    );
+    assert_eq!(report.steps_done, 3);
+    let mut skipped: Vec<(usize, String)> = report.skipped.clone();
+    skipped.sort();
+    assert_eq!(
+        skipped,
+        vec![(1, "cancelled".into()), (2, "cancelled".into())]
+    );
+    let calls = p.calls.lock().unwrap();
+    assert_eq!(calls.len(), 3);
+    assert!(
+        calls.iter().all(|c| c == &vec!["i-00000000".to_string()]),
+        "{calls:?}"
+    );
+    let acct = p.account.lock().unwrap();
+    assert_eq!(acct.instances["i-00000000"].instance_type, "m5.xlarge");
+    assert_eq!(acct.instances["i-00000000"].state, InstanceState::Running);
+}
+
+#[test]
+fn a_journal_that_cannot_be_written_stops_all_new_work() {
+    /// A log that breaks after `ok` writes.
+    struct Breaking {
+        ok: usize,
+    }
+    impl crate::durable::AppendLog for Breaking {
+        fn write(&mut self, _: &[u8]) -> std::io::Result<()> {
+            if self.ok == 0 {
+                return Err(std::io::Error::other("No space left on device"));
+            }
+            self.ok -= 1;
+            Ok(())
+        }
+        fn sync(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let p = Arc::new(scripted(4));
+    // Intent, outcome, intent: the third record is the last that is written.
+    let journal = Arc::new(Journal::new("j".into(), Box::new(Breaking { ok: 3 }), 0));
+    let mut s = settings();
+    s.parallelism = 1;
+    s.batch = 1;
+    let items: Vec<Item> = (0..4).map(|k| rightsize_item(k, 9 - k as u64)).collect();
+    let report = run_with(Arc::clone(&p), items, journal, &s, Cancel::default());
+    let e = report
+        .journal
+        .as_ref()
+        .expect("the journal error is reported");
+    assert!(e.to_string().contains("No space left on device"), "{e}");
+    // Two steps had their intents written and were called; the second's
+    // outcome could not be written, and nothing more was started.
+    assert_eq!(p.calls.lock().unwrap().len(), 2, "{report:?}");
+    assert!(report.completed.is_empty());
+    assert_eq!(report.failed.len(), 1, "{report:?}");
+    assert!(
+        report.failed[0].1.contains("journal could not be written"),
+        "{report:?}"
+    );
+    assert_eq!(report.skipped.len(), 3, "{report:?}");
+    assert!(
+        report
+            .skipped
+            .iter()
+            .all(|(_, why)| why.contains("journal could not be written"))
+    );
+}

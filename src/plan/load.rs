@@ -25,15 +25,14 @@ pub struct LoadedPlan {
 /// Why a plan could not be loaded.
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum LoadError {
-    #[error("cannot read plan file {path}: {source}")]
+    #[error("cannot read plan file {path}: {error}")]
     #[diagnostic(
         code(plan::unreadable),
-        help("check the path; plan files are given relative to the working directory")
+        help(
+            "check the path; plan files are given relative to the working directory, and are regular files of at most 32 MiB"
+        )
     )]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, error: String },
     #[error("{} in {}", count_errors(.0.len()), .0.first().map_or("", |d| d.file.name.as_str()))]
     Invalid(Vec<Diagnostic>),
 }
@@ -57,20 +56,12 @@ pub fn load(path: &Path) -> Result<LoadedPlan, LoadError> {
 /// Reads `path` and checks it, returning what could be read together with
 /// every problem found, so callers can add their own checks of the rest.
 pub fn check(path: &Path) -> Result<(Option<LoadedPlan>, Vec<Diagnostic>), LoadError> {
-    let bytes = std::fs::read(path).map_err(|source| LoadError::Io {
-        path: path.to_owned(),
-        source,
-    })?;
-    let text = String::from_utf8(bytes).map_err(|e| LoadError::Io {
-        path: path.to_owned(),
-        source: std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            format!(
-                "not UTF-8 text (invalid byte at offset {})",
-                e.utf8_error().valid_up_to()
-            ),
-        ),
-    })?;
+    let text = crate::durable::read_text(path, crate::durable::PLAN_LIMIT, "a plan file").map_err(
+        |e| LoadError::Io {
+            path: path.to_owned(),
+            error: e.to_string(),
+        },
+    )?;
     Ok(check_str(path, &path.display().to_string(), text))
 }
 
@@ -96,14 +87,22 @@ pub fn check_str(path: &Path, name: &str, text: String) -> (Option<LoadedPlan>, 
         Err(err) => {
             let offset = source.offset(err.pos.line, err.pos.column);
             let len = usize::from(offset < source.text.len());
+            let several = err.message.contains("multiple YAML documents");
+            let message = if several {
+                "a plan file holds one YAML document; this one starts a second (`---`)".to_string()
+            } else {
+                format!("invalid YAML: {}", err.message)
+            };
             let d = Diagnostic::new(
                 "plan::yaml-syntax",
                 &source,
                 Span::new(offset, len),
-                format!("invalid YAML: {}", err.message),
-                "here",
+                message,
+                if several { "second document" } else { "here" },
             )
-            .with_help(if err.message.contains("budget") || err.message.contains("recursion") {
+            .with_help(if several {
+                "put each plan in a file of its own, or remove the `---` line"
+            } else if err.message.contains("budget") || err.message.contains("recursion") {
                 "the document exceeds pare's safety limits on size, nesting and alias expansion; plans never need that much"
             } else {
                 "fix the YAML syntax; check indentation, brackets and quotes around this point"
@@ -618,7 +617,24 @@ impl Loader {
                 "the sandbox provider",
                 "name the seed account file: `seed: account.yaml` (relative to the plan file)",
             )
-            .and_then(|s| self.string(s, "seed"));
+            .and_then(|s| {
+                let seed = self.string(s, "seed")?;
+                // A plan may name a seed only in its own folder or below, so
+                // a plan from someone else cannot make pare read any file.
+                if !crate::provider::sandbox::lexically_inside(&seed) {
+                    self.error(
+                        "plan::seed-path",
+                        span(s.pos),
+                        format!("the seed `{seed}` is outside the plan's folder"),
+                        "outside the plan's folder",
+                    )
+                    .help = Some(
+                        "name a file in the plan's folder or below, relative to the plan (no absolute path, no `..`): copy the account file next to the plan".into(),
+                    );
+                    return None;
+                }
+                Some(seed)
+            });
         self.finish(f, "plan::unknown-field", "the sandbox provider", &[]);
         Some(SandboxProvider { seed: seed? })
     }

@@ -2,16 +2,71 @@
 //! tables, blocked items called out, and each change's diff folded away.
 
 use super::{diff, duration, money, savings_text};
-use crate::config::Risk;
 use crate::executor::Savings;
 use crate::planner::{Planned, Status};
+use crate::vocabulary::Risk;
+use crate::vocabulary::words::clean;
 use std::fmt::Write;
+
+/// Text from outside pare (names, reasons, errors) in markdown: control
+/// characters escaped, and nothing that could open HTML or break a table.
+fn md(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in clean(s).chars() {
+        match c {
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '&' => out.push_str("&amp;"),
+            '|' => out.push_str("\\|"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A name from outside pare in markdown, where nothing may be markup.
+fn md_name(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in md(s).chars() {
+        match c {
+            '`' | '*' | '_' | '[' | ']' | '#' | '~' => {
+                out.push('\\');
+                out.push(c);
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// `s` as inline code: a code span when that is safe, else HTML `<code>`.
+fn md_code(s: &str) -> String {
+    let s = clean(s);
+    if s.contains(['`', '|', '<', '>', '&']) {
+        let escaped = s
+            .replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+            .replace('|', "&#124;")
+            .replace('`', "&#96;");
+        format!("<code>{escaped}</code>")
+    } else {
+        format!("`{s}`")
+    }
+}
+
+/// A fence that the text inside cannot close: longer than any run of
+/// backticks in it.
+fn fence(text: &str) -> String {
+    let longest = text.split(|c| c != '`').map(str::len).max().unwrap_or(0);
+    "`".repeat(longest.max(2) + 1)
+}
 
 pub fn render(p: &Planned) -> String {
     let s = &p.summary;
     let mut out = String::new();
     let title = p.name.as_deref().unwrap_or("unnamed plan");
-    let _ = writeln!(out, "### pare plan: `{title}`\n");
+    let _ = writeln!(out, "### pare plan: {}\n", md_code(title));
     let unknown = super::unknown_savings(s);
     let _ = writeln!(
         out,
@@ -26,8 +81,8 @@ pub fn render(p: &Planned) -> String {
     );
     let _ = writeln!(
         out,
-        "`{}` · sha256 `{}` · provider `{}` · {}\n",
-        p.plan_path,
+        "{} · sha256 `{}` · provider `{}` · {}\n",
+        md_code(&p.plan_path),
         &p.plan_sha256[..12],
         p.provider,
         p.catalog
@@ -41,7 +96,7 @@ pub fn render(p: &Planned) -> String {
         );
         for r in p.recs.iter().filter(|r| r.status == Status::Blocked) {
             for (why, help) in &r.blocked_by {
-                let _ = writeln!(out, "> - `{}`: {why}. {help}", r.id);
+                let _ = writeln!(out, "> - `{}`: {}. {}", r.id, md(why), md(help));
             }
         }
         out.push('\n');
@@ -66,8 +121,8 @@ pub fn render(p: &Planned) -> String {
             Status::Blocked => "⛔",
         };
         let res = match &r.name {
-            Some(n) => format!("`{}` ({n})", r.resource),
-            None => format!("`{}`", r.resource),
+            Some(n) => format!("{} ({})", md_code(&r.resource), md_name(n)),
+            None => md_code(&r.resource),
         };
         let risk = r.risk.map_or("–".to_string(), |x| x.as_str().to_string());
         let savings = match (&r.savings, r.status) {
@@ -105,25 +160,23 @@ pub fn render(p: &Planned) -> String {
             "<details><summary><code>{}</code> {} <code>{}</code>: {} risk, {}</summary>\n",
             r.id,
             r.action,
-            r.resource,
+            md(&r.resource),
             r.risk.map_or("?", |x| x.as_str()),
-            savings_text(&r.savings, r.savings_source)
+            md(&savings_text(&r.savings, r.savings_source))
         );
         for reason in &r.risk_reasons {
-            let _ = writeln!(out, "- {reason}");
+            let _ = writeln!(out, "- {}", md(reason));
         }
-        let _ = writeln!(
-            out,
-            "\n```diff\n{}```\n",
-            diff(r.before.as_ref(), r.after.as_ref())
-        );
+        let d = diff(r.before.as_ref(), r.after.as_ref());
+        let f = fence(&d);
+        let _ = writeln!(out, "\n{f}diff\n{d}{f}\n");
         for (k, st) in r.steps.iter().enumerate() {
             let _ = writeln!(
                 out,
                 "{}. {} — undo: {}",
                 k + 1,
-                st.op.describe(),
-                st.inverse.describe()
+                md(&st.op.describe()),
+                md(&st.inverse.describe())
             );
         }
         let _ = writeln!(out, "\n</details>\n");

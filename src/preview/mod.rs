@@ -11,7 +11,8 @@ pub use markdown::render as markdown;
 pub use text::render as text;
 
 use crate::executor::Savings;
-use crate::planner::Attributes;
+use crate::vocabulary::Attributes;
+use crate::vocabulary::words::clean;
 use serde_json::Value;
 use std::time::Duration;
 
@@ -22,14 +23,15 @@ pub fn attribute_lines(attrs: Option<&Attributes>) -> String {
     };
     let mut out = String::new();
     for (k, v) in attrs {
+        let k = clean(k);
         match v {
             Value::Object(map) if map.is_empty() => out.push_str(&format!("{k}: {{}}\n")),
             Value::Object(map) => {
                 for (kk, vv) in map {
-                    out.push_str(&format!("{k}.{kk}: {}\n", scalar(vv)));
+                    out.push_str(&format!("{k}.{}: {}\n", clean(kk), clean(&scalar(vv))));
                 }
             }
-            other => out.push_str(&format!("{k}: {}\n", scalar(other))),
+            other => out.push_str(&format!("{k}: {}\n", clean(&scalar(other)))),
         }
     }
     out
@@ -65,9 +67,11 @@ pub use crate::vocabulary::words::money;
 
 pub fn savings_text(s: &Savings, source: &str) -> String {
     match s {
-        Savings::Usd(x) if *x < 0.0 => format!("costs {}/month more ({source})", money(-x)),
-        Savings::Usd(x) => format!("saves {}/month ({source})", money(*x)),
-        Savings::Unknown(why) => format!("savings unknown ({why})"),
+        Savings::Usd(x) => format!(
+            "{} ({source})",
+            crate::vocabulary::words::monthly_savings(*x)
+        ),
+        Savings::Unknown(why) => format!("savings unknown ({})", clean(why)),
     }
 }
 

@@ -1,8 +1,9 @@
 //! The preview a person reads at a terminal or in a CI log.
 
 use super::{diff, duration, money, savings_text};
-use crate::config::Risk;
 use crate::planner::{Planned, PlannedRec, Status};
+use crate::vocabulary::Risk;
+use crate::vocabulary::words::clean;
 use std::fmt::Write;
 
 struct Paint {
@@ -46,8 +47,8 @@ pub use crate::vocabulary::words::plural;
 
 fn resource_label(r: &PlannedRec) -> String {
     match &r.name {
-        Some(n) => format!("{} {} ({n})", r.resource_kind, r.resource),
-        None => format!("{} {}", r.resource_kind, r.resource),
+        Some(n) => format!("{} {} ({})", r.resource_kind, clean(&r.resource), clean(n)),
+        None => format!("{} {}", r.resource_kind, clean(&r.resource)),
     }
 }
 
@@ -55,12 +56,12 @@ fn resource_label(r: &PlannedRec) -> String {
 pub fn render(p: &Planned, color: bool) -> String {
     let paint = Paint { on: color };
     let mut out = String::new();
-    let title = p.name.as_deref().unwrap_or("(unnamed plan)");
+    let title = clean(p.name.as_deref().unwrap_or("(unnamed plan)"));
     let _ = writeln!(out, "{} {title}", paint.bold("pare plan:"));
     let _ = writeln!(
         out,
         "  file: {} (sha256 {})",
-        p.plan_path,
+        clean(&p.plan_path),
         &p.plan_sha256[..12]
     );
     let _ = writeln!(out, "  provider: {} · prices: {}", p.provider, p.catalog);
@@ -78,7 +79,7 @@ pub fn render(p: &Planned, color: bool) -> String {
                     r.action,
                     paint.dim(&format!(
                         "no change: {}",
-                        r.note.as_deref().unwrap_or("already done")
+                        clean(r.note.as_deref().unwrap_or("already done"))
                     ))
                 );
                 out.push('\n');
@@ -96,8 +97,8 @@ pub fn render(p: &Planned, color: bool) -> String {
                     let _ = writeln!(out, "    risk: {}", paint.risk(risk));
                 }
                 for (why, help) in &r.blocked_by {
-                    let _ = writeln!(out, "    {} {why}", paint.wrap("1;31", "BLOCKED:"));
-                    let _ = writeln!(out, "      → {help}");
+                    let _ = writeln!(out, "    {} {}", paint.wrap("1;31", "BLOCKED:"), clean(why));
+                    let _ = writeln!(out, "      → {}", clean(help));
                 }
                 out.push('\n');
             }
@@ -145,13 +146,13 @@ fn render_change(out: &mut String, r: &PlannedRec, paint: &Paint) {
         duration(r.duration)
     );
     for reason in &r.risk_reasons {
-        let _ = writeln!(out, "      - {reason}");
+        let _ = writeln!(out, "      - {}", clean(reason));
     }
     let mut waits: Vec<String> = r.depends_on.clone();
     waits.extend(
         r.implicit_after
             .iter()
-            .map(|(id, why)| format!("{id} ({why})")),
+            .map(|(id, why)| format!("{id} ({})", clean(why))),
     );
     if !waits.is_empty() {
         let _ = writeln!(out, "    after: {}", waits.join(", "));
@@ -180,9 +181,9 @@ fn render_summary(out: &mut String, p: &Planned, paint: &Paint) {
     let s = &p.summary;
     let _ = writeln!(
         out,
-        "{} {} recommendations: {} to change, {} no change, {} blocked",
+        "{} {}: {} to change, {} no change, {} blocked",
         paint.bold("Summary:"),
-        s.recommendations,
+        plural(s.recommendations, "recommendation"),
         s.changes,
         s.no_change,
         s.blocked
@@ -244,7 +245,7 @@ fn render_summary(out: &mut String, p: &Planned, paint: &Paint) {
         );
         for r in p.recs.iter().filter(|r| r.status == Status::Blocked) {
             let why: Vec<&str> = r.blocked_by.iter().map(|(w, _)| w.as_str()).collect();
-            let _ = writeln!(out, "    - {}: {}", r.id, why.join("; "));
+            let _ = writeln!(out, "    - {}: {}", r.id, clean(&why.join("; ")));
         }
     }
 }

@@ -1091,6 +1091,33 @@ mod tests {
     }
 
     #[test]
+    fn a_volume_is_modified_at_most_once_every_six_hours() {
+        let mut inv = inv();
+        let t0 = crate::clock::parse_rfc3339("2026-11-27T12:00:00Z").unwrap();
+        let retype = |t: &str| Op::ModifyVolume {
+            volume: Ref::id("vol-0a1b2c3d"),
+            volume_type: t.into(),
+            iops: None,
+            throughput_mbps: None,
+        };
+        inv.apply_at(&retype("gp3"), t0).unwrap();
+        let soon = t0 + std::time::Duration::from_secs(5 * 3600 + 3599);
+        let err = inv.apply_at(&retype("gp2"), soon).unwrap_err();
+        assert_eq!(err.code, "VolumeModificationRateExceeded");
+        assert!(err.message.contains("Wait at least 6 hours"), "{err}");
+        assert_eq!(
+            inv.volumes["vol-0a1b2c3d"].volume_type, "gp3",
+            "nothing changed"
+        );
+        let later = t0 + crate::clock::VOLUME_COOL_DOWN;
+        inv.apply_at(&retype("gp2"), later).unwrap();
+        assert_eq!(
+            inv.volume_modified_at["vol-0a1b2c3d"],
+            "2026-11-27T18:00:00Z"
+        );
+    }
+
+    #[test]
     fn ids_are_deterministic() {
         let mut a = inv();
         let mut b = inv();

@@ -328,8 +328,13 @@ impl Op {
         }
     }
 
-    /// One line for people: "stop i-0a1b… (hibernate)".
+    /// One line for people: "stop i-0a1b… (hibernate)". Ids and types that
+    /// came from the cloud are shown escaped if they hold control characters.
     pub fn describe(&self) -> String {
+        super::words::clean(&self.words()).into_owned()
+    }
+
+    fn words(&self) -> String {
         match self {
             Op::StopInstance {
                 instance,

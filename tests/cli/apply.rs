@@ -1,6 +1,10 @@
 //! `pare apply` and `pare rollback` end to end on the sandbox: every action,
 //! faults, crashes at many points, the lock, stale saved plans.
 
+use super::harness::{
+    REVERSIBLE_PLAN, account_in, assert_restored, at, copy_dir, history_in, output,
+    quickstart_account, renamed, wait_for,
+};
 use super::{pare, root};
 use pare::provider::Inventory;
 use std::collections::BTreeMap;
@@ -14,121 +18,22 @@ fn setup(plan: &str, account: &str) -> tempfile::TempDir {
     dir
 }
 
-fn quickstart_account() -> String {
-    std::fs::read_to_string(root().join("examples/quickstart/account.yaml")).unwrap()
-}
-
 fn run(dir: &Path, args: &[&str]) -> (i32, String, String) {
-    run_at(dir, args, 0)
+    output(pare(dir).args(args))
 }
 
 /// `run`, with the clock `hours` ahead: AWS allows a volume's next
 /// modification six hours after the last, so undoing a retype waits.
 fn run_at(dir: &Path, args: &[&str], hours: u64) -> (i32, String, String) {
-    let mut cmd = pare(dir);
-    if hours > 0 {
-        let then = std::time::SystemTime::now() + std::time::Duration::from_secs(hours * 3600);
-        cmd.env("PARE_FAKE_NOW", pare::clock::rfc3339(then));
-    }
-    let out = cmd.args(args).output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    output(pare(dir).args(args).env("PARE_FAKE_NOW", at(hours)))
 }
 
-/// The sandbox account as it stands (after `pare sandbox reset` or a run's checkpoint).
 fn account(dir: &Path) -> Inventory {
-    let text = std::fs::read_to_string(dir.join(".pare/sandbox.yaml")).unwrap();
-    let mut inv = pare::provider::sandbox::parse_account("sandbox.yaml", &text).unwrap();
-    // Replay anything not yet folded in (a killed run leaves a log), each
-    // operation at the time it was made.
-    let log = match inv.log_generation {
-        0 => "sandbox.log".to_string(),
-        n => format!("sandbox.log.{n}"),
-    };
-    if let Ok(log) = std::fs::read_to_string(dir.join(".pare").join(log)) {
-        for line in log.lines() {
-            let v: serde_json::Value = serde_json::from_str(line).unwrap();
-            let op: pare::provider::Op = serde_json::from_value(v["op"].clone()).unwrap();
-            let at = v["at"]
-                .as_str()
-                .and_then(pare::clock::parse_rfc3339)
-                .unwrap_or_else(std::time::SystemTime::now);
-            inv.apply_at(&op, at).unwrap();
-        }
-    }
-    inv
+    account_in(dir)
 }
 
 fn last_run(dir: &Path) -> serde_json::Value {
-    let (_, out, _) = run(dir, &["history", "--format", "json"]);
-    let runs: serde_json::Value = serde_json::from_str(&out).unwrap();
-    runs[0].clone()
-}
-
-/// Every resource of `before` is back in `after`, except `lost` ones;
-/// recreated ones are found through `renamed` (old → new).
-fn assert_restored(
-    before: &Inventory,
-    after: &Inventory,
-    renamed: &BTreeMap<String, String>,
-    lost: &[&str],
-) {
-    let current = |id: &str| renamed.get(id).cloned().unwrap_or_else(|| id.to_string());
-    let back: BTreeMap<String, String> = renamed
-        .iter()
-        .map(|(o, n)| (n.clone(), o.clone()))
-        .collect();
-    let original = |id: String| back.get(&id).cloned().unwrap_or(id);
-    for (id, b) in &before.instances {
-        if lost.contains(&id.as_str()) {
-            continue;
-        }
-        let mut now = after
-            .instance(&current(id))
-            .unwrap_or_else(|| panic!("{id} is gone"))
-            .clone();
-        if now.id != *id {
-            now.image = b.image.clone(); // relaunched from its backup image
-        }
-        now.id = original(now.id);
-        assert_eq!(&now, b, "instance {id} not restored");
-    }
-    for (id, b) in &before.volumes {
-        if lost.contains(&id.as_str()) {
-            continue;
-        }
-        let mut now = after
-            .volume(&current(id))
-            .unwrap_or_else(|| panic!("{id} is gone"))
-            .clone();
-        now.id = original(now.id);
-        now.attached_to = now.attached_to.map(original);
-        assert_eq!(&now, b, "volume {id} not restored");
-    }
-    for (id, b) in &before.addresses {
-        if lost.contains(&id.as_str()) {
-            continue;
-        }
-        let mut now = after
-            .address(id)
-            .unwrap_or_else(|| panic!("{id} is gone"))
-            .clone();
-        now.instance = now.instance.map(original);
-        assert_eq!(&now, b, "address {id} not restored");
-    }
-    assert_eq!(after.auto_scaling_groups, before.auto_scaling_groups);
-    for (id, b) in &before.snapshots {
-        if !lost.contains(&id.as_str()) {
-            assert_eq!(after.snapshot(id), Some(b), "snapshot {id}");
-        }
-    }
-}
-
-fn renamed(run: &serde_json::Value) -> BTreeMap<String, String> {
-    serde_json::from_value(run["renamed"].clone()).unwrap_or_default()
+    history_in(dir).remove(0)
 }
 
 /// Compares the preview's after-state with the live resource (placeholders skipped).
@@ -255,21 +160,6 @@ fn every_action_applies_as_previewed_and_rolls_back() {
     let (code, _, err) = run_at(d, &["apply", "plan.yaml", "--auto-approve"], 14);
     assert_eq!(code, 0, "{err}");
 }
-
-const REVERSIBLE_PLAN: &str = "version: 1
-name: reversible
-provider: { sandbox: { seed: account.yaml } }
-approvals: [ { by: t@example.com, covers: [\"*\"] } ]
-recommendations:
-  - { id: gp3, action: storage, volume: vol-0a1b2c3d4e5f60001, to: gp3 }
-  - { id: size, action: rightsize, instance: i-0a1b2c3d4e5f60001, to: m5.large, depends_on: [gp3] }
-  - { id: sleep, action: hibernate, instance: i-0a1b2c3d4e5f60002 }
-  - { id: kill, action: terminate, instance: i-0a1b2c3d4e5f60003 }
-  - { id: spot, action: spot, instance: i-0a1b2c3d4e5f60004, max_price_usd_hour: 0.2 }
-  - { id: asg, action: autoscale, group: web-asg, desired: 2, min: 2 }
-  - { id: scratch, action: storage, volume: vol-0a1b2c3d4e5f60009, delete: true }
-  - { id: mon, action: config, fix: disable-detailed-monitoring, instance: i-0a1b2c3d4e5f60005, depends_on: [kill] }
-";
 
 #[test]
 fn a_permanent_failure_skips_dependents_and_rolls_back() {
@@ -457,19 +347,6 @@ fn killed_at_any_point_rollback_restores_everything() {
     }
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let target = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &target);
-        } else {
-            std::fs::copy(e.path(), target).unwrap();
-        }
-    }
-}
-
 #[test]
 fn two_concurrent_applies_one_runs() {
     let account_text = format!("{}faults:\n  latency_ms: 100\n", quickstart_account());
@@ -477,8 +354,7 @@ fn two_concurrent_applies_one_runs() {
     let d = dir.path();
     run(d, &["sandbox", "reset", "plan.yaml"]);
     let spawn = || {
-        std::process::Command::new(assert_cmd::cargo::cargo_bin("pare"))
-            .current_dir(d)
+        super::harness::process_in(d)
             .args(["apply", "plan.yaml", "--auto-approve", "-q"])
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::piped())
@@ -701,8 +577,7 @@ fn ctrl_c_lets_started_recommendations_finish_and_leaves_the_run_to_resolve() {
     let hooks = tempfile::tempdir().unwrap();
     // Pause after the first step of the run (the most urgent chain, `spot`,
     // has started), press Ctrl-C there, and let it go on.
-    let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("pare"))
-        .current_dir(d)
+    let child = super::harness::process_in(d)
         .args(["apply", "plan.yaml", "--auto-approve", "--parallelism", "1"])
         .env("PARE_TEST_PAUSE_AT", "after-group-1")
         .env("PARE_TEST_PAUSE_DIR", hooks.path())
@@ -778,19 +653,6 @@ fn ctrl_c_lets_started_recommendations_finish_and_leaves_the_run_to_resolve() {
         })
         .count();
     assert_eq!(spots, 0, "no orphaned spot instance");
-}
-
-/// Waits (polling, at most a minute) until `path` exists.
-fn wait_for(path: &Path) {
-    let started = std::time::Instant::now();
-    while !path.exists() {
-        assert!(
-            started.elapsed() < std::time::Duration::from_secs(60),
-            "{} never appeared",
-            path.display()
-        );
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    }
 }
 
 #[test]

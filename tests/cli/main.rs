@@ -3,7 +3,9 @@
 mod apply;
 #[cfg(feature = "aws")]
 mod aws;
+mod harness;
 mod plan;
+mod safety;
 mod schema;
 mod validate;
 
@@ -15,14 +17,9 @@ pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// `pare` with a pinned, colourless, quiet-logging environment, run from `dir`.
+/// `pare` with the harness's pinned, colourless environment, run from `dir`.
 pub fn pare(dir: &Path) -> Command {
-    let mut cmd = Command::cargo_bin("pare").expect("the pare binary is built");
-    cmd.current_dir(dir)
-        .env_remove("PARE_LOG")
-        .env("NO_COLOR", "1")
-        .env("COLUMNS", "100");
-    cmd
+    harness::pare_in(dir)
 }
 
 /// A temporary directory holding `files` (name → contents).

@@ -137,3 +137,53 @@ fn offerings_come_from_the_catalog_and_are_not_written_back() {
     let file = std::fs::read_to_string(state.join(FILE)).unwrap();
     assert!(!file.contains("offerings"), "{file}");
 }
+
+#[test]
+fn replay_keeps_the_time_each_operation_was_made() {
+    let seed = "region: us-east-1\nvolumes:\n  - { id: vol-0a1b2c3d, type: gp2, size_gb: 10, zone: us-east-1a }\n";
+    let (_dir, seed, state) = setup(seed);
+    let (p, _) = SandboxProvider::open(docs(&state), &seed).unwrap();
+    let retype = Op::ModifyVolume {
+        volume: Ref::id("vol-0a1b2c3d"),
+        volume_type: "gp3".into(),
+        iops: None,
+        throughput_mbps: None,
+    };
+    rt().block_on(p.perform(&retype)).unwrap();
+    let made = p.snapshot().volume_modified_at["vol-0a1b2c3d"].clone();
+    drop(p);
+    // Reopened (replaying the log) a while later: the modification keeps its time.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let (p, _) = SandboxProvider::open(docs(&state), &seed).unwrap();
+    assert_eq!(p.snapshot().volume_modified_at["vol-0a1b2c3d"], made);
+}
+
+#[test]
+fn a_checkpoint_names_the_next_log_so_a_crash_never_replays_one_twice() {
+    let (_dir, seed, state) = setup(SEED);
+    let (p, _) = SandboxProvider::open(docs(&state), &seed).unwrap();
+    rt().block_on(p.perform(&stop())).unwrap();
+    let log = std::fs::read(state.join(LOG)).unwrap();
+    p.checkpoint().unwrap();
+    drop(p);
+    // A crash between writing the account and removing the old log: the
+    // old log is still there, but the account names the next one.
+    std::fs::write(state.join(LOG), &log).unwrap();
+    let (p, _) = SandboxProvider::open(docs(&state), &seed).unwrap();
+    assert_eq!(
+        p.snapshot().instance("i-0a1b2c3d").unwrap().state,
+        InstanceState::Stopped
+    );
+    // A start then goes to the new log and survives a reopen.
+    rt().block_on(p.perform(&Op::StartInstance {
+        instance: Ref::id("i-0a1b2c3d"),
+    }))
+    .unwrap();
+    drop(p);
+    let (p, _) = SandboxProvider::open(docs(&state), &seed).unwrap();
+    assert_eq!(
+        p.snapshot().instance("i-0a1b2c3d").unwrap().state,
+        InstanceState::Running
+    );
+    assert!(state.join("sandbox.log.1").exists());
+}

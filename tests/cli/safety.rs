@@ -1,0 +1,581 @@
+//! What a reviewer approved is exactly what runs, every undo happens once,
+//! and hostile input changes nothing and leaks nothing: each defect found by
+//! trying to break pare, as a test through the binary.
+
+use super::harness::{
+    REVERSIBLE_PLAN, Sandbox, assert_restored, quickstart_account, renamed, wait_for,
+};
+use serde_json::Value;
+
+const NO_APPROVALS: &str = "[policy]\nrequire_approval_at = \"never\"\n";
+
+fn saved_json(s: &Sandbox, plan: &str) -> Value {
+    let (code, _, err) = s.run(&["plan", plan, "--out", "saved.json"]);
+    assert_eq!(code, 0, "{err}");
+    serde_json::from_str(&std::fs::read_to_string(s.path().join("saved.json")).unwrap()).unwrap()
+}
+
+fn write_json(s: &Sandbox, name: &str, v: &Value) {
+    s.write(name, &serde_json::to_string_pretty(v).unwrap());
+}
+
+/// Applies `saved` and expects a refusal before any change.
+fn refused(s: &Sandbox, saved: &str, expect: &str) {
+    let before = s.account();
+    let (code, _, err) = s.run(&["apply", saved, "--auto-approve"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains(expect), "expected {expect:?} in:\n{err}");
+    assert!(err.contains("Nothing was changed."), "{err}");
+    assert_eq!(s.account(), before, "nothing changed");
+    assert!(s.history().is_empty(), "no run was recorded");
+}
+
+#[test]
+fn an_edited_saved_plan_never_runs() {
+    let plan = "version: 1
+provider: { sandbox: { seed: account.yaml } }
+recommendations:
+  - { id: stop-runner, action: hibernate, instance: i-0a1b2c3d4e5f60002, mode: stop }
+  - { id: size, action: rightsize, instance: i-0a1b2c3d4e5f60003, to: t3.medium }
+";
+    let account = quickstart_account().replace(
+        "tags: { Name: api-5, env: prod, team: storefront }",
+        "tags: { Name: api-5, env: prod, team: storefront, pare:protect: \"true\" }",
+    );
+    let s = Sandbox::new(plan, &account);
+    s.write("pare.toml", NO_APPROVALS);
+    let saved = saved_json(&s, "plan.yaml");
+
+    // A step re-aimed at a protected instance.
+    let mut edited = saved.clone();
+    let step = &mut edited["recommendations"][0]["steps"][0]["args"]["instance"];
+    *step = "i-0a1b2c3d4e5f60005".into();
+    write_json(&s, "edited.json", &edited);
+    refused(&s, "edited.json", "is not what its plan file yields");
+
+    // The target type and the after-state edited together.
+    let mut edited = saved.clone();
+    edited["recommendations"][1]["steps"][0]["args"]["instance_type"] = "t3.2xlarge".into();
+    edited["recommendations"][1]["after"]["type"] = "t3.2xlarge".into();
+    write_json(&s, "edited.json", &edited);
+    refused(&s, "edited.json", "size: after, steps differ");
+
+    // The counts are never believed: max_changes counts what would run.
+    s.write("pare.toml", &format!("{NO_APPROVALS}max_changes = 1\n"));
+    let mut edited = saved.clone();
+    edited["summary"]["changes"] = 1.into();
+    write_json(&s, "edited.json", &edited);
+    refused(&s, "edited.json", "2 changes exceed max_changes = 1");
+    s.write("pare.toml", NO_APPROVALS);
+
+    // The plan file changed since it was saved.
+    s.write("plan.yaml", &plan.replace("t3.medium", "t3.small"));
+    refused(&s, "saved.json", "has changed since the plan was saved");
+    s.write("plan.yaml", plan);
+
+    // Not a saved plan at all.
+    s.write(
+        "junk.json",
+        "{ \"kind\": \"pare-saved-plan\", \"steps\": [] }",
+    );
+    refused(&s, "junk.json", "is not a readable saved plan");
+
+    // The untouched saved plan applies, and records its lineage.
+    let (code, _, err) = s.run(&["apply", "saved.json", "--auto-approve"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(s.last_run()["lineage"], saved["lineage"]);
+}
+
+#[test]
+fn a_saved_plan_rechecks_policy_when_it_is_applied() {
+    let plan = "version: 1
+provider: { sandbox: { seed: account.yaml } }
+approvals: [ { by: a@example.com, covers: [\"*\"] } ]
+recommendations:
+  - { id: stop-api, action: hibernate, instance: i-0a1b2c3d4e5f60005, mode: stop }
+";
+    let s = Sandbox::new(plan, &quickstart_account());
+    saved_json(&s, "plan.yaml");
+    // Since it was saved, the team protected what it stops.
+    s.write(
+        "pare.toml",
+        "[policy]\nprotected_tags = [\"pare:protect=true\", \"team=storefront\"]\n",
+    );
+    refused(&s, "saved.json", "is not what its plan file yields");
+}
+
+#[test]
+fn a_saved_plan_of_an_uncommitted_edit_is_refused_after_checkout() {
+    let s = Sandbox::new(
+        "version: 1
+provider: { sandbox: { seed: account.yaml } }
+recommendations:
+  - { id: stop-runner, action: hibernate, instance: i-0a1b2c3d4e5f60002, mode: stop }
+",
+        &quickstart_account(),
+    );
+    let git = |args: &[&str]| {
+        let ok = std::process::Command::new("git")
+            .current_dir(s.path())
+            .args(args)
+            .env("GIT_AUTHOR_NAME", "t")
+            .env("GIT_AUTHOR_EMAIL", "t@example.com")
+            .env("GIT_COMMITTER_NAME", "t")
+            .env("GIT_COMMITTER_EMAIL", "t@example.com")
+            .output()
+            .unwrap()
+            .status
+            .success();
+        assert!(ok, "git {args:?}");
+    };
+    git(&["init", "-q"]);
+    git(&["add", "plan.yaml", "account.yaml"]);
+    git(&["commit", "-qm", "plan"]);
+    s.write(
+        "pare.toml",
+        &format!("{NO_APPROVALS}require_committed_plan = true\n"),
+    );
+    // An uncommitted edit is planned, then the committed file checked out.
+    s.write(
+        "plan.yaml",
+        &std::fs::read_to_string(s.path().join("plan.yaml"))
+            .unwrap()
+            .replace("i-0a1b2c3d4e5f60002", "i-0a1b2c3d4e5f60005"),
+    );
+    saved_json(&s, "plan.yaml");
+    git(&["checkout", "plan.yaml"]);
+    refused(&s, "saved.json", "has changed since the plan was saved");
+}
+
+#[test]
+fn a_resumed_rollback_never_redoes_what_the_automatic_one_did() {
+    // mon → term → rs: the rightsize fails; the automatic rollback relaunches
+    // the terminated instance (with its data volume) and then fails to undo
+    // the monitoring change. The resumed rollback must relaunch nothing.
+    let plan = "version: 1
+provider: { sandbox: { seed: account.yaml } }
+recommendations:
+  - { id: mon, action: config, fix: disable-detailed-monitoring, instance: i-0a1b2c3d4e5f60002 }
+  - { id: term, action: terminate, instance: i-0a1b2c3d4e5f60003, depends_on: [mon] }
+  - { id: rs, action: rightsize, instance: i-0a1b2c3d4e5f60004, to: c5.xlarge, depends_on: [term] }
+";
+    let account = format!(
+        "{}faults:\n  ops:\n    set_instance_type: {{ fail_from: 1 }}\n    set_monitoring: {{ fail_nth: [2] }}\n",
+        quickstart_account()
+    );
+    let s = Sandbox::new(plan, &account);
+    s.write("pare.toml", NO_APPROVALS);
+    let before = s.account();
+    let (code, _, err) = s.run(&["apply", "plan.yaml", "--auto-approve"]);
+    assert_eq!(code, 4, "{err}");
+    let run = s.last_run();
+    assert_eq!(run["status"], "rollback_incomplete");
+    let id = run["id"].as_str().unwrap().to_string();
+    assert!(
+        run["left"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("failed: mon step 1"),
+        "{run}"
+    );
+    // Undone so far, recorded: the relaunch and the restart.
+    let undone: Vec<&str> = run["undone"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u.as_str().unwrap())
+        .collect();
+    assert!(undone.iter().any(|u| u.starts_with("term [3]")), "{run}");
+    let (code, _, err) = s.run(&["rollback", "--run", &id, "--auto-approve"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(!err.contains("term [3] launch"), "relaunched again: {err}");
+    let after = s.account();
+    let copies = after
+        .instances
+        .values()
+        .filter(|i| i.tags.get("Name").map(String::as_str) == Some("legacy-reports"))
+        .filter(|i| i.state != pare::provider::InstanceState::Terminated)
+        .count();
+    assert_eq!(copies, 1, "exactly one legacy-reports instance");
+    assert_restored(&before, &after, &renamed(&run), &[]);
+}
+
+#[test]
+fn seeds_outside_the_plans_folder_are_refused_and_never_quoted() {
+    let secret = "AKIA-SECRET-MARKER-1234";
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(
+        outside.path().join("secret.yaml"),
+        format!("token: {secret}\n"),
+    )
+    .unwrap();
+    let s = Sandbox::unseeded("", &quickstart_account());
+    std::os::unix::fs::symlink(
+        outside.path().join("secret.yaml"),
+        s.path().join("link.yaml"),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink("/proc/self/environ", s.path().join("env.yaml")).unwrap();
+    std::fs::create_dir(s.path().join("sub")).unwrap();
+    for (seed, code) in [
+        ("/proc/self/environ", "plan::seed-path"),
+        ("/etc/passwd", "plan::seed-path"),
+        ("../secret.yaml", "plan::seed-path"),
+        ("sub/../../secret.yaml", "plan::seed-path"),
+        ("link.yaml", "sandbox::seed-outside"),
+        ("env.yaml", "sandbox::seed-outside"),
+    ] {
+        s.write(
+            "plan.yaml",
+            &format!(
+                "version: 1\nprovider: {{ sandbox: {{ seed: \"{seed}\" }} }}\nrecommendations:\n  - {{ id: a, action: hibernate, instance: i-0a1b2c3d4e5f60002 }}\n"
+            ),
+        );
+        for cmd in [
+            &["plan", "plan.yaml"][..],
+            &["sandbox", "reset", "plan.yaml"],
+        ] {
+            let (exit, out, err) = output_with_secret(&s, cmd, secret);
+            assert_eq!(exit, 1, "{seed}: {err}");
+            assert!(err.contains(code), "{seed} {cmd:?}: {err}");
+            assert!(
+                !out.contains(secret) && !err.contains(secret),
+                "{seed} leaked"
+            );
+        }
+    }
+    // `validate` catches the path alone, without reading anything.
+    let (exit, _, err) = s.run(&["validate", "plan.yaml"]);
+    assert_eq!(exit, 0, "a link is only found when opened: {err}");
+}
+
+fn output_with_secret(s: &Sandbox, args: &[&str], secret: &str) -> (i32, String, String) {
+    super::harness::output(s.cmd(args).env("AWS_SECRET_ACCESS_KEY", secret))
+}
+
+#[test]
+fn a_seed_that_is_not_yaml_is_never_quoted() {
+    let s = Sandbox::unseeded(
+        "version: 1\nprovider: { sandbox: { seed: account.yaml } }\nrecommendations: []\n",
+        "SECRET=hunter2 [[[ {{{ not: yaml: at: all\n\t\"",
+    );
+    let (code, out, err) = s.run(&["plan", "plan.yaml"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("is not a YAML account file"), "{err}");
+    assert!(
+        !err.contains("hunter2") && !out.contains("hunter2"),
+        "{err}"
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn files_that_are_not_regular_or_too_large_are_refused() {
+    let s = Sandbox::unseeded(REVERSIBLE_PLAN, &quickstart_account());
+    let (code, _, err) = s.run(&["validate", "/dev/zero"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("character device, not a regular file"),
+        "{err}"
+    );
+    let fifo = s.path().join("fifo.yaml");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let (code, _, err) = s.run(&["validate", "fifo.yaml"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("named pipe"), "{err}");
+    let big = s.path().join("big.yaml");
+    let f = std::fs::File::create(&big).unwrap();
+    f.set_len((32 << 20) + 1).unwrap();
+    let (code, _, err) = s.run(&["validate", "big.yaml"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("more than the 33554432 bytes pare reads"),
+        "{err}"
+    );
+    // A seed that is a device, through a link in the plan's own folder.
+    std::os::unix::fs::symlink("/dev/zero", s.path().join("zero.yaml")).unwrap();
+    s.write(
+        "plan.yaml",
+        &REVERSIBLE_PLAN.replace("account.yaml", "zero.yaml"),
+    );
+    let (code, _, err) = s.run(&["plan", "plan.yaml"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("outside the plan's folder"), "{err}");
+}
+
+#[cfg(unix)]
+#[test]
+fn a_shared_state_directory_is_refused_and_left_alone() {
+    use std::os::unix::fs::PermissionsExt;
+    let s = Sandbox::unseeded(REVERSIBLE_PLAN, &quickstart_account());
+    let shared = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(shared.path(), std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let dir = shared.path().to_str().unwrap();
+    let (code, _, err) = s.run(&["--state-dir", dir, "plan", "plan.yaml"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("can be written by everyone"), "{err}");
+    std::os::unix::fs::symlink(shared.path(), s.path().join(".pare")).unwrap();
+    let (code, _, err) = s.run(&["apply", "plan.yaml", "--auto-approve"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("can be written by everyone"), "{err}");
+    let mode = std::fs::metadata(shared.path())
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o7777;
+    assert_eq!(mode, 0o1777, "the sticky bit and mode are untouched");
+    assert_eq!(std::fs::read_dir(shared.path()).unwrap().count(), 0);
+}
+
+#[test]
+fn run_ids_are_checked_before_any_file_is_read() {
+    let s = Sandbox::new(REVERSIBLE_PLAN, &quickstart_account());
+    for bad in ["../../x/y", "r20261127-120000/../..", "/etc/passwd"] {
+        let (code, _, err) = s.run(&["show", bad]);
+        assert_eq!(code, 1);
+        assert!(err.contains("is not a run id"), "{err}");
+        let (code, _, err) = s.run(&["rollback", "--run", bad, "--auto-approve"]);
+        assert_eq!(code, 1);
+        assert!(err.contains("is not a run id"), "{err}");
+    }
+}
+
+#[test]
+fn terminal_escapes_in_names_reasons_and_tags_are_shown_escaped() {
+    let plan = "version: 1
+name: \"evil\\e[2J\\e]0;pwned\\a\"
+provider: { sandbox: { seed: account.yaml } }
+recommendations:
+  - { id: a, action: hibernate, instance: i-0a1b2c3d4e5f60002, mode: stop, reason: \"\\e[1A\\e[2Kfine\" }
+";
+    let account = quickstart_account().replace(
+        "Name: build-runner-2",
+        "Name: \"runner\\e[8m|`<img src=x>\\u202e\"",
+    );
+    let s = Sandbox::new(plan, &account);
+    for format in ["text", "markdown", "json"] {
+        let (code, out, err) = s.run(&["plan", "plan.yaml", "--format", format]);
+        assert_eq!(code, 0, "{err}");
+        assert!(
+            !out.contains('\x1b') && !err.contains('\x1b'),
+            "{format}: raw ESC"
+        );
+        assert!(!out.contains('\u{202e}'), "{format}: raw bidi override");
+        if format == "text" {
+            assert!(out.contains("evil\\u{1b}[2J"), "{out}");
+            assert!(
+                out.contains("runner\\u{1b}[8m|`<img src=x>\\u{202e}"),
+                "{out}"
+            );
+        }
+        if format == "markdown" {
+            // Raw only inside the diff's fenced block, where it is text.
+            assert_eq!(out.matches("<img").count(), 1, "{out}");
+            assert!(
+                out.contains("runner\\u{1b}\\[8m\\|\\`&lt;img src=x&gt;"),
+                "{out}"
+            );
+        }
+    }
+    let (code, out, _) = s.run(&["inventory", "plan.yaml"]);
+    assert_eq!(code, 0);
+    assert!(!out.contains('\x1b'), "{out}");
+}
+
+#[test]
+fn a_change_that_moves_a_protected_resource_is_blocked_naming_it() {
+    let plan = "version: 1
+provider: { sandbox: { seed: account.yaml } }
+recommendations:
+  - { id: kill, action: terminate, instance: i-0a1b2c3d4e5f60003 }
+  - { id: spot, action: spot, instance: i-0a1b2c3d4e5f60004 }
+";
+    let account = quickstart_account()
+        .replace(
+            "tags: { Name: legacy-reports-data }",
+            "tags: { Name: legacy-reports-data, pare:protect: \"True \" }",
+        )
+        .replace(
+            "instance: null, tags: {} }",
+            "instance: i-0a1b2c3d4e5f60004, tags: { pare:protect: \"true\" } }",
+        );
+    let s = Sandbox::new(plan, &account);
+    s.write("pare.toml", NO_APPROVALS);
+    let (code, out, err) = s.run(&["plan", "plan.yaml"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("BLOCKED: it detaches volume vol-0a1b2c3d4e5f60003 (legacy-reports-data), which is tagged pare:protect=True"),
+        "{out}"
+    );
+    assert!(
+        out.contains("address eipalloc-0a1b2c3d, which is tagged pare:protect=true"),
+        "{out}"
+    );
+    let (code, _, err) = s.run(&["apply", "plan.yaml", "--auto-approve"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("2 blocked: kill, spot"), "{err}");
+}
+
+#[test]
+fn run_records_tell_the_truth() {
+    // A rightsize to a bigger type costs money: never "saves -$…".
+    let plan = "version: 1
+provider: { sandbox: { seed: account.yaml } }
+recommendations:
+  - { id: up, action: rightsize, instance: i-0a1b2c3d4e5f60004, to: c5.4xlarge }
+";
+    let s = Sandbox::new(plan, &quickstart_account());
+    s.write("pare.toml", NO_APPROVALS);
+    let (code, _, err) = s.run(&["apply", "plan.yaml", "--auto-approve"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("Costs $") && !err.contains("-$"), "{err}");
+    let (_, hist, _) = s.run(&["history"]);
+    assert!(
+        hist.contains("costs $") && !hist.contains("saves -$"),
+        "{hist}"
+    );
+    // Rolled back, the run realised nothing; the history says by whom.
+    let (code, _, err) = s.run(&["rollback", "--last", "--auto-approve"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("3 steps undone"), "{err}");
+    let h = s.history();
+    assert_eq!(h[0]["kind"], "rollback");
+    assert_eq!(h[0]["steps_done"], 3);
+    assert_eq!(h[0]["completed"], serde_json::json!(["up"]));
+    let (_, hist, _) = s.run(&["history"]);
+    assert!(
+        hist.contains(&format!("rolled back by {}", h[0]["id"].as_str().unwrap())),
+        "{hist}"
+    );
+    assert!(hist.contains("3 steps undone"), "{hist}");
+}
+
+#[test]
+fn a_killed_run_is_shown_interrupted_once_found() {
+    let s = Sandbox::new(REVERSIBLE_PLAN, &quickstart_account());
+    let out = s
+        .cmd(&["apply", "plan.yaml", "--auto-approve", "-q"])
+        .env("PARE_TEST_KILL_AFTER_RECORD", "5")
+        .output()
+        .unwrap();
+    assert!(out.status.code().is_none(), "killed");
+    let (code, _, err) = s.run(&["apply", "plan.yaml", "--auto-approve"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("was interrupted"), "{err}");
+    assert_eq!(s.last_run()["status"], "interrupted");
+    let (code, _, err) = s.run_at(&["rollback", "--last", "--auto-approve"], 7);
+    assert_eq!(code, 0, "{err}");
+    let (_, hist, _) = s.run(&["history"]);
+    assert!(hist.contains("interrupted (rolled back by"), "{hist}");
+}
+
+#[test]
+fn damaged_records_and_journals_are_named_not_hidden() {
+    let s = Sandbox::new(REVERSIBLE_PLAN, &quickstart_account());
+    let (code, _, err) = s.run(&["apply", "plan.yaml", "--auto-approve"]);
+    assert_eq!(code, 0, "{err}");
+    let id = s.last_run()["id"].as_str().unwrap().to_string();
+    let journal = s.path().join(format!(".pare/runs/{id}/journal.jsonl"));
+    let mut text = std::fs::read_to_string(&journal).unwrap();
+    text.insert_str(text.find('\n').unwrap() + 1, "{ damaged\n");
+    std::fs::write(&journal, text).unwrap();
+    let (code, out, err) = s.run(&["show", &id]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        out.contains(&format!("run {id}")),
+        "the readable part is shown: {out}"
+    );
+    assert!(err.contains("line 2"), "{err}");
+    // A damaged record: history goes on without it and says so; apply refuses.
+    std::fs::write(
+        s.path().join(format!(".pare/runs/{id}/run.json")),
+        "{ damaged",
+    )
+    .unwrap();
+    let (code, _, err) = s.run(&["history"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains(&format!("the record of run {id} cannot be read")),
+        "{err}"
+    );
+    let (code, _, err) = s.run(&["apply", "plan.yaml", "--auto-approve"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("move its folder out of"), "{err}");
+}
+
+#[test]
+fn sandbox_reset_waits_for_no_run() {
+    let s = Sandbox::new(REVERSIBLE_PLAN, &quickstart_account());
+    let hooks = tempfile::tempdir().unwrap();
+    let child = s
+        .process(&["apply", "plan.yaml", "--auto-approve", "-q"])
+        .env("PARE_TEST_PAUSE_AT", "apply-started")
+        .env("PARE_TEST_PAUSE_DIR", hooks.path())
+        .env("PARE_FAKE_USER", "alice")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for(&hooks.path().join("apply-started.paused"));
+    let (code, _, err) = s.run(&["sandbox", "reset", "plan.yaml"]);
+    std::fs::write(hooks.path().join("apply-started.go"), "").unwrap();
+    let status = child.wait_with_output().unwrap().status;
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("holds the lock") && err.contains("alice@testbox") && err.contains("since"),
+        "{err}"
+    );
+    assert_eq!(status.code(), Some(0));
+}
+
+#[test]
+fn who_ran_it_in_ci_is_recorded() {
+    let s = Sandbox::new(
+        "version: 1\nprovider: { sandbox: { seed: account.yaml } }\nrecommendations:\n  - { id: a, action: hibernate, instance: i-0a1b2c3d4e5f60002 }\n",
+        &quickstart_account(),
+    );
+    let (code, _, err) = super::harness::output(
+        s.cmd(&["apply", "plan.yaml", "--auto-approve"])
+            .env("GITHUB_ACTIONS", "true")
+            .env("GITHUB_ACTOR", "octocat")
+            .env("GITHUB_SERVER_URL", "https://github.com")
+            .env("GITHUB_REPOSITORY", "acme/infra")
+            .env("GITHUB_RUN_ID", "77"),
+    );
+    assert_eq!(code, 0, "{err}");
+    let r = s.last_run();
+    assert_eq!(r["who"], "octocat@github-actions");
+    assert_eq!(
+        r["ci"]["url"],
+        "https://github.com/acme/infra/actions/runs/77"
+    );
+}
+
+#[test]
+fn plan_file_mistakes_are_worded_for_people() {
+    let s = Sandbox::unseeded("", &quickstart_account());
+    s.write(
+        "two.yaml",
+        "version: 1\nprovider: { sandbox: { seed: account.yaml } }\nrecommendations: []\n---\nversion: 1\n",
+    );
+    let (code, _, err) = s.run(&["validate", "two.yaml"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("holds one YAML document"), "{err}");
+    assert!(!err.contains("from_str_multiple"), "{err}");
+    s.write(
+        "big.yaml",
+        "version: 1\nprovider: { sandbox: { seed: account.yaml } }\nrecommendations:\n  - { id: r, action: reserve, instance_type: m5.large, count: 4294967296, term: 1y, payment: no-upfront }\n",
+    );
+    let (code, _, err) = s.run(&["validate", "big.yaml"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("`count` is too large"), "{err}");
+    s.write(
+        "one.yaml",
+        "version: 1\nprovider: { sandbox: { seed: account.yaml } }\nrecommendations:\n  - { id: a, action: hibernate, instance: i-0a1b2c3d4e5f60002 }\n",
+    );
+    let (code, out, err) = s.run(&["plan", "one.yaml"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("Summary: 1 recommendation:"), "{out}");
+}
