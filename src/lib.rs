@@ -13,7 +13,7 @@ pub mod executor;
 pub mod generate;
 pub mod graph;
 pub mod hooks;
-pub mod iam;
+
 pub mod logging;
 pub mod plan;
 pub mod planner;

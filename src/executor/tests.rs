@@ -3,8 +3,8 @@
 
 use super::*;
 use crate::plan::*;
-use crate::planner::{resolve, simulate};
 use crate::provider::*;
+use crate::vocabulary::resolve;
 use std::collections::BTreeMap;
 
 fn instance(id: &str, ty: &str, state: InstanceState) -> Instance {
@@ -170,7 +170,7 @@ fn apply_and_undo(
     steps: &[Step],
 ) -> (Inventory, Inventory, BTreeMap<String, String>) {
     let mut live = inv.clone();
-    let created = simulate(steps, &mut live).expect("steps apply");
+    let created = live.simulate(steps).expect("steps apply");
     let applied = live.clone();
     let mut renamed = BTreeMap::new();
     // Seven hours later: AWS allows a volume's next modification only then.

@@ -5,6 +5,7 @@
 
 #[cfg(feature = "aws")]
 pub mod aws;
+pub mod iam;
 pub mod inventory;
 pub mod model;
 pub mod sandbox;

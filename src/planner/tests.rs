@@ -331,7 +331,7 @@ fn check(seed: u64) -> Result<(), TestCaseError> {
     let mut done: Vec<(usize, Vec<Option<String>>)> = Vec::new();
     for &i in planned.waves.iter().flatten() {
         let p = &planned.recs[i];
-        let created = simulate(&p.steps, &mut live).map_err(|(k, e)| {
+        let created = live.simulate(&p.steps).map_err(|(k, e)| {
             TestCaseError::fail(format!("{} step {} failed: {e}\n{text}", p.id, k + 1))
         })?;
         // The predicted after-state, where not a placeholder, is what happened.
