@@ -1,7 +1,7 @@
 //! `pare.toml`: state location, apply settings and policy (SPEC section 3).
 //!
 //! Loading reports problems as located diagnostics, like plan files. This
-//! module only reads the file and fills in defaults; [`crate::settings`]
+//! module only reads the file and fills in defaults; the settings module
 //! combines it with the command line and the environment.
 
 use crate::diagnostic::{Diagnostic, SourceFile, Span};
@@ -9,7 +9,7 @@ use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use toml::Spanned;
 
-pub use crate::vocabulary::Risk;
+use crate::vocabulary::Risk;
 
 /// Most steps of one kind sent to the cloud in one call, unless configured.
 pub const DEFAULT_BATCH: usize = 1000;
@@ -100,7 +100,7 @@ pub enum ConfigError {
     #[error("cannot read config file {path}: {error}")]
     #[diagnostic(code(config::unreadable), help("check the path given to --config"))]
     Io { path: PathBuf, error: String },
-    #[error("{} in {}", crate::plan::load::count_errors(.0.len()), .0.first().map_or("", |d| d.file.name.as_str()))]
+    #[error("{} in {}", crate::diagnostic::count_errors(.0.len()), .0.first().map_or("", |d| d.file.name.as_str()))]
     Invalid(Vec<Diagnostic>),
 }
 

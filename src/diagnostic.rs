@@ -10,6 +10,11 @@ use serde::Serialize;
 use std::fmt;
 use std::sync::Arc;
 
+/// "1 error", "3 errors".
+pub fn count_errors(n: usize) -> String {
+    crate::vocabulary::words::plural(n, "error")
+}
+
 /// A file as read, kept whole so every diagnostic can show its lines.
 #[derive(Debug)]
 pub struct SourceFile {

@@ -333,6 +333,21 @@ pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Whether a relative path stays in its folder by its words alone: not
+/// empty, not absolute, no `..` (what can be checked without reading; links
+/// are checked when the file is opened).
+pub fn lexically_inside(path: &str) -> bool {
+    let rel = Path::new(path);
+    !path.is_empty()
+        && !rel.is_absolute()
+        && rel.components().all(|c| {
+            matches!(
+                c,
+                std::path::Component::Normal(_) | std::path::Component::CurDir
+            )
+        })
+}
+
 /// An append-only log whose writes become durable together: what the run
 /// journal and the sandbox's operation log are written to. A local file,
 /// or (for shared state) a series of objects in a store.

@@ -14,7 +14,6 @@ pub mod generate;
 pub mod graph;
 pub mod hooks;
 
-pub mod logging;
 pub mod plan;
 pub mod planner;
 pub mod preview;

@@ -4,7 +4,7 @@ use clap::Parser;
 
 fn main() -> std::process::ExitCode {
     let args = pare::cli::Args::parse();
-    pare::logging::init(&args.global);
+    pare::cli::logging::init(&args.global);
     let code = pare::cli::run(args);
     std::process::ExitCode::from(code as u8)
 }

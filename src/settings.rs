@@ -6,6 +6,14 @@
 use crate::config::{Config, ConfigError};
 use std::path::{Path, PathBuf};
 
+/// How providers are opened: what the settings say about talking to a cloud.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Connection {
+    /// Attempts for a call that fails transiently, in all (one retry policy:
+    /// a provider that retries itself uses this, and the engine then does not).
+    pub attempts: u32,
+}
+
 /// What the command line says, before anything is resolved.
 #[derive(Debug, Clone, Default)]
 pub struct Overrides {
@@ -65,20 +73,9 @@ impl Settings {
     }
 
     /// How providers talk to the cloud.
-    pub fn connection(&self) -> crate::provider::Connection {
-        crate::provider::Connection {
+    pub fn connection(&self) -> Connection {
+        Connection {
             attempts: self.config.attempts,
-        }
-    }
-
-    /// How the engine runs a run with id `run`.
-    pub fn engine(&self, run: &str) -> crate::engine::Settings {
-        crate::engine::Settings {
-            parallelism: self.config.parallelism.max(1),
-            attempts: self.config.attempts,
-            backoff: self.config.retry_backoff,
-            run: run.to_string(),
-            batch: self.config.batch_size,
         }
     }
 }
@@ -108,6 +105,6 @@ mod tests {
         };
         let s = Settings::resolve(&flags, dir.path(), &env).unwrap();
         assert_eq!(s.config.state_dir, PathBuf::from("from-flag"));
-        assert_eq!(s.engine("r").parallelism, 7);
+        assert_eq!(s.config.parallelism, 7);
     }
 }

@@ -91,17 +91,11 @@ pub fn run(out: &Output, global: &GlobalArgs, args: ApplyArgs) -> miette::Result
     if outcome.ending == Ending::Done {
         out.status(&format!(
             "{}. Undo with `pare rollback --last` (or `--run {}`).",
-            capitalise(&crate::vocabulary::words::monthly_savings(
+            crate::vocabulary::words::capitalise(&crate::vocabulary::words::monthly_savings(
                 r.savings_monthly_usd
             )),
             r.id
         ));
     }
     Ok(exit(outcome.ending))
-}
-
-fn capitalise(s: &str) -> String {
-    let mut c = s.chars();
-    c.next()
-        .map_or_else(String::new, |f| f.to_uppercase().chain(c).collect())
 }

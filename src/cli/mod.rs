@@ -8,6 +8,7 @@ mod common;
 mod history;
 mod iam_policy;
 mod inventory;
+pub mod logging;
 mod output;
 mod plan;
 mod rollback;

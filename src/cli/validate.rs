@@ -75,7 +75,7 @@ pub fn run(
                     }
                     out.data(&format!(
                         "✗ {shown}: {}",
-                        crate::plan::load::count_errors(diags.len())
+                        crate::diagnostic::count_errors(diags.len())
                     ));
                 }
                 files.push(JsonFile {

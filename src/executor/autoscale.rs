@@ -1,10 +1,10 @@
 //! `autoscale`: change a group's min, max and desired capacity.
 
 use super::{Expansion, Facts, Savings, Step};
-use crate::config::Risk;
 use crate::plan::Autoscale;
 use crate::pricing::catalog;
 use crate::provider::{Inventory, Op};
+use crate::vocabulary::Risk;
 
 pub fn expand(a: &Autoscale, inv: &Inventory) -> Expansion {
     let Some(g) = inv.group(&a.group) else {

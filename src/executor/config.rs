@@ -1,10 +1,10 @@
 //! `config`: fix a wasteful setting (detailed monitoring, an idle address, an old snapshot).
 
 use super::{Expansion, Facts, Savings, Step, named};
-use crate::config::Risk;
 use crate::plan::{Config, ConfigFix};
 use crate::pricing::catalog;
 use crate::provider::{InstanceState, Inventory, Monitoring, Op, Ref};
+use crate::vocabulary::Risk;
 
 pub fn expand(a: &Config, inv: &Inventory) -> Expansion {
     let target = a.target();

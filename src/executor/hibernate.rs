@@ -1,9 +1,9 @@
 //! `hibernate`: stop the instance, hibernating it by default.
 
 use super::{Expansion, Facts, Step, monthly, named, unknown_price};
-use crate::config::Risk;
 use crate::plan::{Hibernate, HibernateMode};
 use crate::provider::{InstanceState, Inventory, Op, Ref};
+use crate::vocabulary::Risk;
 
 pub fn expand(a: &Hibernate, inv: &Inventory) -> Expansion {
     let Some(i) = inv.instance(&a.instance) else {

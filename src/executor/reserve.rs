@@ -2,10 +2,10 @@
 //! matching active reservations there should be, so re-applying never buys twice.
 
 use super::{Expansion, Facts, Savings, Step};
-use crate::config::Risk;
 use crate::plan::{OfferingClass, Payment, Reserve, Term};
 use crate::pricing::catalog;
 use crate::provider::{Inventory, OfferingQuery, Op, Reservation};
+use crate::vocabulary::Risk;
 
 /// The offering query a `reserve` recommendation needs.
 pub fn query(a: &Reserve) -> OfferingQuery {

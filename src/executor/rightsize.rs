@@ -1,10 +1,10 @@
 //! `rightsize`: stop if running, set the type, start if it was running.
 
 use super::{Expansion, Facts, Savings, Step, monthly, named, unknown_price};
-use crate::config::Risk;
 use crate::plan::Rightsize;
 use crate::pricing::{catalog, is_arm};
 use crate::provider::{InstanceState, Inventory, Op, Ref};
+use crate::vocabulary::Risk;
 
 pub fn expand(a: &Rightsize, inv: &Inventory) -> Expansion {
     let Some(i) = inv.instance(&a.instance) else {

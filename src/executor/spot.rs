@@ -1,10 +1,10 @@
 //! `spot`: replace an on-demand instance with a spot one of the same type and zone.
 
 use super::{Expansion, Facts, Savings, Step, named};
-use crate::config::Risk;
 use crate::plan::Spot;
 use crate::pricing::catalog;
 use crate::provider::{InstanceState, Inventory, LaunchSpec, Lifecycle, Op, Ref, Tags};
+use crate::vocabulary::Risk;
 
 pub fn expand(a: &Spot, inv: &Inventory, created: &Tags) -> Expansion {
     let Some(i) = inv.instance(&a.instance) else {

@@ -1,10 +1,10 @@
 //! `storage`: change a volume's type, or delete it (after a snapshot by default).
 
 use super::{Expansion, Facts, Savings, Step, named};
-use crate::config::Risk;
 use crate::plan::Storage;
 use crate::pricing::catalog;
 use crate::provider::{Inventory, Op, Ref, Tags, VolumeSpec};
+use crate::vocabulary::Risk;
 
 pub fn expand(a: &Storage, inv: &Inventory, created: &Tags) -> Expansion {
     let Some(v) = inv.volume(&a.volume) else {

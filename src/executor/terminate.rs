@@ -1,9 +1,9 @@
 //! `terminate`: image the instance (by default), then terminate it.
 
 use super::{Expansion, Facts, Savings, Step, monthly, named, unknown_price};
-use crate::config::Risk;
 use crate::plan::{Backup, Terminate};
 use crate::provider::{InstanceState, Inventory, LaunchSpec, Op, Ref, Tags};
+use crate::vocabulary::Risk;
 
 pub fn expand(a: &Terminate, inv: &Inventory, created: &Tags) -> Expansion {
     let Some(i) = inv.instance(&a.instance) else {

@@ -114,7 +114,7 @@ pub struct Planned {
 /// Why planning failed.
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum PlanError {
-    #[error("{} in {}", crate::plan::load::count_errors(.0.len()), .0.first().map_or("", |d| d.file.name.as_str()))]
+    #[error("{} in {}", crate::diagnostic::count_errors(.0.len()), .0.first().map_or("", |d| d.file.name.as_str()))]
     Invalid(Vec<Diagnostic>),
     #[error("reading the account failed: {0}")]
     #[diagnostic(

@@ -10,6 +10,7 @@ pub mod inventory;
 pub mod model;
 pub mod sandbox;
 
+pub use crate::settings::Connection;
 pub use inventory::{IdMode, Inventory};
 pub use model::*;
 
@@ -38,14 +39,6 @@ pub enum OpenError {
         )
     )]
     Unavailable(&'static str),
-}
-
-/// How providers are opened: what the settings say about talking to a cloud.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Connection {
-    /// Attempts for a call that fails transiently, in all (one retry policy:
-    /// a provider that retries itself uses this, and the engine then does not).
-    pub attempts: u32,
 }
 
 /// Opens the provider a plan names. Sandbox seeds are relative to the plan

@@ -189,7 +189,7 @@ impl Session {
         let items = Arc::new(engine::items::items(&p.planned, provider.as_ref()));
         let events = out.events(&id);
         events.steps(items.iter().map(|i| i.steps.len()).sum());
-        let engine_settings = self.settings.engine(&id);
+        let engine_settings = super::engine_settings(&self.settings, &id);
         events.run_start("apply", items.len());
         crate::hooks::pause("apply-started");
         let rt = super::runtime();

@@ -254,6 +254,18 @@ impl Session {
     }
 }
 
+/// How the engine runs the run `run`, from the settings.
+pub fn engine_settings(settings: &Settings, run: &str) -> crate::engine::Settings {
+    let c = &settings.config;
+    crate::engine::Settings {
+        parallelism: c.parallelism.max(1),
+        attempts: c.attempts,
+        backoff: c.retry_backoff,
+        run: run.to_string(),
+        batch: c.batch_size,
+    }
+}
+
 /// A runtime for the engine: a few worker threads (the work is waiting on
 /// the cloud, not the CPU).
 pub fn runtime() -> tokio::runtime::Runtime {

@@ -578,7 +578,7 @@ impl Session {
         events.steps(to_undo);
         events.run_start("rollback", to_undo);
         events.rollback_start(to_undo);
-        let mut engine_settings = self.settings.engine(&id);
+        let mut engine_settings = super::engine_settings(&self.settings, &id);
         engine_settings.parallelism = 1;
         let rb = super::runtime().block_on(engine::rollback(
             &undo.undos,

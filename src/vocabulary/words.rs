@@ -14,6 +14,13 @@ pub fn plural(n: usize, noun: &str) -> String {
     }
 }
 
+/// "Saves …" from "saves …".
+pub fn capitalise(s: &str) -> String {
+    let mut c = s.chars();
+    c.next()
+        .map_or_else(String::new, |f| f.to_uppercase().chain(c).collect())
+}
+
 /// `$1,234.56` (`-$3.50` for a negative amount).
 pub fn money(x: f64) -> String {
     let neg = x < 0.0;

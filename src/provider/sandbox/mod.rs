@@ -19,7 +19,7 @@ use super::{CloudError, Inventory, Op, Outcome, Provider, ProviderError, Query};
 use crate::diagnostic::{Diagnostic, SourceFile, Span};
 use crate::durable::{AppendLog, DocStore};
 use serde::{Deserialize, Serialize};
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -115,7 +115,7 @@ pub fn seed_path(plan_path: &Path, seed: &str) -> Result<PathBuf, SandboxError> 
         target,
     };
     let rel = Path::new(seed);
-    if !lexically_inside(seed) {
+    if !crate::durable::lexically_inside(seed) {
         return Err(outside(None));
     }
     let path = folder.join(rel);
@@ -128,17 +128,6 @@ pub fn seed_path(plan_path: &Path, seed: &str) -> Result<PathBuf, SandboxError> 
         return Err(outside(Some(real)));
     }
     Ok(path)
-}
-
-/// Whether a seed path stays in the plan's folder by its words alone:
-/// relative, and no `..` (what `pare validate` can check without reading).
-pub fn lexically_inside(seed: &str) -> bool {
-    let rel = Path::new(seed);
-    !seed.is_empty()
-        && !rel.is_absolute()
-        && rel
-            .components()
-            .all(|c| matches!(c, Component::Normal(_) | Component::CurDir))
 }
 
 const FILE: &str = "sandbox.yaml";

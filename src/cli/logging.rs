@@ -1,6 +1,6 @@
 //! Logging set-up: tracing to stderr, text or JSON lines, level from -v/-q or `PARE_LOG`.
 
-use crate::cli::{GlobalArgs, LogFormat};
+use super::{GlobalArgs, LogFormat};
 use tracing_subscriber::EnvFilter;
 
 /// Installs the global subscriber once, from the global options.
