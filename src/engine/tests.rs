@@ -4,9 +4,7 @@
 use super::*;
 use crate::durable::FileLog;
 use crate::provider::{Batch, Instance, Inventory, ProviderError, Query};
-use crate::vocabulary::{
-    CloudError, InstanceState, Inverse, Lifecycle, Monitoring, Op, Outcome, Ref, Step,
-};
+use crate::vocabulary::{CloudError, InstanceState, Inverse, Op, Outcome, Ref, Step};
 use std::collections::BTreeSet;
 use std::sync::Mutex;
 
@@ -69,16 +67,8 @@ fn account(n: usize) -> Inventory {
         inv.instances.insert(
             id.clone(),
             Instance {
-                id,
-                instance_type: "m5.large".into(),
-                state: InstanceState::Running,
-                zone: "us-east-1a".into(),
                 image: None,
-                lifecycle: Lifecycle::OnDemand,
-                hibernation: false,
-                monitoring: Monitoring::Basic,
-                tags: Default::default(),
-                stop_reason: None,
+                ..crate::provider::fixtures::instance(&id)
             },
         );
     }

@@ -3,36 +3,25 @@
 
 use super::*;
 use crate::plan::*;
+use crate::provider::fixtures;
 use crate::provider::*;
 use crate::vocabulary::resolve;
 use std::collections::BTreeMap;
 
 fn instance(id: &str, ty: &str, state: InstanceState) -> Instance {
     Instance {
-        id: id.into(),
         instance_type: ty.into(),
         state,
-        zone: "us-east-1a".into(),
-        image: Some("ami-0c55b159".into()),
-        lifecycle: Lifecycle::OnDemand,
-        hibernation: false,
-        monitoring: Monitoring::Basic,
-        tags: Tags::from([("Name".into(), format!("name-{id}"))]),
-        stop_reason: None,
+        tags: fixtures::named(&format!("name-{id}")),
+        ..fixtures::instance(id)
     }
 }
 
 fn volume(id: &str, attached: Option<&str>) -> Volume {
     Volume {
-        id: id.into(),
-        volume_type: "gp2".into(),
-        size_gb: 100,
-        iops: Some(300),
-        throughput_mbps: None,
-        zone: "us-east-1a".into(),
         attached_to: attached.map(str::to_string),
-        delete_on_termination: false,
-        tags: Tags::from([("Name".into(), "data".into())]),
+        tags: fixtures::named("data"),
+        ..fixtures::volume(id)
     }
 }
 
@@ -56,69 +45,22 @@ fn account() -> Inventory {
     inv.insert_instance(hib);
     inv.insert_volume(volume("vol-00000001", Some(RUN)));
     inv.insert_volume(volume("vol-00000002", None));
-    inv.snapshots.insert(
-        "snap-00000001".into(),
-        Snapshot {
-            id: "snap-00000001".into(),
-            volume: None,
-            size_gb: 50,
-            tags: Tags::new(),
-        },
-    );
-    inv.snapshots.insert(
-        "snap-00000002".into(),
-        Snapshot {
-            id: "snap-00000002".into(),
-            volume: None,
-            size_gb: 50,
-            tags: Tags::new(),
-        },
-    );
+    for id in ["snap-00000001", "snap-00000002"] {
+        inv.snapshots.insert(id.into(), fixtures::snapshot(id));
+    }
     inv.images.insert(
         "ami-00000001".into(),
-        Image {
-            id: "ami-00000001".into(),
-            source_instance: None,
-            state: "available".into(),
-            snapshots: vec!["snap-00000002".into()],
-            tags: Tags::new(),
-        },
+        fixtures::image("ami-00000001", &["snap-00000002"]),
     );
     for (id, inst) in [
         ("eipalloc-00000001", None),
         ("eipalloc-00000002", Some(RUN)),
     ] {
-        inv.addresses.insert(
-            id.into(),
-            Address {
-                allocation_id: id.into(),
-                public_ip: "198.51.100.7".into(),
-                instance: inst.map(Into::into),
-                tags: Tags::new(),
-            },
-        );
+        inv.addresses.insert(id.into(), fixtures::address(id, inst));
     }
-    inv.auto_scaling_groups.insert(
-        "web".into(),
-        Group {
-            name: "web".into(),
-            min: 2,
-            max: 10,
-            desired: 4,
-            instance_type: Some("m5.large".into()),
-            tags: Tags::new(),
-        },
-    );
-    inv.offerings.push(Offering {
-        id: "offer-1".into(),
-        instance_type: "m5.large".into(),
-        term: "1y".into(),
-        payment: "no-upfront".into(),
-        offering_class: "standard".into(),
-        zone: None,
-        upfront_usd: 0.0,
-        hourly_usd: 0.0614,
-    });
+    inv.auto_scaling_groups
+        .insert("web".into(), fixtures::group("web", 2, 10, 4));
+    inv.offerings.push(fixtures::offering("offer-1", 0.0614));
     inv.reindex();
     inv
 }

@@ -10,6 +10,9 @@ pub mod inventory;
 pub mod model;
 pub mod sandbox;
 
+#[cfg(test)]
+pub mod fixtures;
+
 pub use crate::settings::Connection;
 pub use inventory::{IdMode, Inventory};
 pub use model::*;

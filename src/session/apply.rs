@@ -251,10 +251,11 @@ impl Session {
                     .map_err(|e| StateError::io(self.store.location(), e))?;
                 let records = self.store.journal(&crate::state::parse_run_id(&id)?)?;
                 let undo = rt.block_on(plan_undos(
-                    &record,
+                    &id,
                     &[(id.clone(), records)],
                     &Default::default(),
                     provider.as_ref(),
+                    crate::clock::now(),
                 ));
                 let undo: UndoPlan = match undo {
                     Ok(u) => u,

@@ -11,6 +11,9 @@ mod refusal;
 pub mod rollback;
 pub mod saved;
 
+#[cfg(test)]
+mod properties;
+
 pub use apply::{Prepared, Source};
 pub use refusal::Refusal;
 pub use rollback::{RollbackPlan, Target};

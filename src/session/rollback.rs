@@ -64,15 +64,16 @@ impl UndoPlan {
 /// The one rollback planner (see the module documentation). `journals`
 /// holds the apply run's journal first, then those of its rollbacks.
 pub async fn plan_undos(
-    target: &RunRecord,
+    target: &str,
     journals: &[(String, Vec<Record>)],
     renamed_before: &BTreeMap<String, String>,
     provider: &dyn Provider,
+    now: std::time::SystemTime,
 ) -> Result<UndoPlan, String> {
     let Some((_, apply_records)) = journals.first() else {
         return Ok(UndoPlan::default());
     };
-    let forward = engine::forward_steps(apply_records, &target.id, provider).await?;
+    let forward = engine::forward_steps(apply_records, target, provider).await?;
     let by_seq: BTreeMap<u64, &Undo> = forward.iter().map(|u| (u.seq, u)).collect();
 
     // What earlier undos did, wherever they are recorded.
@@ -130,36 +131,28 @@ pub async fn plan_undos(
         })
         .collect();
     let already = done.len();
+    let done_steps: BTreeMap<u64, (&str, Option<String>)> = forward
+        .iter()
+        .map(|u| {
+            (
+                u.seq,
+                (u.rec.as_str(), u.created.get(u.step).cloned().flatten()),
+            )
+        })
+        .collect();
+    let left = left_as(apply_records, &done_steps);
     let mut undos: Vec<Undo> = forward
         .into_iter()
         .filter(|u| !done.contains(&u.seq))
         .collect();
 
     // Drift: one read for every resource the run left, and the volumes whose
-    // retype is to be undone (their last modification time).
-    // resource key → (its id, the last after-state, the recommendations on it)
-    let mut last: BTreeMap<String, (ResourceId, Option<Attributes>, Vec<String>)> = BTreeMap::new();
-    for r in apply_records {
-        let Record::RecDone {
-            rec,
-            ok: true,
-            resource: Some(res),
-            after,
-            ..
-        } = r
-        else {
-            continue;
-        };
-        let Ok(r_id) = ResourceId::from_key(res) else {
-            continue;
-        };
-        let entry = last
-            .entry(res.clone())
-            .or_insert((r_id, after.clone(), Vec::new()));
-        entry.1 = after.clone();
-        entry.2.push(rec.clone());
-    }
-    last.retain(|_, (_, _, recs)| !recs.iter().any(|r| resumed.contains(r)));
+    // retype is to be undone (their last modification time). Resources an
+    // earlier rollback already restored are not checked.
+    let left: BTreeMap<String, Left> = left
+        .into_iter()
+        .filter(|(_, l)| !l.recs.iter().any(|r| resumed.contains(r)))
+        .collect();
     let retyped: Vec<(usize, String)> = undos
         .iter()
         .enumerate()
@@ -174,7 +167,7 @@ pub async fn plan_undos(
             _ => None,
         })
         .collect();
-    let mut wanted: Vec<ResourceId> = last.values().map(|f| f.0.clone()).collect();
+    let mut wanted: Vec<ResourceId> = left.values().map(|l| l.id.clone()).collect();
     wanted.extend(retyped.iter().map(|(_, v)| ResourceId::Volume(v.clone())));
     wanted.sort();
     wanted.dedup();
@@ -191,26 +184,38 @@ pub async fn plan_undos(
     };
     let mut drifted: BTreeSet<String> = BTreeSet::new();
     let mut drift = Vec::new();
-    for (res, (r_id, after, recs)) in &last {
-        let now = inv.attributes(r_id);
-        // No after-state: the run left it gone, and it must still be gone.
-        let held = match after {
-            Some(after) => verify::matches_prediction(after, now.as_ref()).is_ok(),
-            None => now.is_none(),
+    for (res, l) in &left {
+        let now = inv.attributes(&l.id);
+        let (held, expected) = match &l.expect {
+            Expect::After(after) => (
+                match after {
+                    Some(after) => verify::matches_prediction(after, now.as_ref()).is_ok(),
+                    // The run left it gone, and it must still be gone.
+                    None => now.is_none(),
+                },
+                after.clone(),
+            ),
+            Expect::Detached(after) => (
+                verify::matches_prediction(after, now.as_ref()).is_ok(),
+                Some(after.clone()),
+            ),
+            Expect::Effect(op, made) => (
+                verify::effect_holds(op, made.as_deref(), &inv).is_ok(),
+                None,
+            ),
         };
         if !held {
-            drifted.extend(recs.iter().cloned());
+            drifted.extend(l.recs.iter().cloned());
             drift.push(format!(
                 "{}: {} changed since the run: {}",
-                recs.join(", "),
+                l.recs.join(", "),
                 clean(res),
-                super::saved::describe_drift(after.as_ref(), now.as_ref())
+                super::saved::describe_drift(expected.as_ref(), now.as_ref())
             ));
         }
     }
     // AWS's six-hour rule, from the later of the run's change and the
     // volume's last modification as AWS reports it.
-    let now = crate::clock::now();
     let mut waiting_at: BTreeMap<usize, String> = BTreeMap::new();
     for (k, volume) in &retyped {
         let u = &undos[*k];
@@ -230,7 +235,7 @@ pub async fn plan_undos(
                     u.label(),
                     u.done_at,
                     crate::clock::rfc3339(ready),
-                    target.id
+                    target
                 ),
             );
         }
@@ -257,6 +262,119 @@ pub async fn plan_undos(
         resumed,
         all_forward,
     })
+}
+
+/// What a resource must look like for the run's undos to apply.
+enum Expect {
+    /// As the last recommendation about it left it (`None`: gone).
+    After(Option<Attributes>),
+    /// So, except what hangs it off an instance: a later recommendation
+    /// terminated the instance it was attached to (or associated with).
+    Detached(Attributes),
+    /// A later recommendation's step changed it last: that effect holds.
+    Effect(Op, Option<String>),
+}
+
+/// A resource the run left, what it must look like, and who changed it.
+struct Left {
+    id: ResourceId,
+    expect: Expect,
+    recs: Vec<String>,
+}
+
+/// What the run left each resource a recommendation was about as: walks the
+/// journal in order, so a later step of another recommendation (a spot
+/// replacement terminating an instance an earlier one rightsized, a
+/// termination detaching a volume an earlier one retyped) decides.
+/// `done` holds the forward steps that took effect (seq → recommendation,
+/// what the step made).
+fn left_as(
+    records: &[Record],
+    done: &BTreeMap<u64, (&str, Option<String>)>,
+) -> BTreeMap<String, Left> {
+    let mut out: BTreeMap<String, Left> = BTreeMap::new();
+    for r in records {
+        match r {
+            Record::RecDone {
+                rec,
+                ok: true,
+                resource: Some(res),
+                after,
+                ..
+            } => {
+                let Ok(id) = ResourceId::from_key(res) else {
+                    continue;
+                };
+                let l = out.entry(res.clone()).or_insert_with(|| Left {
+                    id,
+                    expect: Expect::After(None),
+                    recs: Vec::new(),
+                });
+                l.expect = Expect::After(after.clone());
+                if !l.recs.contains(rec) {
+                    l.recs.push(rec.clone());
+                }
+            }
+            Record::Intent {
+                seq,
+                op,
+                undoes: None,
+                ..
+            } => {
+                let Some((rec, made)) = done.get(seq) else {
+                    continue;
+                };
+                let note =
+                    |out: &mut BTreeMap<String, Left>, key: String, expect: Option<Expect>| {
+                        if let Some(l) = out.get_mut(&key) {
+                            if let Some(e) = expect {
+                                l.expect = e;
+                            }
+                            if !l.recs.iter().any(|r| r == rec) {
+                                l.recs.push(rec.to_string());
+                            }
+                        }
+                    };
+                for t in op.touched(made.as_deref()) {
+                    note(
+                        &mut out,
+                        t.key(),
+                        Some(Expect::Effect(op.as_ref().clone(), made.clone())),
+                    );
+                }
+                // A termination detaches the volumes attached to the instance
+                // (deleting those that go with it) and disassociates its addresses.
+                if let Op::TerminateInstance { instance } = op.as_ref()
+                    && let Some(i) = instance.known()
+                {
+                    let on = |a: &Attributes, k: &str| a.get(k).and_then(|v| v.as_str()) == Some(i);
+                    for l in out.values_mut() {
+                        let (Expect::After(Some(a)) | Expect::Detached(a)) = &l.expect else {
+                            continue;
+                        };
+                        if !(on(a, "attached_to") || on(a, "instance")) {
+                            continue;
+                        }
+                        let goes =
+                            a.get("delete_on_termination") == Some(&serde_json::Value::Bool(true));
+                        let mut a = a.clone();
+                        a.remove("attached_to");
+                        a.remove("instance");
+                        l.expect = if goes {
+                            Expect::After(None)
+                        } else {
+                            Expect::Detached(a)
+                        };
+                        if !l.recs.iter().any(|r| r == rec) {
+                            l.recs.push(rec.to_string());
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    out
 }
 
 /// How a rollback (automatic or not) went, in the run record's words.
@@ -528,7 +646,13 @@ impl Session {
             journals.push((earlier.id.clone(), self.store.journal(&id)?));
         }
         let undo = super::runtime()
-            .block_on(plan_undos(&target, &journals, &renamed, provider.as_ref()))
+            .block_on(plan_undos(
+                &target.id,
+                &journals,
+                &renamed,
+                provider.as_ref(),
+                crate::clock::now(),
+            ))
             .map_err(|e| {
                 Refusal::new(
                     "rollback::cannot-plan",

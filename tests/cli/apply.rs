@@ -727,3 +727,33 @@ recommendations:
     assert!(err.contains(&format!("change {new} to gp2")), "{err}");
     assert_restored(&before, &account(d), &renames, &[]);
 }
+
+#[test]
+fn a_resource_changed_again_by_a_later_recommendation_is_not_drift() {
+    // The volume is retyped, then its instance terminated (which detaches
+    // it); the instance is rightsized, then moved to spot (which terminates
+    // it). Each resource's last change decides what it must look like.
+    let plan = "version: 1
+provider: { sandbox: { seed: account.yaml } }
+recommendations:
+  - { id: retype, action: storage, volume: vol-0a1b2c3d4e5f60003, to: gp3 }
+  - { id: kill, action: terminate, instance: i-0a1b2c3d4e5f60003, depends_on: [retype] }
+  - { id: size, action: rightsize, instance: i-0a1b2c3d4e5f60004, to: c5.xlarge }
+  - { id: spot, action: spot, instance: i-0a1b2c3d4e5f60004, depends_on: [size] }
+";
+    let dir = setup(plan, &quickstart_account());
+    let d = dir.path();
+    std::fs::write(
+        d.join("pare.toml"),
+        "[policy]\nrequire_approval_at = \"never\"\n",
+    )
+    .unwrap();
+    run(d, &["sandbox", "reset", "plan.yaml"]);
+    let before = account(d);
+    let (code, _, err) = run(d, &["apply", "plan.yaml", "--auto-approve"]);
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = run_at(d, &["rollback", "--last", "--auto-approve"], 7);
+    assert_eq!(code, 0, "{err}");
+    assert!(!err.contains("drift"), "{err}");
+    assert_restored(&before, &account(d), &renamed(&last_run(d)), &[]);
+}
