@@ -14,6 +14,7 @@ mod plan;
 mod rollback;
 mod sandbox;
 mod schema;
+mod show;
 mod validate;
 
 pub use output::Output;
@@ -100,7 +101,7 @@ pub enum Command {
     /// The runs, newest first.
     History(history::HistoryArgs),
     /// One run: every step, its undo, status, timings, errors.
-    Show(history::ShowArgs),
+    Show(show::ShowArgs),
     /// Show the live attributes of every resource a plan names.
     Inventory(inventory::InventoryArgs),
     /// Print the least-privilege IAM policy a plan needs (its changes and their undo).
@@ -152,7 +153,7 @@ pub fn run(args: Args) -> ExitCode {
         Command::Apply(a) => apply::run(&out, &args.global, a),
         Command::Rollback(a) => rollback::run(&out, &args.global, a),
         Command::History(a) => history::history(&out, &args.global, a),
-        Command::Show(a) => history::show(&out, &args.global, a),
+        Command::Show(a) => show::show(&out, &args.global, a),
         Command::IamPolicy(a) => iam_policy::run(&out, a),
         Command::Sandbox(c) => sandbox::run(&out, &args.global, c),
         Command::Schema(a) => schema::run(&out, a),

@@ -542,3 +542,64 @@ fn a_journal_that_cannot_be_written_stops_all_new_work() {
             .all(|(_, why)| why.contains("journal could not be written"))
     );
 }
+
+#[test]
+fn a_rollback_stops_at_the_first_failed_undo_and_says_what_is_left() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = Arc::new(scripted(3));
+    let items: Vec<Item> = (0..3).map(|k| rightsize_item(k, 3)).collect();
+    let mut s = settings();
+    s.batch = 1;
+    s.parallelism = 1;
+    let path = dir.path().join("j");
+    let report = run_with(
+        Arc::clone(&p),
+        items,
+        journal_at(&path),
+        &s,
+        Cancel::default(),
+    );
+    assert_eq!(report.completed.len(), 3);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut undos = rt
+        .block_on(forward_steps(&read_journal(&path), "r-test", p.as_ref()))
+        .unwrap();
+    assert_eq!(undos.len(), 9);
+    // The oldest change cannot be undone; the newest undo fails.
+    undos[0].inverse = Inverse::Irreversible {
+        why: "bought".into(),
+    };
+    let newest = undos.last().unwrap().forward.touched(None)[0]
+        .id()
+        .to_string();
+    let mut failing = scripted(0);
+    failing.account = Mutex::new(p.account.lock().unwrap().clone());
+    failing.fail_on.insert(newest);
+    let failing = Arc::new(failing);
+    let rb = rt.block_on(rollback(
+        &undos,
+        "r-test",
+        Arc::clone(&failing) as Arc<dyn Provider>,
+        journal_at(&dir.path().join("j2")),
+        &Events::new("r-undo", false, true),
+        &s,
+        Default::default(),
+    ));
+    let f = rb.failed.expect("the first undo fails");
+    assert!(f.starts_with(&format!("{} step 3", undos[8].rec)), "{f}");
+    assert!(rb.undone.is_empty(), "nothing after a failure");
+    assert_eq!(
+        rb.left.len(),
+        8,
+        "every other undo is named as left: {:?}",
+        rb.left
+    );
+    assert_eq!(
+        failing.calls.lock().unwrap().len(),
+        1,
+        "no call after the failure"
+    );
+}

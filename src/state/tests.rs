@@ -220,3 +220,55 @@ fn the_local_state_is_private_and_never_followed_out() {
     assert!(store.lock(&holder("a@b")).is_err());
     assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep");
 }
+
+#[test]
+fn an_intent_without_an_outcome_reads_as_unknown() {
+    // A crash between a step's intent and its outcome: the journal reads
+    // back, and the step's outcome is unknown (recovery reads the cloud).
+    each(|name, store| {
+        let id = RunId::parse("r20261127-174901").unwrap();
+        let log = store.create_run(&record(&id.to_string())).unwrap();
+        let j = Journal::new(store.journal_name(&id), log, 0);
+        let op = crate::vocabulary::Op::StartInstance {
+            instance: crate::vocabulary::Ref::id("i-0a1b2c3d"),
+        };
+        for (seq, done) in [(j.next_seq(), true), (j.next_seq(), false)] {
+            j.append(
+                &Record::Intent {
+                    seq,
+                    rec: "a".into(),
+                    step: seq as usize - 1,
+                    op: Box::new(op.clone()),
+                    inverse: Box::new(crate::vocabulary::Inverse::Nothing { why: "x".into() }),
+                    before: None,
+                    at: "2026-11-27T17:49:01Z".into(),
+                    undoes: None,
+                },
+                true,
+            )
+            .unwrap();
+            if done {
+                j.append(
+                    &Record::Outcome {
+                        seq,
+                        ok: true,
+                        created: None,
+                        error: None,
+                        attempts: 1,
+                        duration_ms: 1,
+                        at: "2026-11-27T17:49:02Z".into(),
+                    },
+                    true,
+                )
+                .unwrap();
+            }
+        }
+        drop(j);
+        let records = (store as &dyn StateStore).journal(&id).unwrap();
+        let steps = crate::state::journal::steps(&records);
+        assert_eq!(steps.len(), 2, "{name}");
+        assert!(matches!(steps[0].outcome, Some((true, _))), "{name}");
+        assert!(steps[1].outcome.is_none(), "{name}: unknown, not failed");
+        assert_eq!(crate::state::journal::last_seq(&records), 2);
+    });
+}
