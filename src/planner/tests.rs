@@ -7,24 +7,7 @@ use crate::config::Config;
 use crate::provider::*;
 use std::path::Path;
 
-/// A provider that is only a name and estimates: `plan_with` gets the inventory directly.
-struct Fixed;
-
-#[async_trait::async_trait]
-impl Provider for Fixed {
-    fn name(&self) -> &'static str {
-        "sandbox"
-    }
-    async fn describe(&self, _: &Query) -> Result<Inventory, ProviderError> {
-        Err(ProviderError::Transport("not used".into()))
-    }
-    async fn perform(&self, _: &Op) -> Result<Outcome, ProviderError> {
-        Err(ProviderError::Transport("not used".into()))
-    }
-    fn estimate(&self, _: &Op) -> Duration {
-        Duration::from_secs(1)
-    }
-}
+use crate::provider::fixtures::Fixed;
 
 mod ordering {
     use super::*;

@@ -158,3 +158,23 @@ impl crate::durable::AppendLog for MemLog {
         Ok(())
     }
 }
+
+/// A provider that is only a name and estimates (a second each): for
+/// planning an inventory given directly.
+pub struct Fixed;
+
+#[async_trait::async_trait]
+impl super::Provider for Fixed {
+    fn name(&self) -> &'static str {
+        "sandbox"
+    }
+    async fn describe(&self, _: &super::Query) -> Result<super::Inventory, super::ProviderError> {
+        Err(super::ProviderError::Transport("not used".into()))
+    }
+    async fn perform(&self, _: &Op) -> Result<Outcome, super::ProviderError> {
+        Err(super::ProviderError::Transport("not used".into()))
+    }
+    fn estimate(&self, _: &Op) -> std::time::Duration {
+        std::time::Duration::from_secs(1)
+    }
+}

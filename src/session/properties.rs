@@ -20,24 +20,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// A provider that is only a name and estimates: `plan_with` gets the inventory directly.
-struct Fixed;
-
-#[async_trait::async_trait]
-impl Provider for Fixed {
-    fn name(&self) -> &'static str {
-        "sandbox"
-    }
-    async fn describe(&self, _: &Query) -> Result<Inventory, ProviderError> {
-        Err(ProviderError::Transport("not used".into()))
-    }
-    async fn perform(&self, _: &Op) -> Result<Outcome, ProviderError> {
-        Err(ProviderError::Transport("not used".into()))
-    }
-    fn estimate(&self, _: &Op) -> Duration {
-        Duration::from_secs(1)
-    }
-}
+use crate::provider::fixtures::Fixed;
 
 /// Tiny deterministic generator, so one `u64` describes a whole case.
 struct Rng(u64);

@@ -572,6 +572,22 @@ impl Session {
         Ok(record)
     }
 
+    /// The record of a new run that resolves `target` (a rollback or an
+    /// accept of it): the same plan and provider.
+    fn resolving(&self, id: &str, kind: RunKind, target: &RunRecord) -> RunRecord {
+        RunRecord {
+            resolves: Some(target.id.clone()),
+            provider: target.provider.clone(),
+            provider_spec: target.provider_spec.clone(),
+            plan_path: target.plan_path.clone(),
+            plan_sha256: target.plan_sha256.clone(),
+            plan_name: target.plan_name.clone(),
+            git_commit: target.git_commit.clone(),
+            lineage: target.lineage.clone(),
+            ..self.new_record(id, kind)
+        }
+    }
+
     /// Records that `target`'s changes are kept as they stand.
     pub fn accept(&mut self, target: &RunRecord) -> Result<RunOutcome, SessionError> {
         let open = matches!(
@@ -596,15 +612,7 @@ impl Session {
             .into());
         }
         let id = self.store.new_run_id()?.to_string();
-        let mut record = self.new_record(&id, RunKind::Accept);
-        record.resolves = Some(target.id.clone());
-        record.provider = target.provider.clone();
-        record.provider_spec = target.provider_spec.clone();
-        record.plan_path = target.plan_path.clone();
-        record.plan_sha256 = target.plan_sha256.clone();
-        record.plan_name = target.plan_name.clone();
-        record.git_commit = target.git_commit.clone();
-        record.lineage = target.lineage.clone();
+        let mut record = self.resolving(&id, RunKind::Accept, target);
         drop(self.store.create_run(&record)?);
         record.status = RunStatus::Completed;
         record.finished_at = Some(crate::clock::rfc3339(crate::clock::now()));
@@ -682,15 +690,7 @@ impl Session {
             ..
         } = plan;
         let id = self.store.new_run_id()?.to_string();
-        let mut record = self.new_record(&id, RunKind::Rollback);
-        record.resolves = Some(target.id.clone());
-        record.provider = target.provider.clone();
-        record.provider_spec = target.provider_spec.clone();
-        record.plan_path = target.plan_path.clone();
-        record.plan_sha256 = target.plan_sha256.clone();
-        record.plan_name = target.plan_name.clone();
-        record.git_commit = target.git_commit.clone();
-        record.lineage = target.lineage.clone();
+        let mut record = self.resolving(&id, RunKind::Rollback, &target);
         let log = self.store.create_run(&record)?;
         let journal = Arc::new(Journal::new(
             self.store.journal_name(&crate::state::parse_run_id(&id)?),
