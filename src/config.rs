@@ -118,11 +118,20 @@ impl Config {
                 p
             }
         };
-        let text = crate::durable::read_text(&path, crate::durable::CONFIG_LIMIT, "pare.toml")
-            .map_err(|e| ConfigError::Io {
-                path: path.clone(),
-                error: e.to_string(),
-            })?;
+        // The one found in the working directory must really be there (a
+        // committed link to a secret is refused); one named by --config is
+        // read where it is.
+        let read = match explicit {
+            Some(_) => crate::durable::read_text(&path, crate::durable::CONFIG_LIMIT, "pare.toml"),
+            None => {
+                crate::durable::read_confined(&path, dir, crate::durable::CONFIG_LIMIT, "pare.toml")
+                    .and_then(crate::durable::text)
+            }
+        };
+        let text = read.map_err(|e| ConfigError::Io {
+            path: path.clone(),
+            error: e.to_string(),
+        })?;
         let name = explicit.map_or_else(|| "pare.toml".to_string(), |p| p.display().to_string());
         let mut config = Config::parse(&name, text).map_err(ConfigError::Invalid)?;
         config.path = Some(path);

@@ -41,6 +41,20 @@ pub enum ReadError {
     },
     #[error("it is not UTF-8 text (invalid byte at offset {0})")]
     NotText(usize),
+    #[error("it is not a text file (it holds a NUL byte at offset {0})")]
+    Binary(usize),
+    #[error(
+        "it leads to {0}, outside {1}: pare reads files there only when given their path directly"
+    )]
+    Outside(PathBuf, PathBuf),
+    #[error("it is {0}, a system pseudo-file, not a file anyone writes")]
+    Pseudo(PathBuf),
+    #[error("it changed while it was being opened (a link swapped?); nothing was read")]
+    Raced,
+    #[error(
+        "it can be written by others (mode {0:o}): pare trusts its state only when only its owner can change it"
+    )]
+    Shared(u32),
 }
 
 impl ReadError {
@@ -118,21 +132,100 @@ fn read_file(file: File, limit: u64, what: &'static str) -> Result<Vec<u8>, Read
     Ok(bytes)
 }
 
+/// Where the file open as `file` (found at `path`) really is, checked to be
+/// the same file (no link swapped between opening and looking), and not a
+/// system pseudo-file (`/proc/self/environ` reports itself a regular file).
+fn real_path(file: &File, path: &Path) -> Result<PathBuf, ReadError> {
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(ReadError::NotAFile(kind_of(&meta)));
+    }
+    let real = std::fs::canonicalize(path)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let (a, b) = (file.metadata()?, std::fs::metadata(&real)?);
+        if (a.dev(), a.ino()) != (b.dev(), b.ino()) {
+            return Err(ReadError::Raced);
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = file;
+    if ["/proc", "/sys", "/dev"]
+        .iter()
+        .any(|p| real.starts_with(p))
+    {
+        return Err(ReadError::Pseudo(real));
+    }
+    Ok(real)
+}
+
 /// Reads a file someone gave pare (`what` names it in errors: "a plan file"):
-/// a regular file, at most `limit` bytes.
+/// a regular file, at most `limit` bytes, not a system pseudo-file.
 pub fn read_limited(path: &Path, limit: u64, what: &'static str) -> Result<Vec<u8>, ReadError> {
-    read_file(open_read(path, true)?, limit, what)
+    let file = open_read(path, true)?;
+    real_path(&file, path)?;
+    read_file(file, limit, what)
+}
+
+/// [`read_limited`], confined: the file (after every link) must be inside
+/// `folder`, checked on the file actually opened, so a link swapped in
+/// between cannot lead out.
+pub fn read_confined(
+    path: &Path,
+    folder: &Path,
+    limit: u64,
+    what: &'static str,
+) -> Result<Vec<u8>, ReadError> {
+    let file = open_read(path, true)?;
+    let real = real_path(&file, path)?;
+    let real_folder = std::fs::canonicalize(folder)?;
+    if !real.starts_with(&real_folder) {
+        return Err(ReadError::Outside(real, real_folder));
+    }
+    read_file(file, limit, what)
+}
+
+/// UTF-8 text from bytes read, refusing binary files (a NUL byte).
+pub fn text(bytes: Vec<u8>) -> Result<String, ReadError> {
+    if let Some(i) = bytes.iter().position(|b| *b == 0) {
+        return Err(ReadError::Binary(i));
+    }
+    String::from_utf8(bytes).map_err(|e| ReadError::NotText(e.utf8_error().valid_up_to()))
 }
 
 /// [`read_limited`], as UTF-8 text.
 pub fn read_text(path: &Path, limit: u64, what: &'static str) -> Result<String, ReadError> {
-    let bytes = read_limited(path, limit, what)?;
-    String::from_utf8(bytes).map_err(|e| ReadError::NotText(e.utf8_error().valid_up_to()))
+    text(read_limited(path, limit, what)?)
 }
 
-/// Reads a file pare owns in its state, never through a symlink.
+/// A file given on the command line or found in the working directory: a
+/// path that stays inside the working directory by its words must stay
+/// inside it after its links too (a committed link to `~/.aws/credentials`
+/// or `/proc/self/environ` is refused); a path given outside it (absolute,
+/// or with `..`) is read as given.
+pub fn read_given(path: &Path, limit: u64, what: &'static str) -> Result<String, ReadError> {
+    match path.to_str().filter(|p| lexically_inside(p)) {
+        Some(_) => text(read_confined(path, Path::new("."), limit, what)?),
+        None => read_text(path, limit, what),
+    }
+}
+
+/// Reads a file pare owns in its state, never through a symlink, and only
+/// if no one but its owner can change it.
 pub fn read_owned(path: &Path) -> Result<Vec<u8>, ReadError> {
-    read_file(open_read(path, false)?, STATE_LIMIT, "a state file")
+    let file = open_read(path, false)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let meta = file.metadata()?;
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        let me = unsafe { libc::geteuid() };
+        if meta.mode() & 0o022 != 0 || meta.uid() != me {
+            return Err(ReadError::Shared(meta.mode() & 0o7777));
+        }
+    }
+    read_file(file, STATE_LIMIT, "a state file")
 }
 
 #[cfg(unix)]
@@ -593,6 +686,30 @@ mod tests {
         let inner = fresh.join("runs");
         std::os::unix::fs::symlink(&shared, &inner).unwrap();
         assert!(matches!(inner_dir(&inner), Err(DirError::Link { .. })));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn confined_reads_check_the_file_actually_opened() {
+        let dir = tempfile::tempdir().unwrap();
+        let inside = dir.path().join("in");
+        std::fs::create_dir(&inside).unwrap();
+        std::fs::write(inside.join("ok.yaml"), "a: 1\n").unwrap();
+        std::fs::write(dir.path().join("secret"), "s").unwrap();
+        std::os::unix::fs::symlink("../secret", inside.join("out.yaml")).unwrap();
+        std::os::unix::fs::symlink("ok.yaml", inside.join("alias.yaml")).unwrap();
+        assert!(read_confined(&inside.join("ok.yaml"), &inside, 100, "x").is_ok());
+        assert!(read_confined(&inside.join("alias.yaml"), &inside, 100, "x").is_ok());
+        assert!(matches!(
+            read_confined(&inside.join("out.yaml"), &inside, 100, "x"),
+            Err(ReadError::Outside(..))
+        ));
+        std::os::unix::fs::symlink("/proc/self/environ", inside.join("env.yaml")).unwrap();
+        assert!(matches!(
+            read_limited(&inside.join("env.yaml"), 1 << 20, "x"),
+            Err(ReadError::Pseudo(_))
+        ));
+        assert!(matches!(text(b"a\0b".to_vec()), Err(ReadError::Binary(1))));
     }
 
     #[test]

@@ -47,7 +47,7 @@ pub fn run(out: &Output, global: &GlobalArgs, cmd: SandboxCommand) -> miette::Re
             out.status(&format!(
                 "Sandbox in {} re-seeded from {}: {} instances, {} volumes, {} snapshots, {} addresses, {} groups.",
                 session.store.location(),
-                seed.display(),
+                seed.path.display(),
                 inv.instances.len(),
                 inv.volumes.len(),
                 inv.snapshots.len(),

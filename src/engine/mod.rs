@@ -22,7 +22,10 @@ mod rollback;
 pub mod verify;
 
 pub use events::Events;
-pub use rollback::{RollbackReport, Undo, forward_steps, recreates, resolve_unknown, rollback};
+pub use rollback::{
+    Decisions, RollbackReport, Undo, forward_steps, forward_steps_deciding, recreates,
+    resolve_unknown, rollback,
+};
 
 use crate::provider::Provider;
 use crate::state::{Journal, JournalError, Record};

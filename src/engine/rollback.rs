@@ -217,19 +217,33 @@ pub fn recreates(forward: &Op) -> Option<String> {
 /// killed) is resolved by reading the cloud: it counts as done if its effect
 /// is there. Undo records (written by a rollback into the same journal) are
 /// not forward steps.
-pub async fn forward_steps(
+/// A decision about a step whose outcome was never written: seq → (took
+/// effect, what it created).
+pub type Decisions = BTreeMap<u64, (bool, Option<String>)>;
+
+/// [`forward_steps`], also returning the decisions it made by reading the
+/// cloud, for the caller to record before changing anything. `decided`
+/// holds what earlier rollbacks decided: those are not read again.
+pub async fn forward_steps_deciding(
     records: &[Record],
     run: &str,
     provider: &dyn Provider,
-) -> Result<Vec<Undo>, String> {
+    decided: &Decisions,
+) -> Result<(Vec<Undo>, Decisions), String> {
     let steps = crate::state::journal::steps(records);
     let mut created_by: BTreeMap<String, Vec<Option<String>>> = BTreeMap::new();
     let mut out = Vec::new();
+    let mut new = Decisions::new();
     for s in steps.iter().filter(|s| s.undoes.is_none()) {
         let created_list = created_by.entry(s.rec.clone()).or_default();
-        let (ok, created) = match &s.outcome {
-            Some((ok, created)) => (*ok, created.clone()),
-            None => resolve_unknown(s, run, provider).await?,
+        let (ok, created) = match (&s.outcome, decided.get(&s.seq)) {
+            (Some((ok, created)), _) => (*ok, created.clone()),
+            (None, Some(d)) => d.clone(),
+            (None, None) => {
+                let d = resolve_unknown(s, run, provider).await?;
+                new.insert(s.seq, d.clone());
+                d
+            }
         };
         while created_list.len() < s.step {
             created_list.push(None);
@@ -250,7 +264,21 @@ pub async fn forward_steps(
     for u in &mut out {
         u.created = created_by.get(&u.rec).cloned().unwrap_or_default();
     }
-    Ok(out)
+    Ok((out, new))
+}
+
+/// The completed forward steps of a journal, in the order they were made,
+/// ready to undo (see [`forward_steps_deciding`]).
+pub async fn forward_steps(
+    records: &[Record],
+    run: &str,
+    provider: &dyn Provider,
+) -> Result<Vec<Undo>, String> {
+    Ok(
+        forward_steps_deciding(records, run, provider, &Decisions::new())
+            .await?
+            .0,
+    )
 }
 
 /// Did a forward step whose outcome is unknown take effect? Reads the cloud:

@@ -48,7 +48,7 @@ impl Session {
     /// Nothing is changed.
     pub fn prepare_apply(&self, source: Source<'_>) -> Result<Prepared, SessionError> {
         let Source::File(path) = source;
-        let text = crate::durable::read_text(path, crate::durable::SAVED_PLAN_LIMIT, "a plan")
+        let text = crate::durable::read_given(path, crate::durable::SAVED_PLAN_LIMIT, "a plan")
             .map_err(|e| {
                 Refusal::new(
                     "apply::unreadable",
@@ -68,7 +68,7 @@ impl Session {
         }
         let saved = SavedPlan::parse(path, &text)?;
         let plan_path = PathBuf::from(&saved.preview.plan.path);
-        let plan_text = match crate::durable::read_text(
+        let plan_text = match crate::durable::read_given(
             &plan_path,
             crate::durable::PLAN_LIMIT,
             "a plan file",
@@ -271,6 +271,11 @@ impl Session {
                         });
                     }
                 };
+                for d in &undo.decisions {
+                    journal
+                        .append(d, true)
+                        .map_err(|e| StateError::io(self.store.location(), e))?;
+                }
                 events.rollback_start(undo.reversible_count());
                 let rb = rt.block_on(engine::rollback(
                     &undo.undos,

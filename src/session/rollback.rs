@@ -49,6 +49,9 @@ pub struct UndoPlan {
     /// Every forward step of the run: (recommendation, step, whether it has
     /// an undo to run, whether an earlier rollback ran it).
     pub all_forward: Vec<(String, usize, bool, bool)>,
+    /// Decisions about steps whose outcome was never written, made now by
+    /// reading the cloud: recorded before anything is undone.
+    pub decisions: Vec<Record>,
 }
 
 impl UndoPlan {
@@ -73,13 +76,52 @@ pub async fn plan_undos(
     let Some((_, apply_records)) = journals.first() else {
         return Ok(UndoPlan::default());
     };
-    let forward = engine::forward_steps(apply_records, target, provider).await?;
+    // What earlier rollbacks decided about steps whose outcome was never
+    // written: honoured, never read again from a cloud they have changed since.
+    let mut decided = engine::Decisions::new();
+    let mut undo_decided = engine::Decisions::new();
+    for (_, records) in journals {
+        for r in records {
+            if let Record::Resolved {
+                seq,
+                undo,
+                ok,
+                created,
+                ..
+            } = r
+            {
+                let map = if *undo {
+                    &mut undo_decided
+                } else {
+                    &mut decided
+                };
+                map.entry(*seq).or_insert((*ok, created.clone()));
+            }
+        }
+    }
+    let (forward, new_decisions) =
+        engine::forward_steps_deciding(apply_records, target, provider, &decided).await?;
+    let mut decisions: Vec<Record> = new_decisions
+        .into_iter()
+        .map(|(seq, (ok, created))| Record::Resolved {
+            seq,
+            undo: false,
+            ok,
+            created,
+            at: crate::clock::rfc3339(now),
+        })
+        .collect();
     let by_seq: BTreeMap<u64, &Undo> = forward.iter().map(|u| (u.seq, u)).collect();
 
     // What earlier undos did, wherever they are recorded.
     let mut done: BTreeSet<u64> = BTreeSet::new();
     let mut renamed = renamed_before.clone();
     let mut unknown = Vec::new();
+    for (f, (ok, _)) in &undo_decided {
+        if *ok {
+            done.insert(*f);
+        }
+    }
     for (_, records) in journals {
         for s in crate::state::journal::steps(records) {
             let Some(f) = s.undoes else { continue };
@@ -102,7 +144,9 @@ pub async fn plan_undos(
     // every rollback of the run, so the cloud makes it once.
     for s in unknown {
         let Some(f) = s.undoes else { continue };
-        if done.contains(&f) || matches!(s.op, Op::LaunchInstance { .. } | Op::CreateVolume { .. })
+        if done.contains(&f)
+            || undo_decided.contains_key(&f)
+            || matches!(s.op, Op::LaunchInstance { .. } | Op::CreateVolume { .. })
         {
             continue;
         }
@@ -110,9 +154,18 @@ pub async fn plan_undos(
             .describe(&verify::query(&s.op, None))
             .await
             .map_err(|e| format!("reading the account failed: {e}"))?;
-        if verify::effect_holds(&s.op, None, &inv).is_ok() {
+        let ok = verify::effect_holds(&s.op, None, &inv).is_ok();
+        if ok {
             done.insert(f);
         }
+        undo_decided.insert(f, (ok, None));
+        decisions.push(Record::Resolved {
+            seq: f,
+            undo: true,
+            ok,
+            created: None,
+            at: crate::clock::rfc3339(now),
+        });
     }
     let resumed: BTreeSet<String> = forward
         .iter()
@@ -261,6 +314,7 @@ pub async fn plan_undos(
         already,
         resumed,
         all_forward,
+        decisions,
     })
 }
 
@@ -697,6 +751,12 @@ impl Session {
             log,
             0,
         ));
+        // Decisions about unknown outcomes are on record before any undo.
+        for d in &undo.decisions {
+            journal
+                .append(d, true)
+                .map_err(|e| crate::state::StateError::io(self.store.location(), e))?;
+        }
         let events = out.events(&id);
         let to_undo = undo.reversible_count();
         events.steps(to_undo);

@@ -60,6 +60,21 @@ pub enum Record {
     },
     /// A recommendation was not started.
     RecSkipped { rec: String, why: String },
+    /// A rollback's decision about a step whose outcome was never written
+    /// (the run was killed between its intent and its outcome): the
+    /// forward step `seq` of the apply run (or, with `undo`, the undo of
+    /// it) took effect or not, as the cloud showed. Written before the
+    /// rollback changes anything; later rollbacks use it instead of reading
+    /// the cloud again (which an earlier undo may have changed since).
+    Resolved {
+        seq: u64,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        undo: bool,
+        ok: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        created: Option<String>,
+        at: String,
+    },
 }
 
 /// An open journal, shared by the run's tasks. Appends go straight to the

@@ -579,3 +579,114 @@ fn plan_file_mistakes_are_worded_for_people() {
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("Summary: 1 recommendation:"), "{out}");
 }
+
+#[test]
+fn a_rollback_killed_half_way_never_undoes_what_did_not_happen() {
+    // The apply dies after writing the intent of `start` (it never ran); a
+    // first rollback decides so, restarts the instance, and dies too, at
+    // each point in turn. The next must not take the restarted instance for
+    // the start's doing and stop it.
+    let plan = "version: 1
+provider: { sandbox: { seed: account.yaml } }
+approvals: [ { by: b@example.com, covers: [\"*\"] } ]
+recommendations:
+  - { id: rightsize-web-1, action: rightsize, instance: i-0a1b2c3d4e5f60001, to: m5.large }
+";
+    let s = Sandbox::new(plan, &quickstart_account());
+    let before = s.account();
+    // Whether the command in `dir` was killed (rather than finishing first).
+    let killed = |dir: &std::path::Path, args: &[&str], after: u32, hours: u64| {
+        let out = super::harness::pare_in(dir)
+            .args(args)
+            .env("PARE_TEST_KILL_AFTER_RECORD", after.to_string())
+            .env("PARE_FAKE_NOW", super::harness::at(hours))
+            .output()
+            .unwrap();
+        out.status.code().is_none()
+    };
+    assert!(killed(
+        s.path(),
+        &["apply", "plan.yaml", "--auto-approve", "-q"],
+        5,
+        0
+    ));
+    let id = s.last_run()["id"].as_str().unwrap().to_string();
+    for after in 1..=6 {
+        let d = s.path().join(format!("kill-{after}"));
+        super::harness::copy_dir(&s.path().join(".pare"), &d.join(".pare"));
+        for f in ["plan.yaml", "account.yaml"] {
+            std::fs::copy(s.path().join(f), d.join(f)).unwrap();
+        }
+        if !killed(
+            &d,
+            &["rollback", "--run", &id, "--auto-approve", "-q"],
+            after,
+            7,
+        ) {
+            continue;
+        }
+        let (code, _, err) = super::harness::output(
+            super::harness::pare_in(&d)
+                .args(["rollback", "--run", &id, "--auto-approve"])
+                .env("PARE_FAKE_NOW", super::harness::at(8)),
+        );
+        assert_eq!(code, 0, "kill {after}: {err}");
+        assert!(
+            !err.contains("stop i-0a1b2c3d4e5f60001"),
+            "kill {after}: undid a start that never ran: {err}"
+        );
+        assert_restored(
+            &before,
+            &super::harness::account_in(&d),
+            &Default::default(),
+            &[],
+        );
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn links_to_secrets_as_plans_or_pare_toml_are_never_read() {
+    let secret = "AKIA-LINKED-SECRET-5678";
+    let outside = tempfile::tempdir().unwrap();
+    let creds = outside.path().join("credentials");
+    std::fs::write(
+        &creds,
+        format!("[default]\naws_secret_access_key = {secret}\n"),
+    )
+    .unwrap();
+    let s = Sandbox::unseeded(REVERSIBLE_PLAN, &quickstart_account());
+    std::os::unix::fs::symlink(&creds, s.path().join("creds.yaml")).unwrap();
+    std::os::unix::fs::symlink("/proc/self/environ", s.path().join("env.yaml")).unwrap();
+    for plan in ["creds.yaml", "env.yaml"] {
+        for cmd in [
+            &["validate", plan][..],
+            &["plan", plan],
+            &["apply", plan, "--auto-approve"],
+        ] {
+            let (code, out, err) = output_with_secret(&s, cmd, secret);
+            assert_eq!(code, 1, "{cmd:?}: {err}");
+            assert!(
+                !out.contains(secret) && !err.contains(secret),
+                "{cmd:?} leaked: {err}"
+            );
+            assert!(
+                err.contains("outside") || err.contains("pseudo-file"),
+                "{cmd:?}: {err}"
+            );
+        }
+    }
+    // A pare.toml found in the working directory that leads out is refused too.
+    std::os::unix::fs::symlink(&creds, s.path().join("pare.toml")).unwrap();
+    let (code, out, err) = output_with_secret(&s, &["plan", "plan.yaml"], secret);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        !out.contains(secret) && !err.contains(secret),
+        "pare.toml leaked: {err}"
+    );
+    std::fs::remove_file(s.path().join("pare.toml")).unwrap();
+    std::os::unix::fs::symlink("/proc/self/environ", s.path().join("pare.toml")).unwrap();
+    let (code, _, err) = output_with_secret(&s, &["plan", "plan.yaml"], secret);
+    assert_eq!(code, 1, "{err}");
+    assert!(!err.contains(secret), "pare.toml leaked: {err}");
+}

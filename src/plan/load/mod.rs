@@ -53,12 +53,11 @@ pub fn load(path: &Path) -> Result<LoadedPlan, LoadError> {
 /// Reads `path` and checks it, returning what could be read together with
 /// every problem found, so callers can add their own checks of the rest.
 pub fn check(path: &Path) -> Result<(Option<LoadedPlan>, Vec<Diagnostic>), LoadError> {
-    let text = crate::durable::read_text(path, crate::durable::PLAN_LIMIT, "a plan file").map_err(
-        |e| LoadError::Io {
+    let text = crate::durable::read_given(path, crate::durable::PLAN_LIMIT, "a plan file")
+        .map_err(|e| LoadError::Io {
             path: path.to_owned(),
             error: e.to_string(),
-        },
-    )?;
+        })?;
     Ok(check_str(path, &path.display().to_string(), text))
 }
 

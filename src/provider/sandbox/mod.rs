@@ -104,7 +104,7 @@ struct Log {
 /// inside it (or below). Absolute paths, `..` and links that lead out are
 /// refused, so a plan from someone else's pull request cannot make pare
 /// read (and echo) any other file.
-pub fn seed_path(plan_path: &Path, seed: &str) -> Result<PathBuf, SandboxError> {
+pub fn seed_path(plan_path: &Path, seed: &str) -> Result<Seed, SandboxError> {
     let folder = plan_path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -120,14 +120,28 @@ pub fn seed_path(plan_path: &Path, seed: &str) -> Result<PathBuf, SandboxError> 
     }
     let path = folder.join(rel);
     // Links: the real file must still be inside the real folder.
-    let (Ok(real_folder), Ok(real)) = (std::fs::canonicalize(folder), std::fs::canonicalize(&path))
-    else {
-        return Ok(path); // missing: reading it says so
+    let seed = Seed {
+        path,
+        folder: folder.to_owned(),
+    };
+    let (Ok(real_folder), Ok(real)) = (
+        std::fs::canonicalize(folder),
+        std::fs::canonicalize(&seed.path),
+    ) else {
+        return Ok(seed); // missing: reading it says so
     };
     if !real.starts_with(&real_folder) {
         return Err(outside(Some(real)));
     }
-    Ok(path)
+    Ok(seed)
+}
+
+/// A plan's seed file and the folder it must stay in (checked again on the
+/// file actually opened, so a link swapped in meanwhile cannot lead out).
+#[derive(Debug, Clone)]
+pub struct Seed {
+    pub path: PathBuf,
+    pub folder: PathBuf,
 }
 
 const FILE: &str = "sandbox.yaml";
@@ -210,7 +224,7 @@ impl SandboxProvider {
     /// another file than `seed`, a warning for the user.
     pub fn open(
         store: Arc<dyn DocStore>,
-        seed: &Path,
+        seed: &Seed,
     ) -> Result<(SandboxProvider, Option<String>), SandboxError> {
         let state_err = |e: std::io::Error| SandboxError::State {
             location: store.location(),
@@ -221,7 +235,7 @@ impl SandboxProvider {
             Some(b) => {
                 if let Some(previous) = store.read_doc(SEEDED_FROM).ok().flatten() {
                     let previous = String::from_utf8_lossy(&previous).trim().to_string();
-                    let now = canonical(seed);
+                    let now = canonical(&seed.path);
                     if previous != now {
                         warning = Some(format!(
                             "the sandbox in {} was seeded from {}, not {}; `pare sandbox reset PLAN` re-seeds it",
@@ -274,14 +288,32 @@ impl SandboxProvider {
 
     /// Copies `seed` into the store, discarding the current sandbox. The
     /// caller holds the state's lock.
-    pub fn reset(store: &dyn DocStore, seed: &Path) -> Result<Inventory, SandboxError> {
-        let text =
-            crate::durable::read_text(seed, crate::durable::ACCOUNT_LIMIT, "an account file")
-                .map_err(|e| SandboxError::Seed {
-                    path: seed.to_owned(),
+    pub fn reset(store: &dyn DocStore, seed: &Seed) -> Result<Inventory, SandboxError> {
+        let read = crate::durable::read_confined(
+            &seed.path,
+            &seed.folder,
+            crate::durable::ACCOUNT_LIMIT,
+            "an account file",
+        )
+        .and_then(crate::durable::text);
+        let text = match read {
+            Ok(t) => t,
+            Err(crate::durable::ReadError::Outside(target, folder)) => {
+                return Err(SandboxError::SeedOutside {
+                    seed: crate::vocabulary::words::clean(&seed.path.display().to_string())
+                        .into_owned(),
+                    folder,
+                    target: Some(target),
+                });
+            }
+            Err(e) => {
+                return Err(SandboxError::Seed {
+                    path: seed.path.clone(),
                     error: e.to_string(),
-                })?;
-        let account = parse_account(&seed.display().to_string(), &text)?;
+                });
+            }
+        };
+        let account = parse_account(&seed.path.display().to_string(), &text)?;
         let state_err = |e: std::io::Error| SandboxError::State {
             location: store.location(),
             error: e.to_string(),
@@ -297,7 +329,7 @@ impl SandboxProvider {
                 .map_err(state_err)?;
         }
         store
-            .write_doc(SEEDED_FROM, canonical(seed).as_bytes())
+            .write_doc(SEEDED_FROM, canonical(&seed.path).as_bytes())
             .map_err(state_err)?;
         Ok(account)
     }

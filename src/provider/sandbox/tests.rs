@@ -12,12 +12,16 @@ fn rt() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
-fn setup(seed: &str) -> (tempfile::TempDir, PathBuf, PathBuf) {
+fn setup(seed: &str) -> (tempfile::TempDir, Seed, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let seed_path = dir.path().join("account.yaml");
     std::fs::write(&seed_path, seed).unwrap();
     let state = dir.path().join(".pare");
-    (dir, seed_path, state)
+    let seed = Seed {
+        path: seed_path,
+        folder: dir.path().to_owned(),
+    };
+    (dir, seed, state)
 }
 
 fn docs(state: &std::path::Path) -> Arc<dyn DocStore> {
@@ -53,7 +57,7 @@ fn performed_ops_survive_a_reopen_and_fold_into_the_file() {
     let file = std::fs::read_to_string(state.join(FILE)).unwrap();
     assert!(file.contains("stopped"), "{file}");
     // The seed itself is never touched.
-    assert_eq!(std::fs::read_to_string(&seed).unwrap(), SEED);
+    assert_eq!(std::fs::read_to_string(&seed.path).unwrap(), SEED);
 }
 
 #[test]
@@ -118,6 +122,10 @@ fn reseeding_from_another_file_warns() {
     SandboxProvider::open(docs(&state), &seed).unwrap();
     let other = dir.path().join("other.yaml");
     std::fs::write(&other, SEED).unwrap();
+    let other = Seed {
+        path: other,
+        folder: dir.path().to_owned(),
+    };
     let (_, warning) = SandboxProvider::open(docs(&state), &other).unwrap();
     assert!(warning.unwrap().contains("pare sandbox reset"));
 }
