@@ -345,6 +345,18 @@ pub fn inner_dir(dir: &Path) -> Result<(), DirError> {
     }
 }
 
+/// A folder inside the state directory that must already be there: a real
+/// directory of ours (never a symlink), that no one else can write.
+pub fn check_inner_dir(dir: &Path) -> Result<(), DirError> {
+    let meta = std::fs::symlink_metadata(dir)?;
+    if meta.file_type().is_symlink() {
+        return Err(DirError::Link {
+            path: dir.to_owned(),
+        });
+    }
+    check_private(dir, &meta)
+}
+
 fn check_private(dir: &Path, meta: &std::fs::Metadata) -> Result<(), DirError> {
     if !meta.is_dir() {
         return Err(DirError::NotADirectory {

@@ -8,7 +8,7 @@
 
 use crate::diagnostic::{Diagnostic, Span};
 use crate::plan::LoadedPlan;
-use petgraph::algo::tarjan_scc;
+use petgraph::algo::kosaraju_scc;
 use petgraph::graph::{DiGraph, NodeIndex};
 use std::collections::{BTreeSet, HashMap};
 
@@ -162,7 +162,7 @@ impl PlanGraph {
     /// Every cycle, one diagnostic each, naming the cycle in order.
     pub fn cycles(&self, loaded: &LoadedPlan) -> Vec<Diagnostic> {
         let recs = &loaded.plan.recommendations;
-        let mut sccs: Vec<Vec<NodeIndex>> = tarjan_scc(&self.graph)
+        let mut sccs: Vec<Vec<NodeIndex>> = kosaraju_scc(&self.graph)
             .into_iter()
             .filter(|c| c.len() > 1)
             .collect();
@@ -180,6 +180,7 @@ impl PlanGraph {
                     .map(|n| recs[n.index()].id.as_str())
                     .collect();
                 let mut spans = Vec::with_capacity(cycle.len());
+                let mut implicit = false;
                 for (k, &n) in cycle.iter().enumerate() {
                     let next = cycle[(k + 1) % cycle.len()];
                     let edge =
@@ -189,6 +190,7 @@ impl PlanGraph {
                                 Edge::DependsOn(sp) => Some(*sp),
                                 Edge::Implicit(_) => None,
                             });
+                    implicit |= edge.is_none();
                     spans.push(edge.unwrap_or(recs[n.index()].spans.id));
                 }
                 let mut d = Diagnostic::new(
@@ -198,9 +200,11 @@ impl PlanGraph {
                     format!("dependency cycle: {}", names.join(" → ")),
                     format!("`{}` waits for `{}`", names[0], names[1]),
                 )
-                .with_help(
-                    "no order can satisfy a cycle; remove one of these `depends_on` entries",
-                );
+                .with_help(if implicit {
+                    "no order can satisfy a cycle; part of it is the order pare adds itself (changes to one resource run in file order): remove a `depends_on` entry, or reorder the recommendations in the file"
+                } else {
+                    "no order can satisfy a cycle; remove one of these `depends_on` entries"
+                });
                 for (k, sp) in spans.iter().enumerate().skip(1) {
                     d.with_label(*sp, format!("`{}` waits for `{}`", names[k], names[k + 1]));
                 }
@@ -294,5 +298,30 @@ impl PlanGraph {
             }
         }
         order
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_chains_need_no_deep_stack() {
+        // 20,000 recommendations, each depending on the one before, on a
+        // test thread's small stack: nothing here may recurse per node.
+        let mut text = String::from(
+            "version: 1\nprovider: { sandbox: { seed: a.yaml } }\nrecommendations:\n  - { id: r0, action: autoscale, group: g, desired: 1 }\n",
+        );
+        for i in 1..20_000 {
+            text.push_str(&format!(
+                "  - {{ id: r{i}, action: autoscale, group: g, desired: 1, depends_on: [r{}] }}\n",
+                i - 1
+            ));
+        }
+        let loaded = crate::plan::load_str(std::path::Path::new("p.yaml"), "p.yaml", text).unwrap();
+        let g = PlanGraph::from_depends_on(&loaded);
+        assert!(g.cycles(&loaded).is_empty());
+        assert_eq!(g.topological_order().len(), 20_000);
+        assert_eq!(g.waves().len(), 20_000);
     }
 }

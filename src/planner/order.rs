@@ -118,12 +118,12 @@ pub(super) fn add_implicit_edges(
             owners.entry(r.as_str()).or_default().push(i);
         }
     }
+    // A chain in file order per resource (each waits for the one before):
+    // ordered all the same, with edges linear in the plan, not quadratic.
     let mut pairs: BTreeSet<(usize, usize, &str)> = BTreeSet::new();
     for (r, idx) in &owners {
-        for (a, &i) in idx.iter().enumerate() {
-            for &j in &idx[a + 1..] {
-                pairs.insert((i.min(j), i.max(j), r));
-            }
+        for w in idx.windows(2) {
+            pairs.insert((w[0], w[1], r));
         }
     }
     for (i, j, r) in pairs {

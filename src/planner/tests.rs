@@ -55,6 +55,16 @@ mod ordering {
         )
     }
 
+    #[test]
+    fn changes_to_one_resource_form_a_chain_not_a_mesh() {
+        let recs: String = (0..300)
+            .map(|i| format!("  - {{ id: r{i}, action: config, fix: disable-detailed-monitoring, instance: i-0000000a }}\n"))
+            .collect();
+        let p = plan(&recs).unwrap();
+        assert!(p.recs.iter().all(|r| r.implicit_after.len() <= 1));
+        assert_eq!(p.recs[299].implicit_after[0].0, "r298");
+    }
+
     fn waves(p: &Planned) -> Vec<Vec<&str>> {
         p.waves
             .iter()

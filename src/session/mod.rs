@@ -180,6 +180,9 @@ impl Session {
         let how = match r.status {
             RunStatus::Running | RunStatus::Interrupted => "was interrupted",
             RunStatus::Cancelled => "was cancelled after changing something",
+            RunStatus::Failed => {
+                "failed and was not rolled back (rollback_on_failure is off in pare.toml)"
+            }
             _ => "did not finish rolling back",
         };
         // An unfinished rollback is finished by rolling back its apply run again.

@@ -51,6 +51,23 @@ impl LocalStore {
         self.dir.join("runs").join(id.to_string())
     }
 
+    /// A run's folder, checked before anything in it is read: a real,
+    /// private directory (a symlink to elsewhere, or a folder others can
+    /// write, is refused: its journal would say what to undo).
+    fn checked_run_dir(&self, id: &RunId) -> Result<PathBuf, StateError> {
+        let dir = self.run_dir(id);
+        match durable::check_inner_dir(&dir) {
+            Ok(()) => Ok(dir),
+            Err(durable::DirError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {
+                Err(StateError::UnknownRun(id.to_string()))
+            }
+            Err(e) => Err(StateError::Unsafe {
+                location: dir.display().to_string(),
+                error: e.to_string(),
+            }),
+        }
+    }
+
     fn io(&self, e: impl std::fmt::Display) -> StateError {
         StateError::io(self.dir.display(), e)
     }
@@ -118,15 +135,17 @@ impl StateStore for LocalStore {
     fn run_ids(&self) -> Result<Vec<RunId>, StateError> {
         let dir = self.dir.join("runs");
         let entries = std::fs::read_dir(&dir).map_err(|e| self.io(e))?;
+        // Links are listed too: reading them is refused, so they are named
+        // as damaged rather than silently left out.
         Ok(entries
             .filter_map(|e| e.ok())
-            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir() || t.is_symlink()))
             .filter_map(|e| e.file_name().to_str().and_then(RunId::parse))
             .collect())
     }
 
     fn read_run(&self, id: &RunId) -> Result<RunRecord, StateError> {
-        let path = self.run_dir(id).join("run.json");
+        let path = self.checked_run_dir(id)?.join("run.json");
         let bytes = match durable::read_owned(&path) {
             Ok(b) => b,
             Err(e) if e.kind() == Some(std::io::ErrorKind::NotFound) => {
@@ -173,7 +192,7 @@ impl StateStore for LocalStore {
     }
 
     fn read_journal(&self, id: &RunId) -> Result<String, StateError> {
-        let path = self.run_dir(id).join("journal.jsonl");
+        let path = self.checked_run_dir(id)?.join("journal.jsonl");
         match durable::read_owned(&path) {
             Ok(b) => String::from_utf8(b).map_err(|e| StateError::Damaged {
                 id: id.to_string(),

@@ -164,6 +164,7 @@ impl<'a> dyn StateStore + 'a {
             match self.read_run(&id) {
                 Ok(r) => h.runs.push(r),
                 Err(StateError::Damaged { id, message, .. }) => h.damaged.push((id, message)),
+                Err(StateError::Unsafe { error, .. }) => h.damaged.push((id.to_string(), error)),
                 Err(StateError::UnknownRun(_)) => {}
                 Err(e) => return Err(e),
             }

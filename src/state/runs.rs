@@ -269,6 +269,8 @@ impl History {
                 | RunStatus::Interrupted
                 | RunStatus::RollbackIncomplete
                 | RunStatus::Incomplete => true,
+                // A step failed and nothing was undone (rollback_on_failure off).
+                RunStatus::Failed => r.steps_done > 0,
                 RunStatus::Cancelled => r.steps_done > 0,
                 _ => false,
             };

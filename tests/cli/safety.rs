@@ -690,3 +690,77 @@ fn links_to_secrets_as_plans_or_pare_toml_are_never_read() {
     assert_eq!(code, 1, "{err}");
     assert!(!err.contains(secret), "pare.toml leaked: {err}");
 }
+
+#[cfg(unix)]
+#[test]
+fn a_run_folder_that_is_a_link_or_writable_by_others_is_not_trusted() {
+    use std::os::unix::fs::PermissionsExt;
+    let s = Sandbox::new(REVERSIBLE_PLAN, &quickstart_account());
+    let (code, _, err) = s.run(&["apply", "plan.yaml", "--auto-approve"]);
+    assert_eq!(code, 0, "{err}");
+    let id = s.last_run()["id"].as_str().unwrap().to_string();
+    let applied = s.account();
+    let run_dir = s.path().join(format!(".pare/runs/{id}"));
+    let journal = run_dir.join("journal.jsonl");
+    // A journal others may write is not a record of what to undo.
+    std::fs::set_permissions(&journal, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let (code, _, err) = s.run_at(&["rollback", "--run", &id, "--auto-approve"], 7);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("written by others"), "{err}");
+    std::fs::set_permissions(&journal, std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::fs::set_permissions(&run_dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let (code, _, err) = s.run_at(&["rollback", "--run", &id, "--auto-approve"], 7);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("written by everyone"), "{err}");
+    std::fs::set_permissions(&run_dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    // A run folder that is a link to elsewhere is named, never followed.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let moved = elsewhere.path().join("run");
+    std::fs::rename(&run_dir, &moved).unwrap();
+    std::os::unix::fs::symlink(&moved, &run_dir).unwrap();
+    let (code, _, err) = s.run_at(&["rollback", "--run", &id, "--auto-approve"], 7);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("symbolic link"), "{err}");
+    let (code, _, err) = s.run(&["history"]);
+    assert_eq!(code, 0);
+    assert!(
+        err.contains(&format!("the record of run {id} cannot be read")),
+        "{err}"
+    );
+    assert_eq!(s.account(), applied, "nothing was undone");
+}
+
+#[test]
+fn a_failed_run_left_unrolled_blocks_new_applies() {
+    let plan = "version: 1
+provider: { sandbox: { seed: account.yaml } }
+recommendations:
+  - { id: rs, action: rightsize, instance: i-0a1b2c3d4e5f60002, to: m5.xlarge }
+";
+    let account = format!(
+        "{}faults:\n  ops:\n    set_instance_type: {{ fail_from: 1 }}\n",
+        quickstart_account()
+    );
+    let s = Sandbox::new(plan, &account);
+    s.write(
+        "pare.toml",
+        &format!("{NO_APPROVALS}[apply]\nrollback_on_failure = false\n"),
+    );
+    let (code, _, err) = s.run(&["apply", "plan.yaml", "--auto-approve"]);
+    assert_eq!(code, 4, "{err}");
+    // The instance is left stopped; a new apply would plan around it.
+    let (code, _, err) = s.run(&["apply", "plan.yaml", "--auto-approve"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("failed and was not rolled back"), "{err}");
+    let id = s.last_run()["id"].as_str().unwrap().to_string();
+    let (code, _, err) = s.run(&["rollback", "--last", "--auto-approve"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains(&format!("rollback of {id}")) || err.contains("undone"),
+        "{err}"
+    );
+    assert_eq!(
+        s.account().instance("i-0a1b2c3d4e5f60002").unwrap().state,
+        pare::provider::InstanceState::Running
+    );
+}
