@@ -57,7 +57,7 @@ pub fn run(out: &Output, global: &GlobalArgs, args: ApplyArgs) -> miette::Result
         None => out.data(&crate::preview::text(&prepared.planned, out.color_stdout)),
         Some(lineage) => out.status(&format!(
             "Applying saved plan {} (lineage {lineage}): it is what its plan file yields, and the account is as it was planned.",
-            args.plan.display()
+            crate::vocabulary::words::clean(&args.plan.display().to_string())
         )),
     }
     let changes = match session.check_apply(&prepared) {

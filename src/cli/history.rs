@@ -45,7 +45,7 @@ pub fn history(out: &Output, global: &GlobalArgs, args: HistoryArgs) -> miette::
     warn_damaged(out, store.as_ref(), &history.damaged);
     let runs = &history.runs;
     if args.format == Format::Json {
-        out.data(&serde_json::to_string_pretty(&runs).expect("runs serialise"));
+        out.json(&serde_json::to_string_pretty(&runs).expect("runs serialise"));
         return Ok(ExitCode::Ok);
     }
     if runs.is_empty() {

@@ -12,7 +12,7 @@ pub struct IamPolicyArgs {
 pub fn run(out: &Output, args: IamPolicyArgs) -> miette::Result<ExitCode> {
     match crate::plan::load(&args.plan) {
         Ok(loaded) => {
-            out.data(&crate::provider::iam::policy(&loaded.plan));
+            out.json(&crate::provider::iam::policy(&loaded.plan));
             Ok(ExitCode::Ok)
         }
         Err(e) => {

@@ -59,12 +59,16 @@ pub fn run(out: &Output, global: &GlobalArgs, args: InventoryArgs) -> miette::Re
     match args.format {
         Format::Json => {
             let doc = serde_json::json!({ "format_version": 1, "provider": prepared.provider.name(), "region": inv.region, "resources": entries });
-            out.data(&serde_json::to_string_pretty(&doc).expect("inventory serialises"));
+            out.json(&serde_json::to_string_pretty(&doc).expect("inventory serialises"));
         }
         Format::Text => {
             let mut s = String::new();
             for e in &entries {
-                s.push_str(&format!("{} {}\n", e.kind, e.id));
+                s.push_str(&format!(
+                    "{} {}\n",
+                    e.kind,
+                    crate::vocabulary::words::clean(&e.id)
+                ));
                 match &e.attributes {
                     None => s.push_str("    (does not exist)\n"),
                     Some(a) => {

@@ -67,6 +67,17 @@ impl Output {
         }
     }
 
+    /// Prints JSON to stdout (data): the same JSON, with anything a terminal
+    /// would act on escaped as `\uXXXX`.
+    pub fn json(&self, text: &str) {
+        let text = crate::vocabulary::words::json_safe(text);
+        let mut out = std::io::stdout().lock();
+        let _ = out.write_all(text.as_bytes());
+        if !text.ends_with('\n') {
+            let _ = out.write_all(b"\n");
+        }
+    }
+
     /// Prints a line of progress or status to stderr, unless quiet.
     pub fn status(&self, text: &str) {
         if !self.quiet {

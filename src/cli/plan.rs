@@ -50,19 +50,25 @@ pub fn run(out: &Output, global: &GlobalArgs, args: PlanArgs) -> miette::Result<
         elapsed_ms = started.elapsed().as_millis() as u64,
         "rendered"
     );
-    out.data(&text);
+    match args.format {
+        Format::Json => out.json(&text),
+        _ => out.data(&text),
+    }
     if let Some(path) = &args.out {
         let saved = SavedPlan::new(&planned, &prepared.store.location());
         let json = serde_json::to_string_pretty(&saved).expect("saved plan serialises");
         if let Err(e) = crate::durable::write_atomic(path, format!("{json}\n").as_bytes()) {
-            out.status(&format!("error: cannot write {}: {e}", path.display()));
+            out.status(&format!(
+                "error: cannot write {}: {e}",
+                crate::vocabulary::words::clean(&path.display().to_string())
+            ));
             return Ok(ExitCode::Error);
         }
         out.status(&format!(
             "Saved to {} (lineage {}); apply it with `pare apply {}`.",
-            path.display(),
+            crate::vocabulary::words::clean(&path.display().to_string()),
             saved.lineage,
-            path.display()
+            crate::vocabulary::words::clean(&path.display().to_string())
         ));
     }
     Ok(if args.detailed_exitcode && planned.summary.changes > 0 {

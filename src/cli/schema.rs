@@ -6,6 +6,6 @@ use super::{ExitCode, Output};
 pub struct SchemaArgs {}
 
 pub fn run(out: &Output, _args: SchemaArgs) -> miette::Result<ExitCode> {
-    out.data(&crate::plan::schema::plan_schema_json());
+    out.json(&crate::plan::schema::plan_schema_json());
     Ok(ExitCode::Ok)
 }

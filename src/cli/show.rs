@@ -46,7 +46,7 @@ pub fn show(out: &Output, global: &GlobalArgs, args: ShowArgs) -> miette::Result
             "journal": journal,
             "journal_damaged": damage.as_ref().map(|e| e.to_string()),
         });
-        out.data(&serde_json::to_string_pretty(&doc).expect("run serialises"));
+        out.json(&serde_json::to_string_pretty(&doc).expect("run serialises"));
         return Ok(if damage.is_some() {
             ExitCode::Error
         } else {

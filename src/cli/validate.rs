@@ -54,7 +54,7 @@ pub fn run(
     let mut all_valid = true;
     let mut files = Vec::new();
     for path in &args.plans {
-        let shown = path.display().to_string();
+        let shown = crate::vocabulary::words::clean(&path.display().to_string()).into_owned();
         match crate::validate::validate(path) {
             Ok((loaded, _)) => {
                 if args.format == Format::Text {
@@ -114,7 +114,7 @@ pub fn run(
             valid: all_valid,
             files,
         };
-        out.data(&serde_json::to_string_pretty(&report).expect("report serialises"));
+        out.json(&serde_json::to_string_pretty(&report).expect("report serialises"));
     }
     Ok(if all_valid {
         ExitCode::Ok

@@ -109,6 +109,8 @@ pub struct Planned {
     /// What the price figures are based on.
     pub catalog: String,
     pub max_changes: usize,
+    /// The plan's approvals, as reviewed with it.
+    pub approvals: Vec<crate::plan::Approval>,
 }
 
 /// Why planning failed.
@@ -201,7 +203,15 @@ pub fn plan_with(
     let (waves, summary) = summary::summarise(&recs_out, &graph, config);
     let mut fingerprints = BTreeMap::new();
     let mut observed_attrs = BTreeMap::new();
-    for r in recs.iter().filter_map(resource_of) {
+    // Every resource the plan named and everything read with them (the
+    // volumes and addresses a terminate or a spot replacement moves): a
+    // saved plan is stale if any of it changed.
+    let mut named: Vec<crate::vocabulary::ResourceId> =
+        recs.iter().filter_map(resource_of).collect();
+    named.extend(observed.resource_ids());
+    named.sort();
+    named.dedup();
+    for r in named {
         let attrs = observed.attributes(&r);
         fingerprints.insert(r.key(), fingerprint(attrs.as_ref()));
         observed_attrs.insert(r.key(), attrs);
@@ -219,6 +229,7 @@ pub fn plan_with(
         provider_spec: loaded.plan.provider.clone(),
         catalog: crate::pricing::catalog().describe(),
         max_changes: config.max_changes,
+        approvals: loaded.plan.approvals.clone(),
     })
 }
 

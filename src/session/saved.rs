@@ -40,8 +40,14 @@ pub struct SavedPlan {
     pub observed: BTreeMap<String, Option<Attributes>>,
     /// The plan's provider block.
     pub provider_spec: crate::plan::Provider,
+    /// The plan's approvals, reviewed with it.
+    #[serde(default)]
+    pub approvals: Vec<crate::plan::Approval>,
     #[serde(flatten)]
     pub preview: PlanJson,
+    /// The saved plan as read, for the proof (every key of it is compared).
+    #[serde(skip)]
+    pub raw: Option<Value>,
 }
 
 impl SavedPlan {
@@ -62,7 +68,9 @@ impl SavedPlan {
             fingerprints: planned.fingerprints.clone(),
             observed: planned.observed.clone(),
             provider_spec: planned.provider_spec.clone(),
+            approvals: planned.approvals.clone(),
             preview: to_json(planned),
+            raw: None,
         }
     }
 
@@ -80,9 +88,19 @@ impl SavedPlan {
                 "save it again with `pare plan PLAN --out FILE`, review it, and apply that",
             )
         };
-        let saved: SavedPlan = serde_json::from_str(text).map_err(|e| unreadable(e.to_string()))?;
+        let raw: Value = serde_json::from_str(text).map_err(|e| unreadable(e.to_string()))?;
+        let mut saved: SavedPlan =
+            serde_json::from_value(raw.clone()).map_err(|e| unreadable(e.to_string()))?;
+        saved.raw = Some(raw);
         if saved.kind != KIND {
             return Err(unreadable(format!("its kind is `{}`", clean(&saved.kind))));
+        }
+        let lineage_ok =
+            saved.lineage.len() == 16 && saved.lineage.bytes().all(|b| b.is_ascii_hexdigit());
+        if !lineage_ok || crate::clock::parse_rfc3339(&saved.saved_at).is_none() {
+            return Err(unreadable(
+                "its lineage or time is not one pare writes".into(),
+            ));
         }
         Ok(saved)
     }
@@ -117,6 +135,11 @@ impl SavedPlan {
             ));
         }
         let stale = self.stale(replanned);
+        let stale = if stale.is_empty() && self.observed_mismatch() {
+            vec!["its recorded attributes are not what its fingerprints say (the saved plan was edited)".into()]
+        } else {
+            stale
+        };
         if !stale.is_empty() {
             return Err(Refusal::new(
                 "saved::stale",
@@ -128,7 +151,35 @@ impl SavedPlan {
                 "plan again (`pare plan PLAN --out FILE`), review the new preview, and apply that",
             ));
         }
-        let differences = differences(&self.preview, &to_json(replanned));
+        // What pare would save now, with this one's name and time: every
+        // key must be the same (only the estimates that depend on the
+        // parallelism apply runs with may differ).
+        let expected = SavedPlan {
+            kind: KIND.into(),
+            lineage: self.lineage.clone(),
+            saved_at: self.saved_at.clone(),
+            parallelism: self.parallelism,
+            state_dir: self.state_dir.clone(),
+            fingerprints: replanned.fingerprints.clone(),
+            observed: replanned.observed.clone(),
+            provider_spec: replanned.provider_spec.clone(),
+            approvals: replanned.approvals.clone(),
+            preview: to_json(replanned),
+            raw: None,
+        };
+        let mut want = serde_json::to_value(&expected).unwrap_or(Value::Null);
+        let mut have = self
+            .raw
+            .clone()
+            .unwrap_or_else(|| serde_json::to_value(self).unwrap_or(Value::Null));
+        for v in [&mut want, &mut have] {
+            if let Some(summary) = v.get_mut("summary").and_then(Value::as_object_mut) {
+                summary.remove("parallelism");
+                summary.remove("estimated_duration_s");
+            }
+        }
+        let mut differences = Vec::new();
+        diff_paths(&have, &want, &mut String::new(), &mut differences);
         if !differences.is_empty() {
             let shown: Vec<&str> = differences.iter().take(10).map(String::as_str).collect();
             let more = differences.len().saturating_sub(shown.len());
@@ -147,6 +198,15 @@ impl SavedPlan {
             ));
         }
         Ok(())
+    }
+
+    /// Whether a recorded attribute set does not give its recorded fingerprint.
+    fn observed_mismatch(&self) -> bool {
+        self.fingerprints.iter().any(|(k, f)| {
+            self.observed
+                .get(k)
+                .is_none_or(|a| &crate::vocabulary::fingerprint(a.as_ref()) != f)
+        })
     }
 
     /// What changed in the account since it was saved, one line per resource.
@@ -168,9 +228,17 @@ impl SavedPlan {
             let a = self.observed.get(key).cloned().flatten();
             let b = replanned.observed.get(key).cloned().flatten();
             let what = match (then, now) {
+                (Some(_), Some(_)) if a == b => {
+                    "its fingerprint is not the one its recorded attributes give (the saved plan was edited?)".into()
+                }
                 (Some(_), Some(_)) => describe_drift(a.as_ref(), b.as_ref()),
-                _ => "the plan does not name it the same way".into(),
+                (Some(_), None) => "the saved plan names it; the account or plan does not now".into(),
+                (None, _) => "it is read now, and was not then".into(),
             };
+            if out.len() == 20 {
+                out.push("… and more".into());
+                break;
+            }
             out.push(format!("{}: {what}", clean(key)));
         }
         out
@@ -181,72 +249,57 @@ fn short(sha: &str) -> String {
     clean(sha.get(..12).unwrap_or(sha)).into_owned()
 }
 
-/// What a step of a recommendation is, for comparison: the operation, its
-/// inverse and whether it can be undone (not the words describing them).
-fn material(rec: &crate::preview::RecJson) -> Value {
-    let steps: Vec<Value> = rec
-        .steps
-        .iter()
-        .map(|s| {
-            serde_json::json!({
-                "op": serde_json::to_value(&s.op).unwrap_or(Value::Null),
-                "inverse": s.inverse,
-                "reversible": s.reversible,
-            })
-        })
-        .collect();
-    serde_json::json!({
-        "action": rec.action,
-        "resource": rec.resource,
-        "resource_kind": rec.resource_kind,
-        "status": rec.status,
-        "risk": rec.risk,
-        "reversible": rec.reversible,
-        "depends_on": rec.depends_on,
-        "implicit_after": rec.implicit_after.iter().map(|x| &x.id).collect::<Vec<_>>(),
-        "blocked_by": rec.blocked_by,
-        "before": rec.before,
-        "after": rec.after,
-        "steps": steps,
-    })
+/// Every path at which `have` (the saved plan) differs from `want` (what
+/// pare would save now), at most 1,000.
+fn diff_paths(have: &Value, want: &Value, at: &mut String, out: &mut Vec<String>) {
+    if out.len() >= 1000 || have == want {
+        return;
+    }
+    let len = at.len();
+    match (have, want) {
+        (Value::Object(a), Value::Object(b)) => {
+            let mut keys: Vec<&String> = a.keys().chain(b.keys()).collect();
+            keys.sort();
+            keys.dedup();
+            for k in keys {
+                at.push_str(&format!(".{}", clean(k)));
+                match (a.get(k), b.get(k)) {
+                    (Some(x), Some(y)) => diff_paths(x, y, at, out),
+                    (Some(_), None) => out.push(format!("{}: not something pare saves", &at[1..])),
+                    (None, _) => out.push(format!("{}: missing", &at[1..])),
+                }
+                at.truncate(len);
+            }
+        }
+        (Value::Array(a), Value::Array(b)) if a.len() == b.len() => {
+            for (i, (x, y)) in a.iter().zip(b).enumerate() {
+                // Recommendations are named by id.
+                let name = y
+                    .get("id")
+                    .and_then(Value::as_str)
+                    .map_or(String::new(), |id| format!(" ({})", clean(id)));
+                at.push_str(&format!("[{i}]{name}"));
+                diff_paths(x, y, at, out);
+                at.truncate(len);
+            }
+        }
+        _ => out.push(format!(
+            "{}: {} saved, {} planned now",
+            at.get(1..).unwrap_or("the document"),
+            short_value(have),
+            short_value(want)
+        )),
+    }
 }
 
-/// Every material difference between what was saved and what was planned
-/// now, one line each.
-fn differences(saved: &PlanJson, now: &PlanJson) -> Vec<String> {
-    let mut out = Vec::new();
-    let ids = |p: &PlanJson| {
-        p.recommendations
-            .iter()
-            .map(|r| r.id.clone())
-            .collect::<Vec<_>>()
+fn short_value(v: &Value) -> String {
+    let s = v.to_string();
+    let s = if s.chars().count() > 60 {
+        format!("{}…", s.chars().take(60).collect::<String>())
+    } else {
+        s
     };
-    if ids(saved) != ids(now) {
-        out.push(format!(
-            "the recommendations differ: saved {}, planned now {}",
-            clean(&ids(saved).join(", ")),
-            ids(now).join(", ")
-        ));
-        return out;
-    }
-    for (a, b) in saved.recommendations.iter().zip(&now.recommendations) {
-        let (ma, mb) = (material(a), material(b));
-        if ma == mb {
-            continue;
-        }
-        let fields: Vec<&str> = ma
-            .as_object()
-            .into_iter()
-            .flat_map(|m| m.keys())
-            .filter(|k| ma.get(k.as_str()) != mb.get(k.as_str()))
-            .map(String::as_str)
-            .collect();
-        out.push(format!("{}: {} differ", clean(&b.id), fields.join(", ")));
-    }
-    if saved.waves != now.waves {
-        out.push("the order (waves) differs".into());
-    }
-    out
+    clean(&s).into_owned()
 }
 
 /// "type: m5.xlarge → m5.large; state: running → stopped".

@@ -153,6 +153,27 @@ pub fn terminal_safe(s: &str, color: bool) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// JSON text made safe to print: hostile characters (which can only stand
+/// inside its strings) written as `\uXXXX` escapes, so the text is still
+/// the same JSON, and no terminal or log viewer acts on them.
+pub fn json_safe(s: &str) -> Cow<'_, str> {
+    if !s.chars().any(|c| c != '\n' && hostile(c)) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if c != '\n' && hostile(c) {
+            let mut buf = [0u16; 2];
+            for unit in c.encode_utf16(&mut buf) {
+                let _ = write!(out, "\\u{unit:04x}");
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
 /// `s` with every hostile character except newlines replaced by `?`
 /// characters of the same byte length, so byte offsets into it stay valid:
 /// what a located error shows of a file's lines.
@@ -216,5 +237,14 @@ mod tests {
         let s = "ok\x1bé\u{202e}!";
         assert_eq!(same_length_printable(s).len(), s.len());
         assert_eq!(same_length_printable(s), "ok?é???!");
+        let json =
+            serde_json::to_string(&serde_json::json!({"n": "q\u{7f}\u{202e}\u{1b}"})).unwrap();
+        let safe = json_safe(&json);
+        assert!(
+            !safe.contains('\u{7f}') && !safe.contains('\u{202e}'),
+            "{safe}"
+        );
+        let back: serde_json::Value = serde_json::from_str(&safe).unwrap();
+        assert_eq!(back["n"], "q\u{7f}\u{202e}\u{1b}", "the same JSON");
     }
 }

@@ -58,14 +58,22 @@ recommendations:
     edited["recommendations"][1]["steps"][0]["args"]["instance_type"] = "t3.2xlarge".into();
     edited["recommendations"][1]["after"]["type"] = "t3.2xlarge".into();
     write_json(&s, "edited.json", &edited);
-    refused(&s, "edited.json", "size: after, steps differ");
+    refused(&s, "edited.json", "(size).steps[0].args.instance_type: \"t3.2xlarge\" saved");
 
-    // The counts are never believed: max_changes counts what would run.
-    s.write("pare.toml", &format!("{NO_APPROVALS}max_changes = 1\n"));
+    // Nothing in it is believed, not even the words and counts: every key
+    // must be what pare would save now.
     let mut edited = saved.clone();
     edited["summary"]["changes"] = 1.into();
     write_json(&s, "edited.json", &edited);
-    refused(&s, "edited.json", "2 changes exceed max_changes = 1");
+    refused(&s, "edited.json", "summary.changes: 1 saved, 2 planned now");
+    let mut edited = saved.clone();
+    edited["recommendations"][0]["steps"][0]["description"] = "a harmless read".into();
+    edited["extra"] = "key".into();
+    write_json(&s, "edited.json", &edited);
+    refused(&s, "edited.json", "extra: not something pare saves");
+    // max_changes counts what would run.
+    s.write("pare.toml", &format!("{NO_APPROVALS}max_changes = 1\n"));
+    refused(&s, "saved.json", "2 changes exceed max_changes = 1");
     s.write("pare.toml", NO_APPROVALS);
 
     // The plan file changed since it was saved.

@@ -5,6 +5,22 @@
 use super::*;
 
 impl Inventory {
+    /// Every resource in the account, by kind and id.
+    pub fn resource_ids(&self) -> Vec<ResourceId> {
+        let mut v: Vec<ResourceId> = Vec::new();
+        v.extend(self.instances.keys().cloned().map(ResourceId::Instance));
+        v.extend(self.volumes.keys().cloned().map(ResourceId::Volume));
+        v.extend(self.snapshots.keys().cloned().map(ResourceId::Snapshot));
+        v.extend(self.addresses.keys().cloned().map(ResourceId::Address));
+        v.extend(
+            self.auto_scaling_groups
+                .keys()
+                .cloned()
+                .map(ResourceId::Group),
+        );
+        v
+    }
+
     /// The resources of `ids` that exist, as a smaller inventory (what a
     /// provider's batched describe returns). Offerings and types come along.
     pub fn subset(&self, query: &Query) -> Inventory {
