@@ -65,16 +65,17 @@ pub fn assess(facts: &Facts, steps: &[Step], tags: Option<&Tags>) -> Assessment 
 }
 
 /// The protected tag (as pare.toml names it) that `tags` carry, if any.
-/// Keys match exactly (AWS tag keys are case-sensitive); values match
-/// ignoring case and surrounding spaces, so `True` and `true ` protect as
-/// `true` does: a near miss never silently unprotects a resource.
+/// Keys and values match ignoring case and surrounding spaces, so
+/// `PARE:PROTECT=True ` protects as `pare:protect=true` does: a near miss
+/// never silently unprotects a resource (protecting too much is safe).
 pub fn protected_by<'a>(
     tags: &Tags,
     protected: &'a [(String, String)],
 ) -> Option<&'a (String, String)> {
     protected.iter().find(|(k, v)| {
-        tags.get(k)
-            .is_some_and(|have| have.trim().eq_ignore_ascii_case(v.trim()))
+        tags.iter().any(|(tk, tv)| {
+            tk.trim().eq_ignore_ascii_case(k.trim()) && tv.trim().eq_ignore_ascii_case(v.trim())
+        })
     })
 }
 
@@ -102,8 +103,12 @@ pub fn policy_blocks(
     let mut out = Vec::new();
     for t in touched {
         if let Some((k, v)) = protected_by(t.tags, &config.protected_tags) {
-            let have = t.tags.get(k).map_or("", String::as_str);
-            let (k, have, v) = (clean(k), clean(have), clean(v));
+            let (tk, have) = t
+                .tags
+                .iter()
+                .find(|(tk, _)| tk.trim().eq_ignore_ascii_case(k.trim()))
+                .map_or((k.as_str(), ""), |(a, b)| (a.as_str(), b.as_str()));
+            let (k, have, v) = (clean(tk), clean(have), clean(v));
             match &t.how {
                 None => out.push((
                     format!("the resource is tagged {k}={have}, which pare.toml protects ({k}={v})"),
@@ -212,7 +217,12 @@ mod tests {
                 "{value}"
             );
         }
-        let other = Tags::from([("Pare:Protect".into(), "true".into())]);
+        let cased = Tags::from([(" Pare:Protect".into(), "true".into())]);
+        assert_eq!(
+            policy_blocks("a", Risk::Low, &[own(&cased)], &config, &[]).len(),
+            1
+        );
+        let other = Tags::from([("pare:protected".into(), "true".into())]);
         assert!(policy_blocks("a", Risk::Low, &[own(&other)], &config, &[]).is_empty());
         // What a change moves is protected too.
         let moved = Touched {

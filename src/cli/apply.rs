@@ -17,8 +17,8 @@ pub struct ApplyArgs {
     #[arg(long)]
     pub auto_approve: bool,
     /// How many changes may run at once (default: pare.toml, else 10).
-    #[arg(long, value_name = "N")]
-    pub parallelism: Option<usize>,
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub parallelism: Option<u16>,
 }
 
 /// The exit code of a run that ended this way.
@@ -33,7 +33,7 @@ pub(super) fn exit(ending: Ending) -> ExitCode {
 
 pub fn run(out: &Output, global: &GlobalArgs, args: ApplyArgs) -> miette::Result<ExitCode> {
     let mut overrides = global.overrides();
-    overrides.parallelism = args.parallelism;
+    overrides.parallelism = args.parallelism.map(usize::from);
     let settings = match super::settings(out, &overrides) {
         Ok(s) => s,
         Err(code) => return Ok(code),

@@ -25,6 +25,24 @@ pub(super) fn store(out: &Output, global: &GlobalArgs) -> Result<Arc<dyn StateSt
     })
 }
 
+/// Whether process `pid` is alive on this machine.
+fn alive(pid: u32) -> bool {
+    #[cfg(unix)]
+    {
+        let Ok(pid) = i32::try_from(pid) else {
+            return false;
+        };
+        // SAFETY: signal 0 only checks that the process exists.
+        let rc = unsafe { libc::kill(pid, 0) };
+        rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = pid;
+        true
+    }
+}
+
 /// Says which run records cannot be read, and how to go on without them.
 fn warn_damaged(out: &Output, store: &dyn StateStore, damaged: &[(String, String)]) {
     for (id, why) in damaged {
@@ -44,6 +62,9 @@ pub fn history(out: &Output, global: &GlobalArgs, args: HistoryArgs) -> miette::
     let history = store.history()?;
     warn_damaged(out, store.as_ref(), &history.damaged);
     let runs = &history.runs;
+    // A run still marked running whose process is gone was interrupted (the
+    // next run that takes the lock records it so).
+    let holder_alive = store.lock_holder().is_some_and(|h| alive(h.pid));
     if args.format == Format::Json {
         out.json(&serde_json::to_string_pretty(&runs).expect("runs serialise"));
         return Ok(ExitCode::Ok);
@@ -59,6 +80,9 @@ pub fn history(out: &Output, global: &GlobalArgs, args: HistoryArgs) -> miette::
             None => r.kind.as_str().to_string(),
         };
         let status = match history.resolved_by(&r.id) {
+            _ if r.status == crate::state::RunStatus::Running && !holder_alive => {
+                "interrupted (no process holds the lock)".to_string()
+            }
             Some(by) if by.kind == crate::state::RunKind::Accept => {
                 format!("{} (accepted by {})", r.status.as_str(), by.id)
             }
@@ -80,9 +104,9 @@ pub fn history(out: &Output, global: &GlobalArgs, args: HistoryArgs) -> miette::
         };
         let savings = match r.kind {
             crate::state::RunKind::Apply => format!(
-                " · {} (planned {})",
+                " · {} (planned: {})",
                 crate::vocabulary::words::monthly_savings(r.savings_monthly_usd),
-                crate::vocabulary::words::money(r.savings_planned_monthly_usd)
+                crate::vocabulary::words::monthly_savings(r.savings_planned_monthly_usd)
             ),
             _ => String::new(),
         };

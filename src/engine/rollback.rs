@@ -72,6 +72,8 @@ pub struct RollbackReport {
     pub renamed: BTreeMap<String, String>,
     /// The journal could not be written: nothing more was attempted.
     pub journal: Option<JournalError>,
+    /// Stopped by Ctrl-C (or a signal): the undos under way finished, no more started.
+    pub cancelled: bool,
 }
 
 /// Undoes `undos` (in forward order) newest first, through `journal`.
@@ -86,6 +88,7 @@ pub async fn rollback(
     events: &Events,
     settings: &Settings,
     renamed: BTreeMap<String, String>,
+    cancel: &super::Cancel,
 ) -> RollbackReport {
     let ctx = Ctx {
         provider,
@@ -102,7 +105,10 @@ pub async fn rollback(
     while pos < order.len() {
         let u = &undos[order[pos]];
         pos += 1;
-        if report.failed.is_some() || report.journal.is_some() {
+        if cancel.is_set() && report.failed.is_none() && !report.cancelled {
+            report.cancelled = true;
+        }
+        if report.failed.is_some() || report.journal.is_some() || report.cancelled {
             report.left.push(format!(
                 "{} step {}: {}",
                 u.rec,

@@ -242,6 +242,7 @@ fn rollback_starts_consecutive_instances_in_one_call() {
         &Events::new("r-undo", false, true),
         &s,
         Default::default(),
+        &Default::default(),
     ));
     assert_eq!(rb.undone.len(), 300);
     assert!(rb.failed.is_none());
@@ -587,6 +588,7 @@ fn a_rollback_stops_at_the_first_failed_undo_and_says_what_is_left() {
         &Events::new("r-undo", false, true),
         &s,
         Default::default(),
+        &Cancel::default(),
     ));
     let f = rb.failed.expect("the first undo fails");
     assert!(f.starts_with(&format!("{} step 3", undos[8].rec)), "{f}");

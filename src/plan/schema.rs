@@ -17,7 +17,7 @@ struct Common {
     /// Unique within the plan: lowercase letters, digits, `-` and `_`.
     #[schemars(regex(pattern = r"^[a-z0-9][a-z0-9_-]*$"))]
     id: String,
-    /// Why: shown in previews and kept in the run history.
+    /// Why: for the people who review the plan (it stays in the plan file, the approval record).
     reason: Option<String>,
     /// Declared monthly savings in USD; else computed from the price catalog.
     #[schemars(range(min = 0.0))]

@@ -70,11 +70,15 @@ pub fn render(p: &Planned) -> String {
     let unknown = super::unknown_savings(s);
     let _ = writeln!(
         out,
-        "**{} to change, {} no change, {} blocked** · saves **{}/month**{unknown} · {} irreversible · ~{} at parallelism {}\n",
+        "**{} to change, {} no change, {} blocked** · {}{unknown} · {} irreversible · ~{} at parallelism {}\n",
         s.changes,
         s.no_change,
         s.blocked,
-        money(s.monthly_savings_usd),
+        if s.monthly_savings_usd < 0.0 {
+            format!("costs **{}/month** more", money(-s.monthly_savings_usd))
+        } else {
+            format!("saves **{}/month**", money(s.monthly_savings_usd))
+        },
         s.irreversible,
         duration(std::time::Duration::from_secs(s.estimated_duration_s)),
         s.parallelism

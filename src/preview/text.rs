@@ -207,11 +207,19 @@ fn render_summary(out: &mut String, p: &Planned, paint: &Paint) {
             s.irreversible
         );
         let unknown = super::unknown_savings(s);
-        let _ = writeln!(
-            out,
-            "  savings: {}/month{unknown}",
-            money(s.monthly_savings_usd)
-        );
+        if s.monthly_savings_usd < 0.0 {
+            let _ = writeln!(
+                out,
+                "  savings: none; the changes cost {}/month more{unknown}",
+                money(-s.monthly_savings_usd)
+            );
+        } else {
+            let _ = writeln!(
+                out,
+                "  savings: {}/month{unknown}",
+                money(s.monthly_savings_usd)
+            );
+        }
         let calls = if s.calls < s.steps {
             format!(
                 " in {}: stops, starts, terminations and monitoring of many instances go in one call",

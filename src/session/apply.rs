@@ -194,16 +194,10 @@ impl Session {
         crate::hooks::pause("apply-started");
         let rt = super::runtime();
         let report = rt.block_on(async {
-            let c = cancel.clone();
-            let watch = tokio::spawn(async move {
-                if tokio::signal::ctrl_c().await.is_ok() {
-                    eprintln!(
-                        "Ctrl-C: no new changes start; the ones under way finish their steps…"
-                    );
-                    c.set();
-                    crate::hooks::seen("ctrl-c");
-                }
-            });
+            let watch = super::watch_signals(
+                cancel.clone(),
+                "no new changes start; the ones under way finish their steps…",
+            );
             let report = engine::apply(
                 Arc::clone(&items),
                 Arc::clone(&provider),
@@ -285,8 +279,19 @@ impl Session {
                     &events,
                     &engine_settings,
                     undo.renamed.clone(),
+                    &Default::default(),
                 ));
                 let summary = record_rollback(&undo, &rb, &id);
+                // What is still applied is what still saves.
+                let undone: std::collections::BTreeSet<&str> =
+                    summary.completed.iter().map(String::as_str).collect();
+                let still: f64 = report
+                    .completed
+                    .iter()
+                    .filter(|&&i| !undone.contains(items[i].rec.as_str()))
+                    .map(|&i| items[i].savings)
+                    .sum();
+                record.savings_monthly_usd = (still * 100.0).round() / 100.0;
                 record.renamed = rb.renamed.clone();
                 record.left = summary.left;
                 record.undone = summary.undone;
@@ -305,7 +310,7 @@ impl Session {
                 )];
                 ending = Ending::Unfinished;
             }
-        } else if report.cancelled {
+        } else if report.cancelled && !report.skipped.is_empty() {
             record.status = RunStatus::Cancelled;
             if report.steps_done > 0 {
                 record.left = vec![format!(

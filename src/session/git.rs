@@ -22,26 +22,40 @@ pub fn commit(path: &Path) -> Option<String> {
         .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
-/// Whether `path` is tracked by git with no uncommitted changes; `Err` says why not.
+/// Whether `path` is committed as it is: the file's content is the blob at
+/// HEAD (compared by content, so `--skip-worktree` or `--assume-unchanged`
+/// cannot hide an edit); `Err` says why not.
 pub fn committed(path: &Path) -> Result<(), String> {
     let name = path
         .file_name()
-        .map(|n| n.to_os_string())
+        .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let git = |args: &[&str]| {
         std::process::Command::new("git")
             .arg("-C")
             .arg(folder(path))
             .args(args)
-            .arg(&name)
             .output()
             .map_err(|e| format!("cannot run git: {e}"))
     };
-    if !git(&["ls-files", "--error-unmatch"])?.status.success() {
-        return Err(format!("{} is not tracked by git", path.display()));
+    let at_head = git(&[
+        "rev-parse",
+        "--verify",
+        "--quiet",
+        &format!("HEAD:./{name}"),
+    ])?;
+    if !at_head.status.success() {
+        return Err(format!(
+            "{} is not tracked by git in the commit checked out (HEAD)",
+            path.display()
+        ));
     }
-    if !git(&["status", "--porcelain", "--"])?.stdout.is_empty() {
-        return Err(format!("{} has uncommitted changes", path.display()));
+    let here = git(&["hash-object", "--", &name])?;
+    if !here.status.success() || here.stdout.trim_ascii() != at_head.stdout.trim_ascii() {
+        return Err(format!(
+            "{} has uncommitted changes (its content differs from the commit checked out)",
+            path.display()
+        ));
     }
     Ok(())
 }

@@ -143,8 +143,21 @@ impl Session {
         let mut history = store.history()?;
         for r in history.runs.iter_mut() {
             if r.status == RunStatus::Running {
-                // We hold the lock: whoever was running this is gone.
+                // We hold the lock: whoever was running this is gone. What it
+                // did is in its journal.
                 r.status = RunStatus::Interrupted;
+                if let Ok(id) = crate::state::parse_run_id(&r.id)
+                    && let Ok(records) = store.journal(&id)
+                {
+                    let t = crate::state::journal::tally(&records);
+                    r.completed = t.completed;
+                    r.steps_done = t.steps_done;
+                    r.left = vec![format!(
+                        "interrupted: its journal records {} done; `pare show {}` lists them",
+                        crate::vocabulary::words::plural(t.steps_done, "step"),
+                        r.id
+                    )];
+                }
                 store.save_run(r)?;
             }
         }
@@ -258,6 +271,42 @@ impl Session {
         self.history.runs.insert(0, record.clone());
         Ok(())
     }
+}
+
+/// Sets `cancel` on Ctrl-C, SIGTERM or SIGHUP (what a CI runner sends when a
+/// job is cancelled), saying `then` on stderr: the run drains instead of
+/// dying mid-step. Call inside the runtime; abort the handle when done.
+pub fn watch_signals(
+    cancel: crate::engine::Cancel,
+    then: &'static str,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let (Ok(mut term), Ok(mut hup)) = (
+                signal(SignalKind::terminate()),
+                signal(SignalKind::hangup()),
+            ) else {
+                return;
+            };
+            let name = tokio::select! {
+                r = tokio::signal::ctrl_c() => if r.is_ok() { "Ctrl-C" } else { return },
+                _ = term.recv() => "SIGTERM",
+                _ = hup.recv() => "SIGHUP",
+            };
+            eprintln!("{name}: {then}");
+        }
+        #[cfg(not(unix))]
+        {
+            if tokio::signal::ctrl_c().await.is_err() {
+                return;
+            }
+            eprintln!("Ctrl-C: {then}");
+        }
+        cancel.set();
+        crate::hooks::seen("ctrl-c");
+    })
 }
 
 /// How the engine runs the run `run`, from the settings.

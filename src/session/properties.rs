@@ -347,6 +347,7 @@ fn check(seed: u64) -> Result<(), TestCaseError> {
         &events,
         &settings,
         undo.renamed.clone(),
+        &Default::default(),
     ));
     prop_assert!(
         rb.failed.is_none(),

@@ -467,7 +467,29 @@ pub fn record_rollback(plan: &UndoPlan, rb: &RollbackReport, apply_run: &str) ->
     if let Some(e) = &rb.journal {
         left.push(format!("stopped: {e}"));
     }
+    if rb.cancelled {
+        left.push(format!(
+            "stopped by Ctrl-C: `pare rollback --run {apply_run}` undoes the rest"
+        ));
+    }
     left.extend(rb.left.iter().map(|l| format!("not attempted: {l}")));
+    // What pare made and keeps (backup images, snapshots) costs money: say so.
+    for u in &plan.undos {
+        let (Inverse::Nothing { .. }, Some(Some(made))) = (&u.inverse, u.created.get(u.step))
+        else {
+            continue;
+        };
+        let what = match &u.forward {
+            Op::CreateImage { .. } => "image",
+            Op::CreateSnapshot { .. } => "snapshot",
+            _ => continue,
+        };
+        left.push(format!(
+            "kept: {what} {} (the backup made by {}); pare never deletes a backup, delete it when it is no longer needed",
+            clean(made),
+            u.label()
+        ));
+    }
     left.extend(
         rb.irreversible
             .iter()
@@ -500,6 +522,7 @@ pub fn record_rollback(plan: &UndoPlan, rb: &RollbackReport, apply_run: &str) ->
         .collect();
     let finished = rb.failed.is_none()
         && rb.journal.is_none()
+        && !rb.cancelled
         && plan.drift.is_empty()
         && plan.waiting.is_empty();
     RollbackSummary {
@@ -764,15 +787,26 @@ impl Session {
         events.rollback_start(to_undo);
         let mut engine_settings = super::engine_settings(&self.settings, &id);
         engine_settings.parallelism = 1;
-        let rb = super::runtime().block_on(engine::rollback(
-            &undo.undos,
-            &target.id,
-            Arc::clone(&provider),
-            journal,
-            &events,
-            &engine_settings,
-            undo.renamed.clone(),
-        ));
+        let cancel = engine::Cancel::default();
+        let rb = super::runtime().block_on(async {
+            let watch = super::watch_signals(
+                cancel.clone(),
+                "the undo under way finishes, no more start; run the same rollback again to go on",
+            );
+            let rb = engine::rollback(
+                &undo.undos,
+                &target.id,
+                Arc::clone(&provider),
+                journal,
+                &events,
+                &engine_settings,
+                undo.renamed.clone(),
+                &cancel,
+            )
+            .await;
+            watch.abort();
+            rb
+        });
         let summary = record_rollback(&undo, &rb, &target.id);
         record.renamed = rb.renamed.clone();
         record.undone = summary.undone;

@@ -245,6 +245,27 @@ pub fn last_seq(records: &[Record]) -> u64 {
         .unwrap_or(0)
 }
 
+/// What a journal says was done: the recommendations that finished, and the
+/// steps (forward or undo) whose outcome was a success.
+#[derive(Debug, Default)]
+pub struct Tally {
+    pub completed: Vec<String>,
+    pub steps_done: usize,
+}
+
+/// Counts what `records` say was done (for a run that could not say so itself).
+pub fn tally(records: &[Record]) -> Tally {
+    let mut t = Tally::default();
+    for r in records {
+        match r {
+            Record::RecDone { rec, ok: true, .. } => t.completed.push(rec.clone()),
+            Record::Outcome { ok: true, .. } => t.steps_done += 1,
+            _ => {}
+        }
+    }
+    t
+}
+
 /// A step as the journal knows it: its intent, and its outcome if recorded.
 #[derive(Debug, Clone)]
 pub struct JournaledStep {

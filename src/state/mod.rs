@@ -185,8 +185,13 @@ impl<'a> dyn StateStore + 'a {
                 format!("the clock gives no usable time ({stamp})"),
             )
         })?;
+        // Always after every run there is, even if the clock went back: the
+        // newest run is the one with the highest id.
         let taken: std::collections::BTreeSet<RunId> = self.run_ids()?.into_iter().collect();
-        let mut id = first;
+        let mut id = match taken.last() {
+            Some(last) if *last >= first => last.next(),
+            _ => first,
+        };
         while taken.contains(&id) {
             id = id.next();
         }

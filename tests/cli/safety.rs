@@ -58,7 +58,11 @@ recommendations:
     edited["recommendations"][1]["steps"][0]["args"]["instance_type"] = "t3.2xlarge".into();
     edited["recommendations"][1]["after"]["type"] = "t3.2xlarge".into();
     write_json(&s, "edited.json", &edited);
-    refused(&s, "edited.json", "(size).steps[0].args.instance_type: \"t3.2xlarge\" saved");
+    refused(
+        &s,
+        "edited.json",
+        "(size).steps[0].args.instance_type: \"t3.2xlarge\" saved",
+    );
 
     // Nothing in it is believed, not even the words and counts: every key
     // must be what pare would save now.
@@ -436,6 +440,11 @@ recommendations:
 ";
     let s = Sandbox::new(plan, &quickstart_account());
     s.write("pare.toml", NO_APPROVALS);
+    let (_, preview, _) = s.run(&["plan", "plan.yaml"]);
+    assert!(
+        preview.contains("savings: none; the changes cost $") && !preview.contains("-$"),
+        "{preview}"
+    );
     let (code, _, err) = s.run(&["apply", "plan.yaml", "--auto-approve"]);
     assert_eq!(code, 0, "{err}");
     assert!(err.contains("Costs $") && !err.contains("-$"), "{err}");
@@ -770,5 +779,132 @@ recommendations:
     assert_eq!(
         s.account().instance("i-0a1b2c3d4e5f60002").unwrap().state,
         pare::provider::InstanceState::Running
+    );
+}
+
+#[test]
+fn usage_errors_exit_1_not_2() {
+    let s = Sandbox::unseeded(REVERSIBLE_PLAN, &quickstart_account());
+    for args in [
+        &["aply"][..],
+        &["plan", "plan.yaml", "--fromat", "json"],
+        &["plan"],
+        &["plan", "plan.yaml", "--detailed-exitcod"],
+        &["apply", "plan.yaml", "--parallelism", "0"],
+    ] {
+        let (code, _, err) = s.run(args);
+        assert_eq!(code, 1, "{args:?}: {err}");
+    }
+    assert_eq!(s.run(&["--help"]).0, 0);
+    assert_eq!(s.run(&["--version"]).0, 0);
+}
+
+#[test]
+fn require_committed_plan_compares_content_not_git_status() {
+    let s = Sandbox::new(REVERSIBLE_PLAN, &quickstart_account());
+    s.write("pare.toml", "[policy]\nrequire_committed_plan = true\n");
+    let git = |args: &[&str]| {
+        assert!(
+            std::process::Command::new("git")
+                .current_dir(s.path())
+                .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
+                .args(args)
+                .output()
+                .unwrap()
+                .status
+                .success(),
+            "git {args:?}"
+        );
+    };
+    git(&["init", "-q"]);
+    git(&["add", "plan.yaml"]);
+    git(&["commit", "-q", "-m", "plan"]);
+    // Hidden from `git status`, but not from a comparison of the content.
+    git(&["update-index", "--skip-worktree", "plan.yaml"]);
+    s.write(
+        "plan.yaml",
+        &REVERSIBLE_PLAN.replace("desired: 2, min: 2", "desired: 3, min: 2"),
+    );
+    let (code, _, err) = s.run(&["apply", "plan.yaml", "--auto-approve"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("has uncommitted changes"), "{err}");
+}
+
+#[cfg(unix)]
+#[test]
+fn sigterm_drains_the_run_like_ctrl_c() {
+    let s = Sandbox::new(REVERSIBLE_PLAN, &quickstart_account());
+    let hooks = tempfile::tempdir().unwrap();
+    let child = s
+        .process(&["apply", "plan.yaml", "--auto-approve", "--parallelism", "1"])
+        .env("PARE_TEST_PAUSE_AT", "after-group-1")
+        .env("PARE_TEST_PAUSE_DIR", hooks.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for(&hooks.path().join("after-group-1.paused"));
+    // SAFETY: signalling our own child process.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    wait_for(&hooks.path().join("ctrl-c.seen"));
+    std::fs::write(hooks.path().join("after-group-1.go"), "").unwrap();
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{err}");
+    assert!(err.contains("SIGTERM: no new changes start"), "{err}");
+    let r = s.last_run();
+    assert_eq!(r["status"], "cancelled");
+    assert!(
+        r["completed"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c == "spot"),
+        "{r}"
+    );
+}
+
+#[test]
+fn a_rollback_names_the_backups_it_keeps() {
+    let plan = "version: 1
+provider: { sandbox: { seed: account.yaml } }
+recommendations:
+  - { id: kill, action: terminate, instance: i-0a1b2c3d4e5f60003 }
+";
+    let s = Sandbox::new(plan, &quickstart_account());
+    s.write("pare.toml", NO_APPROVALS);
+    assert_eq!(s.run(&["apply", "plan.yaml", "--auto-approve"]).0, 0);
+    let (code, _, err) = s.run(&["rollback", "--last", "--auto-approve"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("kept: image ami-") && err.contains("backup made by kill [1]"),
+        "{err}"
+    );
+}
+
+#[test]
+fn the_newest_run_is_the_last_one_made_even_if_the_clock_went_back() {
+    let one = "version: 1\nprovider: { sandbox: { seed: account.yaml } }\nrecommendations:\n  - { id: a, action: hibernate, instance: i-0a1b2c3d4e5f60002 }\n";
+    let s = Sandbox::new(one, &quickstart_account());
+    s.write(
+        "two.yaml",
+        "version: 1\nprovider: { sandbox: { seed: account.yaml } }\nrecommendations:\n  - { id: b, action: config, fix: disable-detailed-monitoring, instance: i-0a1b2c3d4e5f60005 }\n",
+    );
+    s.write("pare.toml", NO_APPROVALS);
+    let (code, _, err) = super::harness::output(
+        s.cmd(&["apply", "plan.yaml", "--auto-approve"])
+            .env("PARE_FAKE_NOW", "2030-01-01T00:00:00Z"),
+    );
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = s.run(&["apply", "two.yaml", "--auto-approve"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(s.last_run()["plan_path"], "two.yaml");
+    let (code, _, err) = s.run(&["rollback", "--last", "--auto-approve"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("enable detailed monitoring"),
+        "the newest run is undone: {err}"
     );
 }
