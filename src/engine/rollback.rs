@@ -80,6 +80,7 @@ pub struct RollbackReport {
 /// `renamed` holds what earlier undos of the same run recreated (old id →
 /// new id), so undoing an earlier change reaches the resource as it now is.
 /// `apply_run` is the run whose steps these undo.
+#[allow(clippy::too_many_arguments)] // each is a different thing a rollback needs; a bag struct would hide none of them
 pub async fn rollback(
     undos: &[Undo],
     apply_run: &str,
