@@ -87,7 +87,19 @@ pub fn history(out: &Output, global: &GlobalArgs, args: HistoryArgs) -> miette::
                 format!("{} (accepted by {})", r.status.as_str(), by.id)
             }
             Some(by) => format!("{} (rolled back by {})", r.status.as_str(), by.id),
-            None => r.status.as_str().to_string(),
+            None => match history
+                .rollbacks_of(&r.id)
+                .into_iter()
+                .find_map(|rb| history.resolved_by(&rb.id).map(|a| (rb, a)))
+            {
+                Some((rb, a)) => format!(
+                    "{} (rollback {} unfinished, accepted by {})",
+                    r.status.as_str(),
+                    rb.id,
+                    a.id
+                ),
+                None => r.status.as_str().to_string(),
+            },
         };
         let done = match r.kind {
             crate::state::RunKind::Rollback => format!(
