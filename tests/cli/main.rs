@@ -3,6 +3,7 @@
 mod apply;
 #[cfg(feature = "aws")]
 mod aws;
+mod chaos;
 mod harness;
 mod plan;
 mod safety;
