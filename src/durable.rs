@@ -461,7 +461,16 @@ pub trait AppendLog: Send {
     fn write(&mut self, bytes: &[u8]) -> std::io::Result<()>;
     /// Makes everything written so far durable; returns only then.
     fn sync(&mut self) -> std::io::Result<()>;
+    /// A flush of everything written so far that runs without the log, so
+    /// others go on writing while it waits on the disk (a local file: its
+    /// descriptor, cloned). `None`: the caller syncs under its lock.
+    fn flusher(&mut self) -> std::io::Result<Option<Flusher>> {
+        Ok(None)
+    }
 }
+
+/// Makes durable what was written to a log before it was made.
+pub type Flusher = Box<dyn FnOnce() -> std::io::Result<()> + Send>;
 
 /// An [`AppendLog`] in a local file.
 pub struct FileLog {
@@ -490,6 +499,11 @@ impl AppendLog for FileLog {
 
     fn sync(&mut self) -> std::io::Result<()> {
         self.file.sync_data()
+    }
+
+    fn flusher(&mut self) -> std::io::Result<Option<Flusher>> {
+        let f = self.file.try_clone()?;
+        Ok(Some(Box::new(move || f.sync_data())))
     }
 }
 

@@ -79,6 +79,8 @@ pub struct SandboxProvider {
     /// of the changes) and synced without it, so parallel calls share one
     /// sync. Locked after `state`, never before.
     log: Mutex<Log>,
+    /// How far the log is known durable; held while a sync runs.
+    synced: Mutex<u64>,
 }
 
 struct State {
@@ -95,9 +97,8 @@ struct State {
 #[derive(Default)]
 struct Log {
     file: Option<Box<dyn AppendLog>>,
-    /// Lines written by this process (never reset), and made durable.
+    /// Lines written by this process (never reset).
     written: u64,
-    synced: u64,
 }
 
 /// The seed file a plan names: `seed` relative to the plan's folder, and
@@ -167,18 +168,16 @@ fn generation_in(text: &[u8]) -> u64 {
 }
 const SEEDED_FROM: &str = "sandbox.seed";
 
-/// Parses an account file, pointing at the problem if it is not one. The
-/// account format is the sandbox's own, so it is read here rather than in
-/// `plan::load`, which owns plan files only. A file that is not YAML at
-/// all is never quoted (it may not be an account file: a seed pointing at
-/// a secret must not print it); one that is YAML but not an account is
-/// shown where it goes wrong.
-pub fn parse_account(name: &str, text: &str) -> Result<Inventory, SandboxError> {
-    const HELP: &str = "the account format is described in pare's README (\"The sandbox account\"); examples/quickstart/account.yaml is one";
+/// Where the account format is described.
+const HELP: &str = "the account format is described in pare's README (\"The sandbox account\"); examples/quickstart/account.yaml is one";
+
+/// The error for an account file that is not YAML at all (its lines are
+/// never shown), or `None` if it is YAML.
+fn not_yaml(name: &str, text: &str) -> Option<SandboxError> {
     if let Err(e) = crate::plan::node::parse(text) {
         let file = SourceFile::new(name, text);
         let offset = file.offset(e.pos.line, e.pos.column);
-        return Err(SandboxError::Invalid(vec![
+        return Some(SandboxError::Invalid(vec![
             Diagnostic::new(
                 "sandbox::invalid-seed",
                 &file,
@@ -193,12 +192,26 @@ pub fn parse_account(name: &str, text: &str) -> Result<Inventory, SandboxError> 
             .without_source(),
         ]));
     }
+    None
+}
+
+/// Parses an account file, pointing at the problem if it is not one. The
+/// account format is the sandbox's own, so it is read here rather than in
+/// `plan::load`, which owns plan files only. A file that is not YAML at
+/// all is never quoted (it may not be an account file: a seed pointing at
+/// a secret must not print it); one that is YAML but not an account is
+/// shown where it goes wrong.
+pub fn parse_account(name: &str, text: &str) -> Result<Inventory, SandboxError> {
     let options = crate::plan::node::options(text, serde_saphyr::DuplicateKeyPolicy::Error);
     let parsed = serde_saphyr::from_str_with_options::<Inventory>(text, options).map(|mut inv| {
         inv.reindex();
         inv
     });
     parsed.map_err(|e| {
+        // Not YAML at all? Then never show its lines.
+        if let Some(err) = not_yaml(name, text) {
+            return err;
+        }
         let file = SourceFile::new(name, text);
         let (line, column) = e
             .location()
@@ -281,6 +294,7 @@ impl SandboxProvider {
                     generated_offerings,
                 }),
                 log: Mutex::new(Log::default()),
+                synced: Mutex::new(0),
             },
             warning,
         ))
@@ -571,19 +585,32 @@ impl Provider for SandboxProvider {
         };
         st.logged += ops.len();
         drop(st);
-        // Group commit: one sync covers every line written before it.
+        // Group commit: one sync covers every line written before it, and
+        // runs without the log's lock, so other calls go on writing.
         {
-            let mut log = self.log.lock().unwrap_or_else(|p| p.into_inner());
-            if log.synced < mine {
-                let upto = log.written;
-                let synced = log.file.as_mut().map_or(Ok(()), |l| l.sync());
-                if let Err(e) = synced {
+            let mut synced = self.synced.lock().unwrap_or_else(|p| p.into_inner());
+            if *synced < mine {
+                let (upto, flush) = {
+                    let mut log = self.log.lock().unwrap_or_else(|p| p.into_inner());
+                    let flush = log.file.as_mut().map(|l| l.flusher());
+                    (log.written, flush)
+                };
+                let done = match flush {
+                    Some(Ok(Some(f))) => f(),
+                    Some(Ok(None)) => {
+                        let mut log = self.log.lock().unwrap_or_else(|p| p.into_inner());
+                        log.file.as_mut().map_or(Ok(()), |l| l.sync())
+                    }
+                    Some(Err(e)) => Err(e),
+                    None => Ok(()),
+                };
+                if let Err(e) = done {
                     // Applied but not durable: the outcome is unknown, not refused.
                     let mut b = refuse(io(e));
                     b.refused = false;
                     return b;
                 }
-                log.synced = upto;
+                *synced = upto;
             }
         }
         crate::provider::Batch {
