@@ -37,6 +37,9 @@ def main():
         sys.exit(__doc__)
     pare, endpoint = os.path.abspath(args[0]), args[1].rstrip("/")
     rounds = int(args[args.index("--rounds") + 1]) if "--rounds" in args else 3
+    # --compare OTHER_PARE: another pare binary (an earlier release), timed
+    # side by side in the same rounds, with a state directory of its own.
+    other = os.path.abspath(args[args.index("--compare") + 1]) if "--compare" in args else None
     env = dict(os.environ)
     env.update(
         AWS_ACCESS_KEY_ID="testing",
@@ -115,16 +118,27 @@ def main():
     python = sys.executable
     custodian = os.path.join(os.path.dirname(python), "custodian")
     results = {"pare apply": [], "pare rollback": [], "boto3 script": [], "custodian": []}
+    compared = []
+    if other:
+        results["other pare apply"] = []
+        results["other pare rollback"] = []
+        compared = [
+            ("other pare apply", [other, "--state-dir", ".pare-other", "apply", "plan.yaml", "--auto-approve", "--quiet"], None),
+            ("other pare rollback", [other, "--state-dir", ".pare-other", "rollback", "--last", "--auto-approve", "--quiet"], None),
+        ]
     calls = {}
     for n in range(rounds):
-        for name, cmd, after in [
+        ours = [
             ("pare apply", [pare, "apply", "plan.yaml", "--auto-approve", "--quiet"], None),
             ("pare rollback", [pare, "rollback", "--last", "--auto-approve", "--quiet"], None),
             ("boto3 script", [python, os.path.join(HERE, "minimal_stop.py")], restart),
             ("custodian", [custodian, "run", "-s", "out", "--cache-period", "0", "--region", REGION, "policy.yml"], restart),
-        ]:
+        ]
+        # The other binary goes first in odd rounds and last in even ones, so
+        # neither side always meets the endpoint's state at the same age.
+        for name, cmd, after in (compared + ours if n % 2 == 0 else ours + compared):
             wall, c = timed(cmd)
-            want = {"running": 1000} if name == "pare rollback" else {"stopped": 1000}
+            want = {"running": 1000} if name.endswith("pare rollback") else {"stopped": 1000}
             got = states()
             if got != want:
                 sys.exit(f"{name} left {got}, expected {want}")
@@ -147,6 +161,9 @@ def main():
     print(f"pare apply / boto3 script = {med['pare apply'] / med['boto3 script']:.2f}")
     print(f"pare apply / custodian    = {med['pare apply'] / med['custodian']:.2f}")
     print(f"pare rollback / boto3 script = {med['pare rollback'] / med['boto3 script']:.2f}")
+    if other:
+        print(f"pare apply / other pare apply = {med['pare apply'] / med['other pare apply']:.2f}")
+        print(f"pare rollback / other pare rollback = {med['pare rollback'] / med['other pare rollback']:.2f}")
 
 
 if __name__ == "__main__":
