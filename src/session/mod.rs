@@ -10,6 +10,7 @@ mod git;
 mod refusal;
 pub mod rollback;
 pub mod saved;
+pub mod undo_plan;
 
 #[cfg(test)]
 mod properties;

@@ -661,6 +661,48 @@ recommendations:
     }
 }
 
+#[test]
+fn two_rollbacks_killed_in_a_row_leave_nothing_undone_twice_or_missed() {
+    // Found by the long chaos run. Two stops in one call; the first rollback dies after
+    // writing both intents (nothing was called), the second decides so,
+    // starts both in one call, and dies after the first outcome: the other
+    // start happened but was never recorded. The first decision ("not
+    // done", about the first rollback's attempt) must not stand for the
+    // second attempt: the third rollback reads the cloud, finds both
+    // running, and finishes without crying drift.
+    let plan = "version: 1
+provider: { sandbox: { seed: account.yaml } }
+approvals: [ { by: b@example.com, covers: [\"*\"] } ]
+recommendations:
+  - { id: park-1, action: hibernate, instance: i-0a1b2c3d4e5f60001, mode: stop }
+  - { id: park-2, action: hibernate, instance: i-0a1b2c3d4e5f60002, mode: stop }
+";
+    let s = Sandbox::new(plan, &quickstart_account());
+    s.write("pare.toml", "[policy]\nrequire_approval_at = \"never\"\n");
+    let before = s.account();
+    let (code, _, err) = s.run(&["apply", "plan.yaml", "--auto-approve", "-q"]);
+    assert_eq!(code, 0, "{err}");
+    let id = s.last_run()["id"].as_str().unwrap().to_string();
+    let killed = |after: u32, hours: u64| {
+        let out = super::harness::pare_in(s.path())
+            .args(["rollback", "--run", &id, "--auto-approve", "-q"])
+            .env("PARE_TEST_KILL_AFTER_RECORD", after.to_string())
+            .env("PARE_FAKE_NOW", super::harness::at(hours))
+            .output()
+            .unwrap();
+        out.status.code().is_none()
+    };
+    assert!(
+        killed(2, 1),
+        "the first rollback dies after its two intents"
+    );
+    assert!(killed(5, 2), "the second dies after its first outcome");
+    let (code, _, err) = s.run_at(&["rollback", "--run", &id, "--auto-approve"], 3);
+    assert_eq!(code, 0, "{err}");
+    assert!(!err.contains("drift"), "{err}");
+    assert_restored(&before, &s.account(), &Default::default(), &[]);
+}
+
 #[cfg(unix)]
 #[test]
 fn links_to_secrets_as_plans_or_pare_toml_are_never_read() {
