@@ -14,6 +14,10 @@ use crate::vocabulary::Risk;
 /// Most steps of one kind sent to the cloud in one call, unless configured.
 pub const DEFAULT_BATCH: usize = 1000;
 
+/// How long a ready step may wait for like steps on their way, unless
+/// configured (milliseconds).
+pub const DEFAULT_GATHER_MS: u64 = 100;
+
 /// The settings of `pare.toml`, defaults filled in.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
@@ -31,6 +35,10 @@ pub struct Config {
     pub attempts: u32,
     /// The first wait before a retry; it doubles each time (at most 20 s).
     pub retry_backoff: std::time::Duration,
+    /// How long a ready step of a batchable kind may wait for like steps
+    /// that are on their way (their recommendation's previous step is under
+    /// way), so they share one call; zero turns gathering off.
+    pub gather: std::time::Duration,
     /// `(key, value)` pairs; a resource with any of these tags is never changed.
     pub protected_tags: Vec<(String, String)>,
     /// Risk at or above which a recommendation needs an approval; `None` = never.
@@ -50,6 +58,7 @@ impl Default for Config {
             rollback_on_failure: true,
             attempts: 4,
             retry_backoff: std::time::Duration::from_millis(50),
+            gather: std::time::Duration::from_millis(DEFAULT_GATHER_MS),
             protected_tags: vec![("pare:protect".into(), "true".into())],
             require_approval_at: Some(Risk::High),
             require_committed_plan: false,
@@ -83,6 +92,7 @@ struct RawApply {
     rollback_on_failure: Option<bool>,
     attempts: Option<Spanned<i64>>,
     retry_backoff_ms: Option<Spanned<i64>>,
+    gather_ms: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -148,7 +158,7 @@ impl Config {
                 let message = e.message().trim().to_string();
                 return Err(vec![
                     Diagnostic::new("config::invalid", &file, Span::new(range.start, range.len()), message, "here")
-                        .with_help("pare.toml has the sections [state] dir, [apply] parallelism, batch_size, rollback_on_failure, attempts and retry_backoff_ms, [policy] protected_tags, require_approval_at, require_committed_plan and max_changes"),
+                        .with_help("pare.toml has the sections [state] dir, [apply] parallelism, batch_size, gather_ms, rollback_on_failure, attempts and retry_backoff_ms, [policy] protected_tags, require_approval_at, require_committed_plan and max_changes"),
                 ]);
             }
         };
@@ -205,6 +215,21 @@ impl Config {
                     .with_help(
                         "set `attempts` to how many times a throttled call is tried in all, e.g. 4",
                     ),
+                ),
+            }
+        }
+        if let Some(g) = raw.apply.gather_ms {
+            match u64::try_from(*g.get_ref()) {
+                Ok(n) if n <= 5_000 => config.gather = std::time::Duration::from_millis(n),
+                _ => diags.push(
+                    Diagnostic::new(
+                        "config::out-of-range",
+                        &file,
+                        to_span(g.span()),
+                        "`gather_ms` must be between 0 and 5000",
+                        "out of range",
+                    )
+                    .with_help(format!("set `gather_ms` to how long a ready step may wait for like steps on their way (0 turns gathering off), e.g. {DEFAULT_GATHER_MS}")),
                 ),
             }
         }

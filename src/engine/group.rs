@@ -43,6 +43,11 @@ pub(super) struct Member {
     pub finish: Option<Finish>,
     /// For an undo: the forward step it undoes (its seq in the apply's journal).
     pub undoes: Option<u64>,
+    /// Whether this step is read back and checked now; otherwise the next
+    /// step of its chain checks its effect (`check_also` there).
+    pub read_back: bool,
+    /// Effects of earlier steps of the chain left to this step's read-back.
+    pub check_also: Vec<(Op, Option<String>)>,
 }
 
 pub(super) struct Finish {
@@ -232,7 +237,12 @@ pub(super) async fn run_group(ctx: &Ctx, members: &[Member]) -> GroupDone {
     let mut wanted: Vec<ResourceId> = Vec::new();
     for ((m, r), fin) in members.iter().zip(&out).zip(&finals) {
         if let Ok(created) = r {
-            wanted.extend(verify::touched(&m.op, created.as_deref()));
+            if m.read_back {
+                wanted.extend(verify::touched(&m.op, created.as_deref()));
+            }
+            for (op, made) in &m.check_also {
+                wanted.extend(verify::touched(op, made.as_deref()));
+            }
             wanted.extend(fin.clone());
         }
     }
@@ -275,8 +285,17 @@ pub(super) async fn run_group(ctx: &Ctx, members: &[Member]) -> GroupDone {
             note(rec_failed(ctx, m, e, None, None));
             continue;
         };
-        if let Err(what) = verify::effect_holds(&m.op, created.as_deref(), &seen) {
-            let msg = format!("verification failed after `{}`: {what}", m.op.describe());
+        let failed_check = m
+            .read_back
+            .then_some((&m.op, &*created))
+            .into_iter()
+            .chain(m.check_also.iter().map(|(op, made)| (op, made)))
+            .find_map(|(op, made)| {
+                verify::effect_holds(op, made.as_deref(), &seen)
+                    .err()
+                    .map(|what| format!("verification failed after `{}`: {what}", op.describe()))
+            });
+        if let Some(msg) = failed_check {
             ctx.events.step_failed(&m.rec, m.step, &msg);
             note(rec_failed(ctx, m, msg.clone(), None, None));
             *r = Err(msg);

@@ -78,8 +78,14 @@ pub fn items(plan: &Planned, provider: &dyn Provider) -> Vec<Item> {
         deps.dedup();
         out[me].deps = deps;
     }
-    // Urgency: the longest path ahead (own work included), computed in one
-    // pass over a topological order (Kahn), latest first.
+    longest_paths(&mut out);
+    out
+}
+
+/// Sets each item's urgency to the longest path ahead of it (its own work,
+/// given as its urgency, included), in one pass over a topological order
+/// (Kahn), latest first.
+pub(super) fn longest_paths(out: &mut [Item]) {
     let own: Vec<Duration> = out.iter().map(|x| x.urgency).collect();
     let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); out.len()];
     let mut waiting: Vec<usize> = out.iter().map(|x| x.deps.len()).collect();
@@ -111,5 +117,4 @@ pub fn items(plan: &Planned, provider: &dyn Provider) -> Vec<Item> {
     for (x, r) in out.iter_mut().zip(rest) {
         x.urgency = r;
     }
-    out
 }

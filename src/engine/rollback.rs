@@ -1,13 +1,15 @@
 //! Undoing: the forward steps a journal records (a step whose outcome was
 //! never written is resolved by reading the cloud), and running undos
-//! newest first through the same step runner and journal.
+//! newest first through the same scheduler, step runner and journal.
 
-use super::group::{Ctx, Member, read, run_group};
-use super::{Events, Settings, verify};
+use super::group::{Ctx, read};
+use super::sched::{Mode, Sched, Undoing};
+use super::{Events, Item, Settings, verify};
 use crate::provider::{Provider, Query};
 use crate::state::journal::JournaledStep;
 use crate::state::{Journal, JournalError, Record};
 use crate::vocabulary::{Inverse, Op, Tags, rename_ids, resolve};
+use std::cmp::Reverse;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -26,6 +28,9 @@ pub struct Undo {
     pub created: Vec<Option<String>>,
     /// When the forward step was made (RFC 3339).
     pub done_at: String,
+    /// Where the forward step stands in its journal (see
+    /// [`JournaledStep::span`]): what ran after it is undone before it.
+    pub span: (usize, usize),
 }
 
 impl Undo {
@@ -80,6 +85,14 @@ pub struct RollbackReport {
 /// `renamed` holds what earlier undos of the same run recreated (old id →
 /// new id), so undoing an earlier change reaches the resource as it now is.
 /// `apply_run` is the run whose steps these undo.
+///
+/// The undos of one recommendation form a chain, newest first. A chain waits
+/// for every chain whose forward steps all came after its own last one (the
+/// journal's order: whatever ran after it, because it had to or by chance,
+/// is undone before it); chains that ran side by side are undone side by
+/// side, through the same scheduler as apply (parallel, batched, gathered).
+/// The first undo that fails stops the rollback: undos under way finish,
+/// nothing more starts, and the rest is listed as left.
 #[allow(clippy::too_many_arguments)] // each is a different thing a rollback needs; a bag struct would hide none of them
 pub async fn rollback(
     undos: &[Undo],
@@ -91,122 +104,122 @@ pub async fn rollback(
     renamed: BTreeMap<String, String>,
     cancel: &super::Cancel,
 ) -> RollbackReport {
-    let ctx = Ctx {
+    let (items, chains) = chains(undos, provider.as_ref());
+    let ctx = Arc::new(Ctx {
         provider,
         journal,
         events: events.clone(),
         settings: settings.clone(),
-    };
-    let mut report = RollbackReport {
+    });
+    let undoing = Undoing {
+        undos: undos.to_vec(),
+        chains,
+        apply_run: apply_run.to_string(),
         renamed,
-        ..RollbackReport::default()
+        undone: Vec::new(),
+        irreversible: Vec::new(),
+        failed: None,
+        also_failed: Vec::new(),
+        handled: vec![false; undos.len()],
     };
-    let order: Vec<usize> = (0..undos.len()).rev().collect();
-    let mut pos = 0;
-    while pos < order.len() {
-        let u = &undos[order[pos]];
-        pos += 1;
-        if cancel.is_set() && report.failed.is_none() && !report.cancelled {
-            report.cancelled = true;
-        }
-        if report.failed.is_some() || report.journal.is_some() || report.cancelled {
-            report.left.push(format!(
+    let mut sched = Sched::new(
+        Arc::new(items),
+        Mode::Undo(Box::new(undoing)),
+        &ctx,
+        cancel.clone(),
+    );
+    sched.run(&ctx).await;
+    let journal_error = sched.report.journal.take();
+    let Mode::Undo(u) = std::mem::replace(&mut sched.mode, Mode::Apply) else {
+        unreachable!("a rollback's scheduler undoes")
+    };
+    let mut left = u.also_failed;
+    for (x, v) in undos.iter().enumerate().rev() {
+        if !u.handled[x] {
+            left.push(format!(
                 "{} step {}: {}",
-                u.rec,
-                u.step + 1,
-                u.inverse.describe()
+                v.rec,
+                v.step + 1,
+                v.inverse.describe()
             ));
-            continue;
         }
-        if let Inverse::Irreversible { why } = &u.inverse {
-            let what = format!(
-                "{} step {} ({}): {why}",
-                u.rec,
-                u.step + 1,
-                u.forward.describe()
-            );
-            events.step_skipped(&u.rec, Some(u.step), &format!("irreversible: {why}"));
-            report.irreversible.push(what);
-            continue;
-        }
-        let op = match u.op(apply_run, &report.renamed) {
-            None => continue,
-            Some(Ok(op)) => op,
-            Some(Err(e)) => {
-                report.failed = Some(format!("{} step {}: {e}", u.rec, u.step + 1));
-                continue;
-            }
-        };
-        // Consecutive undos of one kind on other instances go in one call.
-        let mut group = vec![(order[pos - 1], op)];
-        if let Some(key) = group[0].1.batch_key() {
-            let mut instances: std::collections::HashSet<String> = group[0]
-                .1
-                .batch_instance()
-                .map(str::to_string)
-                .into_iter()
-                .collect();
-            while pos < order.len() && group.len() < settings.batch.max(1) {
-                let Some(Ok(next)) = undos[order[pos]].op(apply_run, &report.renamed) else {
-                    break;
-                };
-                match next.batch_instance() {
-                    Some(i) if next.batch_key() == Some(key) && !instances.contains(i) => {
-                        instances.insert(i.to_string());
-                    }
-                    _ => break,
-                }
-                group.push((order[pos], next));
-                pos += 1;
-            }
-        }
-        let members: Vec<Member> = group
-            .iter()
-            .map(|(k, op)| Member {
-                rec: undos[*k].rec.clone(),
-                step: undos[*k].step,
-                op: op.clone(),
-                inverse: Inverse::Nothing {
-                    why: "an undo; apply the plan again to redo it".into(),
-                },
+    }
+    let unfinished = u.handled.iter().any(|h| !h);
+    RollbackReport {
+        undone: u.undone,
+        irreversible: u.irreversible,
+        cancelled: cancel.is_set() && u.failed.is_none() && unfinished,
+        failed: u.failed,
+        left,
+        renamed: u.renamed,
+        journal: journal_error,
+    }
+}
+
+/// The undos as chains, one per recommendation (newest first), each an item
+/// waiting for the chains that must be undone before it (see [`rollback`]):
+/// a chain's span runs from its first intent to its last outcome in the
+/// journal, and a chain waits for those whose span began after its own ended.
+fn chains(undos: &[Undo], provider: &dyn Provider) -> (Vec<Item>, Vec<Vec<usize>>) {
+    let mut by_rec: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    for (x, u) in undos.iter().enumerate() {
+        by_rec.entry(u.rec.as_str()).or_default().push(x);
+    }
+    let mut chains: Vec<Vec<usize>> = by_rec
+        .into_values()
+        .map(|mut c| {
+            c.sort_by_key(|&x| Reverse(undos[x].seq));
+            c
+        })
+        .collect();
+    // The newest chain first: ties in urgency go to it.
+    chains.sort_by_key(|c| Reverse(undos[c[0]].seq));
+    let first = |c: &[usize]| c.iter().map(|&x| undos[x].span.0).min().unwrap_or(0);
+    let last = |c: &[usize]| c.iter().map(|&x| undos[x].span.1).max().unwrap_or(0);
+    // X waits for Y when Y began after X ended. Only the earliest-ending of
+    // those, and the ones that overlap it, are needed: the rest follow.
+    let mut by_first: Vec<usize> = (0..chains.len()).collect();
+    by_first.sort_by_key(|&c| first(&chains[c]));
+    let firsts: Vec<usize> = by_first.iter().map(|&c| first(&chains[c])).collect();
+    let mut suffix_min_last = vec![usize::MAX; by_first.len() + 1];
+    for p in (0..by_first.len()).rev() {
+        suffix_min_last[p] = suffix_min_last[p + 1].min(last(&chains[by_first[p]]));
+    }
+    let mut items: Vec<Item> = chains
+        .iter()
+        .map(|c| {
+            let u = &undos[c[0]];
+            Item {
+                rec: u.rec.clone(),
+                resource: None,
+                steps: Vec::new(),
                 before: None,
-                finish: None,
-                undoes: Some(undos[*k].seq),
-            })
-            .collect();
-        let done = run_group(&ctx, &members).await;
-        if let Some(e) = done.journal {
-            report.journal.get_or_insert(e);
-        }
-        for ((k, _), result) in group.iter().zip(done.results) {
-            let u = &undos[*k];
-            match result {
-                Ok(created) => {
-                    report.undone.push(*k);
-                    if let (Some(new), Some(old)) = (created, recreates(&u.forward)) {
-                        report.renamed.insert(old, new);
-                    }
-                }
-                Err(e) => {
-                    let what = format!(
-                        "{} step {} (undo: {}): {e}",
-                        u.rec,
-                        u.step + 1,
-                        u.inverse.describe()
-                    );
-                    if report.failed.is_none() {
-                        report.failed = Some(what);
-                    } else {
-                        report.left.push(what);
-                    }
-                }
+                after: None,
+                replaced_by_step: None,
+                deps: Vec::new(),
+                urgency: c
+                    .iter()
+                    .filter_map(|&x| match &undos[x].inverse {
+                        Inverse::Op { op } => Some(provider.estimate(op)),
+                        _ => None,
+                    })
+                    .sum(),
+                savings: 0.0,
             }
-        }
+        })
+        .collect();
+    for (x, c) in chains.iter().enumerate() {
+        let from = firsts.partition_point(|&f| f <= last(c));
+        let until = suffix_min_last[from];
+        items[x].deps = by_first[from..]
+            .iter()
+            .zip(&firsts[from..])
+            .take_while(|&(_, &f)| f <= until)
+            .map(|(&y, _)| y)
+            .collect();
     }
-    if let Err(e) = ctx.journal.commit() {
-        report.journal.get_or_insert(e);
-    }
-    report
+    super::items::longest_paths(&mut items);
+    (items, chains)
 }
 
 /// The id a forward step removed, when its undo recreates it (under a new id).
@@ -265,6 +278,7 @@ pub async fn forward_steps_deciding(
                 inverse: s.inverse.clone(),
                 created: Vec::new(),
                 done_at: s.at.clone(),
+                span: s.span,
             });
         }
     }

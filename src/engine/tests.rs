@@ -4,8 +4,9 @@
 use super::*;
 use crate::durable::FileLog;
 use crate::provider::{Batch, Instance, Inventory, ProviderError, Query};
+use crate::state::{Journal, Record};
 use crate::vocabulary::{CloudError, InstanceState, Inverse, Op, Outcome, Ref, Step};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 
 /// An account that refuses, all or nothing, any call naming a `bad` instance,
@@ -13,6 +14,8 @@ use std::sync::Mutex;
 struct Counting {
     account: Mutex<Inventory>,
     bad: BTreeSet<String>,
+    /// Refuse the bad instances only in calls of this operation (any, if none).
+    bad_op: Option<&'static str>,
     /// The size of every perform call, in order.
     calls: Mutex<Vec<usize>>,
     describes: Mutex<usize>,
@@ -35,6 +38,7 @@ impl Provider for Counting {
         self.calls.lock().unwrap().push(ops.len());
         if let Some(bad) = ops
             .iter()
+            .filter(|o| self.bad_op.is_none_or(|n| o.name() == n))
             .filter_map(Op::batch_instance)
             .find(|i| self.bad.contains(*i))
         {
@@ -112,6 +116,7 @@ fn settings() -> Settings {
         backoff: Duration::from_millis(1),
         run: "r-test".into(),
         batch: 1000,
+        gather: Duration::from_millis(20),
     }
 }
 
@@ -147,6 +152,7 @@ fn counting(n: usize, bad: &[usize]) -> Arc<Counting> {
     Arc::new(Counting {
         account: Mutex::new(account(n)),
         bad: bad.iter().map(|k| format!("i-{k:08x}")).collect(),
+        bad_op: None,
         calls: Mutex::new(Vec::new()),
         describes: Mutex::new(0),
     })
@@ -604,4 +610,221 @@ fn a_rollback_stops_at_the_first_failed_undo_and_says_what_is_left() {
         1,
         "no call after the failure"
     );
+}
+
+/// The operations of every call a counting provider saw, by name, in order.
+struct Named(Counting, Mutex<Vec<&'static str>>);
+
+#[async_trait::async_trait]
+impl Provider for Named {
+    fn name(&self) -> &'static str {
+        "sandbox"
+    }
+    async fn describe(&self, q: &Query) -> Result<Inventory, ProviderError> {
+        self.0.describe(q).await
+    }
+    async fn perform(&self, op: &Op) -> Result<Outcome, ProviderError> {
+        let mut b = self.perform_batch(std::slice::from_ref(op)).await;
+        b.results.pop().unwrap()
+    }
+    async fn perform_batch(&self, ops: &[Op]) -> Batch {
+        self.1.lock().unwrap().push(ops[0].name());
+        // Like a cloud call: it takes a moment, and others run meanwhile.
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        self.0.perform_batch(ops).await
+    }
+    fn estimate(&self, _: &Op) -> Duration {
+        Duration::from_secs(1)
+    }
+}
+
+fn named(n: usize, bad: &[usize], bad_op: Option<&'static str>) -> Arc<Named> {
+    let c = Arc::try_unwrap(counting(n, bad)).ok().unwrap();
+    Arc::new(Named(Counting { bad_op, ..c }, Mutex::new(Vec::new())))
+}
+
+/// How many calls of each operation.
+fn by_op(p: &Named) -> BTreeMap<&'static str, usize> {
+    let mut m = BTreeMap::new();
+    for op in p.1.lock().unwrap().iter() {
+        *m.entry(*op).or_default() += 1;
+    }
+    m
+}
+
+fn paused_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .start_paused(true)
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn rightsize_chains_gather_their_starts_and_read_back_once_per_group() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = named(500, &[], None);
+    let items: Vec<Item> = (0..500).map(|k| rightsize_item(k, 3)).collect();
+    let rt = paused_runtime();
+    let report = rt.block_on(apply(
+        Arc::new(items),
+        Arc::clone(&p) as Arc<dyn Provider>,
+        journal_at(&dir.path().join("journal")),
+        &Events::new("r-test", false, true),
+        &settings(),
+        Cancel::default(),
+    ));
+    assert_eq!(report.completed.len(), 500, "{report:?}");
+    let calls = by_op(&p);
+    assert_eq!(calls["stop_instance"], 1, "{calls:?}");
+    assert_eq!(calls["set_instance_type"], 500, "one instance a call");
+    assert!(calls["start_instance"] <= 3, "starts gathered: {calls:?}");
+    let groups = calls.values().sum::<usize>() - calls["set_instance_type"];
+    assert!(
+        *p.0.describes.lock().unwrap() <= groups,
+        "one read-back per stop or start group, none for the types (the start reads them): {} describes, {calls:?}",
+        p.0.describes.lock().unwrap()
+    );
+    let account = p.0.account.lock().unwrap();
+    assert!(
+        account
+            .instances
+            .values()
+            .all(|i| { i.state == InstanceState::Running && i.instance_type == "m5.xlarge" })
+    );
+    drop(account);
+
+    // The rollback is the same chain backwards, gathered the same way.
+    let records = read_journal(&dir.path().join("journal"));
+    let undos = rt
+        .block_on(forward_steps(&records, "r-test", p.as_ref()))
+        .unwrap();
+    p.1.lock().unwrap().clear();
+    let rb = rt.block_on(rollback(
+        &undos,
+        "r-test",
+        Arc::clone(&p) as Arc<dyn Provider>,
+        journal_at(&dir.path().join("journal2")),
+        &Events::new("r-undo", false, true),
+        &settings(),
+        Default::default(),
+        &Default::default(),
+    ));
+    assert_eq!(rb.undone.len(), 1500, "{:?}", rb.failed);
+    let calls = by_op(&p);
+    assert!(calls["stop_instance"] <= 3, "{calls:?}");
+    assert_eq!(calls["set_instance_type"], 500);
+    assert!(calls["start_instance"] <= 3, "{calls:?}");
+    assert!(
+        p.0.account
+            .lock()
+            .unwrap()
+            .instances
+            .values()
+            .all(|i| i.state == InstanceState::Running && i.instance_type == "m5.large")
+    );
+}
+
+#[test]
+fn a_lone_chain_never_waits_to_gather() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = named(1, &[], None);
+    let mut s = settings();
+    s.gather = Duration::from_secs(10);
+    let rt = paused_runtime();
+    let started = tokio::time::Instant::now();
+    let report = rt.block_on(apply(
+        Arc::new(vec![rightsize_item(0, 3)]),
+        Arc::clone(&p) as Arc<dyn Provider>,
+        journal_at(&dir.path().join("journal")),
+        &Events::new("r-test", false, true),
+        &s,
+        Cancel::default(),
+    ));
+    assert_eq!(report.completed.len(), 1);
+    // The paused clock moves only for what the run waited: three calls.
+    let waited = rt.block_on(async { started.elapsed() });
+    assert!(waited < Duration::from_millis(100), "waited {waited:?}");
+}
+
+#[test]
+fn gathering_waits_no_longer_than_its_window() {
+    // Two chains: one reaches its start at once, the other's type change
+    // takes a minute. The first start waits one window, not a minute.
+    let dir = tempfile::tempdir().unwrap();
+    let p = Arc::new(Slow(named(2, &[], None)));
+    let mut s = settings();
+    s.gather = Duration::from_millis(300);
+    let rt = paused_runtime();
+    let started = tokio::time::Instant::now();
+    let report = rt.block_on(apply(
+        Arc::new(vec![rightsize_item(0, 3), rightsize_item(1, 3)]),
+        Arc::clone(&p) as Arc<dyn Provider>,
+        journal_at(&dir.path().join("journal")),
+        &Events::new("r-test", false, true),
+        &s,
+        Cancel::default(),
+    ));
+    assert_eq!(report.completed.len(), 2);
+    assert_eq!(
+        by_op(&p.0)["start_instance"],
+        2,
+        "not gathered past the window"
+    );
+    let waited = rt.block_on(async { started.elapsed() });
+    assert!(waited >= Duration::from_secs(60), "{waited:?}");
+    assert!(waited < Duration::from_secs(61), "{waited:?}");
+}
+
+/// Type changes of instance 1 take a minute.
+struct Slow(Arc<Named>);
+
+#[async_trait::async_trait]
+impl Provider for Slow {
+    fn name(&self) -> &'static str {
+        "sandbox"
+    }
+    async fn describe(&self, q: &Query) -> Result<Inventory, ProviderError> {
+        self.0.describe(q).await
+    }
+    async fn perform(&self, op: &Op) -> Result<Outcome, ProviderError> {
+        let mut b = self.perform_batch(std::slice::from_ref(op)).await;
+        b.results.pop().unwrap()
+    }
+    async fn perform_batch(&self, ops: &[Op]) -> Batch {
+        if ops[0].name() == "set_instance_type" && ops[0].touched(None)[0].id() == "i-00000001" {
+            tokio::time::sleep(Duration::from_secs(60)).await;
+        }
+        self.0.perform_batch(ops).await
+    }
+    fn estimate(&self, _: &Op) -> Duration {
+        Duration::from_secs(1)
+    }
+}
+
+#[test]
+fn a_refused_start_in_gathered_chains_fails_only_its_own_recommendation() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = named(64, &[37], Some("start_instance"));
+    let items: Vec<Item> = (0..64).map(|k| rightsize_item(k, 3)).collect();
+    let rt = paused_runtime();
+    let report = rt.block_on(apply(
+        Arc::new(items),
+        Arc::clone(&p) as Arc<dyn Provider>,
+        journal_at(&dir.path().join("journal")),
+        &Events::new("r-test", false, true),
+        &settings(),
+        Cancel::default(),
+    ));
+    assert_eq!(report.completed.len(), 63, "{report:?}");
+    assert_eq!(report.failed.len(), 1);
+    assert_eq!(report.failed[0].0, 37);
+    assert!(report.failed[0].1.starts_with("step 3:"), "{report:?}");
+    let account = p.0.account.lock().unwrap();
+    let running = account
+        .instances
+        .values()
+        .filter(|i| i.state == InstanceState::Running)
+        .count();
+    assert_eq!(running, 63, "every other start went ahead, once");
 }

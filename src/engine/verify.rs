@@ -17,6 +17,17 @@ pub fn query(op: &Op, created: Option<&str>) -> Query {
     }
 }
 
+/// Whether the read-back after `next` shows `op`'s effect too, so that `op`
+/// (the step before it in its chain) need not be read back on its own: a new
+/// instance type, then a start of the same instance, whose read-back sees
+/// the type (nothing between them changes it).
+pub fn read_back_by(op: Option<&Op>, next: &Op) -> bool {
+    matches!(
+        (op, next),
+        (Some(Op::SetInstanceType { instance: a, .. }), Op::StartInstance { instance: b }) if a == b
+    )
+}
+
 /// Whether `inv` (read after the op) shows the op's effect; `Err` says what differs.
 pub fn effect_holds(op: &Op, created: Option<&str>, inv: &Inventory) -> Result<(), String> {
     let known = |r: &crate::provider::Ref| r.known().unwrap_or("").to_string();

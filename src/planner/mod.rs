@@ -65,6 +65,8 @@ pub struct PlannedRec {
     pub before: Option<Attributes>,
     pub after: Option<Attributes>,
     pub steps: Vec<Step>,
+    /// The estimated time of each step.
+    pub step_durations: Vec<Duration>,
     pub duration: Duration,
 }
 

@@ -7,7 +7,7 @@ use crate::config::Config;
 use crate::executor::Savings;
 use crate::graph::PlanGraph;
 use crate::vocabulary::Risk;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// The waves (changes only, each in file order) and the summary.
@@ -33,28 +33,53 @@ pub(super) fn summarise(
             }
         })
         .collect();
-    // Steps of one kind on many instances go to the cloud in one call: in
-    // a wave, recommendations made only of such steps, with the same kinds,
-    // take the time (and the calls) of one per batch.
+    // Steps of one kind on many instances go to the cloud in one call. In
+    // a wave, recommendations whose steps are of the same kinds in the same
+    // order share a call for each step of a batchable kind (the engine
+    // gathers them even when they become ready at slightly different
+    // times), and run their other steps side by side, `parallelism` at a
+    // time. Without gathering, only recommendations made of batchable steps
+    // alone share calls.
     let mut calls: usize = recs
         .iter()
         .filter(|p| p.status == Status::Change)
         .map(|p| p.steps.len())
         .sum();
+    let batch = config.batch_size.max(1);
+    let lanes = config.parallelism.max(1);
     for wave in &waves {
-        let mut groups: HashMap<Vec<(&'static str, bool)>, usize> = HashMap::new();
+        let mut groups: BTreeMap<Vec<Option<(&'static str, bool)>>, Vec<usize>> = BTreeMap::new();
         for &i in wave {
-            let keys: Option<Vec<(&'static str, bool)>> =
+            let keys: Vec<Option<(&'static str, bool)>> =
                 recs[i].steps.iter().map(|s| s.op.batch_key()).collect();
-            let Some(keys) = keys.filter(|k| !k.is_empty()) else {
-                continue;
-            };
-            let n = groups.entry(keys).or_default();
-            if !n.is_multiple_of(config.batch_size.max(1)) {
-                durations[i] = Duration::ZERO;
-                calls -= recs[i].steps.len();
+            let all = keys.iter().all(Option::is_some);
+            if keys.iter().any(Option::is_some) && (all || !config.gather.is_zero()) {
+                groups.entry(keys).or_default().push(i);
             }
-            *n += 1;
+        }
+        for (keys, members) in groups {
+            let n = members.len();
+            if n < 2 {
+                continue;
+            }
+            let calls_a_step = n.div_ceil(batch);
+            let rep = members[0];
+            let mut span = Duration::ZERO;
+            for (k, key) in keys.iter().enumerate() {
+                let d = recs[rep].step_durations.get(k).copied().unwrap_or_default();
+                let rounds = match key {
+                    Some(_) => {
+                        calls -= n - calls_a_step;
+                        calls_a_step.div_ceil(lanes)
+                    }
+                    None => n.div_ceil(lanes),
+                };
+                span += d * rounds as u32;
+            }
+            durations[rep] = span;
+            for &m in &members[1..] {
+                durations[m] = Duration::ZERO;
+            }
         }
     }
     let estimated = graph.schedule_length(&durations, config.parallelism);

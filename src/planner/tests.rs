@@ -65,6 +65,22 @@ mod ordering {
         assert_eq!(p.recs[299].implicit_after[0].0, "r298");
     }
 
+    #[test]
+    fn rightsize_chains_are_estimated_in_shared_calls() {
+        // Both running: stop → type → start each. The stops share a call,
+        // the starts another; the types are one call each.
+        let recs = "  - { id: a, action: rightsize, instance: i-0000000a, to: m5.large }\n  - { id: b, action: rightsize, instance: i-0000000b, to: m5.large }\n";
+        let p = plan(recs).unwrap();
+        assert_eq!(p.summary.steps, 6);
+        assert_eq!(p.summary.calls, 4);
+        let one =
+            plan("  - { id: a, action: rightsize, instance: i-0000000a, to: m5.large }\n").unwrap();
+        assert_eq!(
+            p.summary.estimated_duration_s, one.summary.estimated_duration_s,
+            "two side by side take as long as one"
+        );
+    }
+
     fn waves(p: &Planned) -> Vec<Vec<&str>> {
         p.waves
             .iter()

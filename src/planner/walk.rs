@@ -112,6 +112,7 @@ impl<'a> Walk<'a> {
             before: before.clone(),
             after: before,
             steps: Vec::new(),
+            step_durations: Vec::new(),
             duration: Duration::ZERO,
         };
         match expansion {
@@ -173,7 +174,11 @@ impl<'a> Walk<'a> {
             }
             None => facts.savings.clone(),
         };
-        p.duration = steps.iter().map(|s| self.provider.estimate(&s.op)).sum();
+        p.step_durations = steps
+            .iter()
+            .map(|s| self.provider.estimate(&s.op))
+            .collect();
+        p.duration = p.step_durations.iter().sum();
         let blocks = self.blocks(
             rec,
             &steps,

@@ -319,6 +319,7 @@ pub fn engine_settings(settings: &Settings, run: &str) -> crate::engine::Setting
         backoff: c.retry_backoff,
         run: run.to_string(),
         batch: c.batch_size,
+        gather: c.gather,
     }
 }
 

@@ -301,6 +301,8 @@ fn check(seed: u64) -> Result<(), TestCaseError> {
         backoff: Duration::from_millis(1),
         run: "r-prop".into(),
         batch: 1000,
+        // Gathering on, briefly: chains' like steps meet in shared calls.
+        gather: Duration::from_millis(1),
     };
     let report = rt.block_on(crate::engine::apply(
         Arc::clone(&items),

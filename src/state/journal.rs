@@ -304,13 +304,17 @@ pub struct JournaledStep {
     pub undoes: Option<u64>,
     /// `None`: no outcome was recorded (the run was interrupted).
     pub outcome: Option<(bool, Option<String>)>,
+    /// Where its intent and its outcome stand among the journal's records
+    /// (`usize::MAX`: no outcome): steps whose spans do not overlap ran one
+    /// after the other.
+    pub span: (usize, usize),
 }
 
 /// The steps of a journal in the order their intents were written.
 pub fn steps(records: &[Record]) -> Vec<JournaledStep> {
     let mut out: Vec<JournaledStep> = Vec::new();
     let mut by_seq = std::collections::HashMap::new();
-    for r in records {
+    for (pos, r) in records.iter().enumerate() {
         match r {
             Record::Intent {
                 seq,
@@ -333,6 +337,7 @@ pub fn steps(records: &[Record]) -> Vec<JournaledStep> {
                     at: at.clone(),
                     undoes: *undoes,
                     outcome: None,
+                    span: (pos, usize::MAX),
                 });
             }
             Record::Outcome {
@@ -340,6 +345,7 @@ pub fn steps(records: &[Record]) -> Vec<JournaledStep> {
             } => {
                 if let Some(&i) = by_seq.get(seq) {
                     out[i].outcome = Some((*ok, created.clone()));
+                    out[i].span.1 = pos;
                 }
             }
             _ => {}
