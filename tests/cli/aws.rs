@@ -840,3 +840,72 @@ recommendations:
         "{err}"
     );
 }
+
+#[test]
+fn rightsize_chains_share_their_stop_and_start_calls() {
+    // Twenty running instances rightsized: one stop call, one type change
+    // per instance (AWS takes one instance a call), the starts gathered, and
+    // no read-back of a type change of its own (the start's shows it).
+    let (region, zone) = ("ap-northeast-2", "ap-northeast-2a");
+    let c = client(region);
+    let rt = rt();
+    let ids = rt.block_on(launch(&c, zone, ec2::InstanceType::M5Large, 20));
+    let proxy = Proxy::start(&endpoint(), &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let recs: String = ids
+        .iter()
+        .enumerate()
+        .map(|(k, i)| {
+            format!("  - {{ id: size-{k}, action: rightsize, instance: {i}, to: m5.xlarge }}\n")
+        })
+        .collect();
+    let plan = format!(
+        "version: 1
+provider: {{ aws: {{ region: {region}, endpoint_url: \"{}\" }} }}
+approvals: [ {{ by: t@example.com, covers: [\"*\"] }} ]
+recommendations:
+{recs}",
+        proxy.url
+    );
+    std::fs::write(dir.path().join("plan.yaml"), plan).unwrap();
+    let out = aws_pare(dir.path())
+        .args(["plan", "plan.yaml", "--format", "json"])
+        .output()
+        .unwrap();
+    let preview: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        preview["summary"]["calls"], 22,
+        "the preview counts shared calls"
+    );
+    pare_ok(dir.path(), &["apply", "plan.yaml", "--auto-approve"]);
+    let counts = proxy.counts();
+    let fwd = &counts["forwarded"];
+    assert_eq!(fwd["StopInstances"], 1, "{counts}");
+    assert_eq!(fwd["ModifyInstanceAttribute"], 20, "{counts}");
+    assert!(fwd["StartInstances"].as_u64().unwrap() <= 2, "{counts}");
+    // The plan's refresh, the stop's and the starts' waits: nothing per instance.
+    assert!(fwd["DescribeInstances"].as_u64().unwrap() <= 6, "{counts}");
+    rt.block_on(async {
+        for i in &ids {
+            let x = instance(&c, i).await;
+            assert_eq!(x.instance_type().unwrap().as_str(), "m5.xlarge");
+            assert_eq!(x.state().unwrap().name().unwrap().as_str(), "running");
+        }
+    });
+    // The rollback: the same chain backwards, gathered the same way.
+    pare_ok(dir.path(), &["rollback", "--last", "--auto-approve"]);
+    let after = proxy.counts();
+    let calls = |name: &str| {
+        after["forwarded"][name].as_u64().unwrap_or(0) - fwd[name].as_u64().unwrap_or(0)
+    };
+    assert!(calls("StopInstances") <= 2, "{after}");
+    assert_eq!(calls("ModifyInstanceAttribute"), 20, "{after}");
+    assert!(calls("StartInstances") <= 2, "{after}");
+    rt.block_on(async {
+        for i in &ids {
+            let x = instance(&c, i).await;
+            assert_eq!(x.instance_type().unwrap().as_str(), "m5.large");
+            assert_eq!(x.state().unwrap().name().unwrap().as_str(), "running");
+        }
+    });
+}
