@@ -88,7 +88,7 @@ impl Session {
         };
         saved.check_plan_file(&plan_text)?;
         let (planned, loaded, provider, warnings) = self.plan_file(&plan_path)?;
-        saved.prove(&planned)?;
+        saved.prove(&planned, &self.store.location())?;
         Ok(Prepared {
             planned,
             loaded,

@@ -88,6 +88,12 @@ impl SavedPlan {
                 "save it again with `pare plan PLAN --out FILE`, review it, and apply that",
             )
         };
+        // A key given twice would let one value be reviewed and another read.
+        serde::Deserializer::deserialize_any(
+            &mut serde_json::Deserializer::from_str(text),
+            NoDuplicateKeys,
+        )
+        .map_err(|e| unreadable(e.to_string()))?;
         let raw: Value = serde_json::from_str(text).map_err(|e| unreadable(e.to_string()))?;
         let mut saved: SavedPlan =
             serde_json::from_value(raw.clone()).map_err(|e| unreadable(e.to_string()))?;
@@ -126,7 +132,18 @@ impl SavedPlan {
     /// Proves that `replanned` (the plan file planned again, now) is what
     /// was saved: nothing changed in the account since, and every step,
     /// target, after-state, order and status is the same.
-    pub fn prove(&self, replanned: &Planned) -> Result<(), Refusal> {
+    pub fn prove(&self, replanned: &Planned, state: &str) -> Result<(), Refusal> {
+        if self.state_dir != state {
+            return Err(Refusal::new(
+                "saved::other-state",
+                format!(
+                    "the saved plan was made against the state in {}; this apply uses the state in {}",
+                    clean(&self.state_dir),
+                    clean(state)
+                ),
+                "apply it with the state it was planned against (`--state-dir`, or the same [state] settings), or plan again against this one",
+            ));
+        }
         if self.provider_spec != replanned.provider_spec {
             return Err(Refusal::new(
                 "saved::differs",
@@ -322,5 +339,59 @@ pub fn describe_drift(then: Option<&Attributes>, now: Option<&Attributes>) -> St
                 .collect::<Vec<_>>()
                 .join("; ")
         }
+    }
+}
+
+/// Walks a JSON document and refuses any object that gives a key twice.
+struct NoDuplicateKeys;
+
+impl<'de> serde::de::Visitor<'de> for NoDuplicateKeys {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("JSON")
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_str<E>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq.next_element_seed(NoDuplicateKeys)?.is_some() {}
+        Ok(())
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let mut keys = std::collections::HashSet::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if !keys.insert(key.clone()) {
+                return Err(serde::de::Error::custom(format!(
+                    "the key `{}` is given twice",
+                    clean(&key)
+                )));
+            }
+            map.next_value_seed(NoDuplicateKeys)?;
+        }
+        Ok(())
+    }
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for NoDuplicateKeys {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
     }
 }

@@ -85,6 +85,20 @@ recommendations:
     refused(&s, "saved.json", "has changed since the plan was saved");
     s.write("plan.yaml", plan);
 
+    // A key given twice: one value reviewed, another read.
+    let text = std::fs::read_to_string(s.path().join("saved.json")).unwrap();
+    s.write(
+        "twice.json",
+        &text.replacen("{", "{\n  \"parallelism\": 99,", 1),
+    );
+    refused(&s, "twice.json", "the key `parallelism` is given twice");
+
+    // Planned against another state.
+    let mut edited = saved.clone();
+    edited["state_dir"] = "/tmp/elsewhere".into();
+    write_json(&s, "edited.json", &edited);
+    refused(&s, "edited.json", "was made against the state in /tmp/elsewhere");
+
     // Not a saved plan at all.
     s.write(
         "junk.json",
