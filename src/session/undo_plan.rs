@@ -205,22 +205,36 @@ pub async fn plan_undos(
         .into_iter()
         .filter(|(_, l)| !l.recs.iter().any(|r| resumed.contains(r)))
         .collect();
-    let retyped: Vec<(usize, String)> = undos
+    // Volumes whose retype is to be undone: by their id now, and whether
+    // the run deleted them (then the undo reaches a volume made again from
+    // its snapshot, which AWS has never modified).
+    let remade: BTreeSet<String> = undos
+        .iter()
+        .filter(|u| matches!(u.inverse, Inverse::Op { .. }))
+        .filter_map(|u| engine::recreates(&u.forward))
+        .collect();
+    let retyped: Vec<(usize, String, bool)> = undos
         .iter()
         .enumerate()
         .filter_map(|(k, u)| match (&u.forward, &u.inverse) {
             (Op::ModifyVolume { volume, .. }, Inverse::Op { .. }) => {
                 let id = volume.known()?;
+                let new = renamed.get(id);
                 Some((
                     k,
-                    renamed.get(id).cloned().unwrap_or_else(|| id.to_string()),
+                    new.cloned().unwrap_or_else(|| id.to_string()),
+                    new.is_some() || remade.contains(id),
                 ))
             }
             _ => None,
         })
         .collect();
     let mut wanted: Vec<ResourceId> = left.values().map(|l| l.id.clone()).collect();
-    wanted.extend(retyped.iter().map(|(_, v)| ResourceId::Volume(v.clone())));
+    wanted.extend(
+        retyped
+            .iter()
+            .map(|(_, v, _)| ResourceId::Volume(v.clone())),
+    );
     wanted.sort();
     wanted.dedup();
     let inv = if wanted.is_empty() {
@@ -269,10 +283,12 @@ pub async fn plan_undos(
     // AWS's six-hour rule, from the later of the run's change and the
     // volume's last modification as AWS reports it.
     let mut waiting_at: BTreeMap<usize, String> = BTreeMap::new();
-    for (k, volume) in &retyped {
+    for (k, volume, remade) in &retyped {
         let u = &undos[*k];
+        // A volume made again was never modified by the run's retype.
+        let run_change = (!remade).then_some(u.done_at.as_str());
         let last_change = [
-            Some(u.done_at.as_str()),
+            run_change,
             inv.volume_modified_at.get(volume).map(String::as_str),
         ]
         .into_iter()

@@ -97,7 +97,11 @@ recommendations:
     let mut edited = saved.clone();
     edited["state_dir"] = "/tmp/elsewhere".into();
     write_json(&s, "edited.json", &edited);
-    refused(&s, "edited.json", "was made against the state in /tmp/elsewhere");
+    refused(
+        &s,
+        "edited.json",
+        "was made against the state in /tmp/elsewhere",
+    );
 
     // Not a saved plan at all.
     s.write(
