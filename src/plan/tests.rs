@@ -307,6 +307,47 @@ fn recommendation_errors_are_located() {
             &[("plan::out-of-range", 5, 70)],
         ),
         (
+            "savings beyond any bill",
+            "  - { id: a, action: terminate, instance: i-0a1b2c3d, savings_monthly_usd: 1.7e308 }\n",
+            &[("plan::out-of-range", 5, 76)],
+        ),
+        (
+            "savings just over the bound",
+            "  - { id: a, action: terminate, instance: i-0a1b2c3d, savings_monthly_usd: 1000000000.01 }\n",
+            &[("plan::out-of-range", 5, 76)],
+        ),
+        // Non-finite numbers never reach the loader: the YAML reader refuses them.
+        (
+            "savings infinite",
+            "  - { id: a, action: terminate, instance: i-0a1b2c3d, savings_monthly_usd: .inf }\n",
+            &[("plan::yaml-syntax", 5, 76)],
+        ),
+        (
+            "savings negative infinity",
+            "  - { id: a, action: terminate, instance: i-0a1b2c3d, savings_monthly_usd: -.inf }\n",
+            &[("plan::yaml-syntax", 5, 76)],
+        ),
+        (
+            "savings not a number",
+            "  - { id: a, action: terminate, instance: i-0a1b2c3d, savings_monthly_usd: .nan }\n",
+            &[("plan::yaml-syntax", 5, 76)],
+        ),
+        (
+            "savings as a huge integer",
+            "  - { id: a, action: terminate, instance: i-0a1b2c3d, savings_monthly_usd: 99999999999999999999 }\n",
+            &[("plan::out-of-range", 5, 76)],
+        ),
+        (
+            "spot price beyond any price",
+            "  - { id: a, action: spot, instance: i-0a1b2c3d, max_price_usd_hour: 1.7e308 }\n",
+            &[("plan::out-of-range", 5, 70)],
+        ),
+        (
+            "spot price not a number",
+            "  - { id: a, action: spot, instance: i-0a1b2c3d, max_price_usd_hour: .nan }\n",
+            &[("plan::yaml-syntax", 5, 70)],
+        ),
+        (
             "reserve bad zone",
             "  - { id: a, action: reserve, instance_type: m5.large, count: 1, term: 1y, payment: no-upfront, zone: east }\n",
             &[("plan::invalid-value", 5, 103)],
@@ -315,6 +356,35 @@ fn recommendation_errors_are_located() {
     for (name, recs, want) in cases {
         assert_eq!(rec_diags(recs), *want, "{name}");
     }
+}
+
+#[test]
+fn amounts_up_to_the_bound_load_and_the_error_says_the_bound() {
+    let text = format!(
+        "{HEAD}  - {{ id: a, action: terminate, instance: i-0a1b2c3d, savings_monthly_usd: 1000000000 }}\n  - {{ id: b, action: spot, instance: i-0a1b2c3e, max_price_usd_hour: 100000 }}\n"
+    );
+    let loaded = load_str(Path::new("p.yaml"), "p.yaml", text).unwrap();
+    assert_eq!(
+        loaded.plan.recommendations[0].savings_monthly_usd,
+        Some(1e9)
+    );
+    let (_, d) = check_str(
+        Path::new("p.yaml"),
+        "p.yaml",
+        format!(
+            "{HEAD}  - {{ id: a, action: terminate, instance: i-0a1b2c3d, savings_monthly_usd: 1.7e308 }}\n"
+        ),
+    );
+    assert_eq!(
+        d[0].message,
+        "`savings_monthly_usd` is too large: at most 1,000,000,000 (USD a month), found 1.7e308"
+    );
+    assert_eq!(
+        d[0].help.as_deref(),
+        Some(
+            "give `savings_monthly_usd` a number zero or more, at most 1,000,000,000 (USD a month)"
+        )
+    );
 }
 
 #[test]

@@ -908,3 +908,57 @@ fn the_newest_run_is_the_last_one_made_even_if_the_clock_went_back() {
         "the newest run is undone: {err}"
     );
 }
+
+#[test]
+fn huge_declared_savings_are_refused_and_records_stay_readable() {
+    let plan = |savings: &str| {
+        format!(
+            "version: 1
+provider: {{ sandbox: {{ seed: account.yaml }} }}
+recommendations:
+  - {{ id: a, action: hibernate, instance: i-0a1b2c3d4e5f60002, mode: stop, savings_monthly_usd: {savings} }}
+  - {{ id: b, action: hibernate, instance: i-0a1b2c3d4e5f60004, mode: stop, savings_monthly_usd: {savings} }}
+"
+        )
+    };
+    // Two finite amounts whose sum is infinite: refused where they are written.
+    let s = Sandbox::new(&plan("1"), &quickstart_account());
+    s.write("pare.toml", NO_APPROVALS);
+    s.write("plan.yaml", &plan("1.7e308"));
+    let (code, _, err) = s.run(&["validate", "plan.yaml"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("plan::out-of-range"), "{err}");
+    assert!(err.contains("[plan.yaml:4:97]"), "{err}");
+    assert!(err.contains("[plan.yaml:5:97]"), "{err}");
+    assert!(err.contains("at most 1,000,000,000 (USD a month)"), "{err}");
+    let (code, out, err) = s.run(&["plan", "plan.yaml"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        !out.contains("184,467") && !err.contains("184,467"),
+        "{out}{err}"
+    );
+    let before = s.account();
+    let (code, _, err) = s.run(&["apply", "plan.yaml", "--auto-approve"]);
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(s.account(), before, "nothing changed");
+    assert!(s.history().is_empty(), "no run was recorded");
+
+    // At the bound, the run is recorded with finite totals, and undone.
+    s.write("plan.yaml", &plan("1000000000"));
+    let (code, _, err) = s.run(&["apply", "plan.yaml", "--auto-approve"]);
+    assert_eq!(code, 0, "{err}");
+    let id = s.last_run()["id"].as_str().unwrap().to_string();
+    let record =
+        std::fs::read_to_string(s.path().join(format!(".pare/runs/{id}/run.json"))).unwrap();
+    let record: Value = serde_json::from_str(&record).unwrap();
+    assert_eq!(record["savings_monthly_usd"], 2e9);
+    let run = s.last_run();
+    assert_eq!(run["savings_monthly_usd"], 2e9);
+    assert_eq!(run["savings_planned_monthly_usd"], 2e9);
+    let (code, _, err) = s.run(&["history"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(!err.contains("cannot be read"), "{err}");
+    let (code, _, err) = s.run(&["rollback", "--run", &id, "--auto-approve"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(s.account().instances, before.instances, "undone");
+}

@@ -500,9 +500,14 @@ impl Loader {
             }),
         };
         let reason = f.get("reason").and_then(|r| self.text(r, "reason"));
-        let savings = f
-            .get("savings_monthly_usd")
-            .and_then(|s| self.positive_number(s, "savings_monthly_usd", true));
+        let savings = f.get("savings_monthly_usd").and_then(|s| {
+            self.positive_number(
+                s,
+                "savings_monthly_usd",
+                true,
+                values::MAX_SAVINGS_MONTHLY_USD,
+            )
+        });
         let mut depends_on = Vec::new();
         let mut dep_spans = Vec::new();
         if let Some(d) = f.get("depends_on") {
