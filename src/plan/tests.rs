@@ -133,6 +133,17 @@ fn every_error_kind_is_located() {
             &[("plan::unknown-approval", 4, 23)],
         ),
         (
+            "approval by nobody",
+            "version: 1\nprovider: { sandbox: { seed: a } }\napprovals:\n  - { by: \"\", covers: [\"*\"] }\n  - { by: \"  \", covers: [\"*\"] }\n  - { by: \"\\u200b\", covers: [\"*\"] }\n  - { by: \"~\", covers: [\"*\"] }\n  - { by: \" - \", covers: [\"*\"] }\nrecommendations: []\n",
+            &[
+                ("plan::invalid-value", 4, 11),
+                ("plan::invalid-value", 5, 11),
+                ("plan::invalid-value", 6, 11),
+                ("plan::invalid-value", 7, 11),
+                ("plan::invalid-value", 8, 11),
+            ],
+        ),
+        (
             "approval missing by",
             "version: 1\nprovider: { sandbox: { seed: a } }\napprovals:\n  - { covers: [\"*\"] }\nrecommendations: []\n",
             &[("plan::missing-field", 4, 5)],
@@ -385,6 +396,27 @@ fn amounts_up_to_the_bound_load_and_the_error_says_the_bound() {
             "give `savings_monthly_usd` a number zero or more, at most 1,000,000,000 (USD a month)"
         )
     );
+}
+
+#[test]
+fn an_approval_names_someone() {
+    for by in ["alice@example.com", "7", "\"ö\"", "\" bob \""] {
+        let text = format!(
+            "version: 1\nprovider: {{ sandbox: {{ seed: a }} }}\napprovals:\n  - {{ by: {by}, covers: [\"*\"] }}\nrecommendations: []\n"
+        );
+        let loaded = load_str(Path::new("p.yaml"), "p.yaml", text);
+        assert!(loaded.is_ok(), "{by}: {:?}", loaded.err());
+    }
+    let (_, d) = check_str(
+        Path::new("p.yaml"),
+        "p.yaml",
+        "version: 1\nprovider: { sandbox: { seed: a } }\napprovals:\n  - { by: \"~\", covers: [\"*\"] }\nrecommendations: []\n".into(),
+    );
+    assert_eq!(
+        d[0].message,
+        "an approval must name who approved it, e.g. alice@example.com"
+    );
+    assert_eq!(d[0].primary.span.len, 3, "the label is on the `by` value");
 }
 
 #[test]

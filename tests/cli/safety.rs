@@ -962,3 +962,33 @@ recommendations:
     assert_eq!(code, 0, "{err}");
     assert_eq!(s.account().instances, before.instances, "undone");
 }
+
+#[test]
+fn an_approval_by_nobody_approves_nothing() {
+    let plan = |by: &str| {
+        format!(
+            "version: 1
+provider: {{ sandbox: {{ seed: account.yaml }} }}
+approvals: [ {{ by: {by}, covers: [\"*\"] }} ]
+recommendations:
+  - {{ id: kill, action: terminate, instance: i-0a1b2c3d4e5f60003 }}
+"
+        )
+    };
+    let s = Sandbox::new(&plan("a@example.com"), &quickstart_account());
+    let before = s.account();
+    for by in ["\"\"", "\" \"", "\"\\u200b\"", "\"~\""] {
+        s.write("plan.yaml", &plan(by));
+        let (code, _, err) = s.run(&["validate", "plan.yaml"]);
+        assert_eq!(code, 1, "{by}: {err}");
+        assert!(
+            err.contains("an approval must name who approved it, e.g. alice@example.com"),
+            "{by}: {err}"
+        );
+        assert!(err.contains("[plan.yaml:3:20]"), "{by}: {err}");
+        let (code, _, err) = s.run(&["apply", "plan.yaml", "--auto-approve"]);
+        assert_eq!(code, 1, "{by}: {err}");
+    }
+    assert_eq!(s.account(), before, "nothing changed");
+    assert!(s.history().is_empty(), "no run was recorded");
+}

@@ -394,7 +394,24 @@ impl Loader {
                     "an approval",
                     "say who approved: `by: alice@example.com`",
                 )
-                .and_then(|b| self.text(b, "by"));
+                .and_then(|b| {
+                    let by = self.text(b, "by")?;
+                    // Someone must be named: blank, invisible or punctuation-only
+                    // text (`""`, `" "`, `"\u{200b}"`, `"~"`) approves nothing.
+                    if !by.trim().chars().any(char::is_alphanumeric) {
+                        self.error(
+                            "plan::invalid-value",
+                            span(b.pos),
+                            "an approval must name who approved it, e.g. alice@example.com",
+                            "names no one",
+                        )
+                        .help = Some(
+                            "write who approved it in `by`, with at least one letter or digit: `by: alice@example.com`".into(),
+                        );
+                        return None;
+                    }
+                    Some(by)
+                });
             let covers = self
                 .required(
                     &mut f,
