@@ -992,3 +992,37 @@ recommendations:
     assert_eq!(s.account(), before, "nothing changed");
     assert!(s.history().is_empty(), "no run was recorded");
 }
+
+#[test]
+fn pare_protect_stays_protected_whatever_pare_toml_lists() {
+    let plan = "version: 1
+provider: { sandbox: { seed: account.yaml } }
+recommendations:
+  - { id: stop-api, action: hibernate, instance: i-0a1b2c3d4e5f60005, mode: stop }
+";
+    let account = quickstart_account().replace(
+        "tags: { Name: api-5, env: prod, team: storefront }",
+        "tags: { Name: api-5, team: storefront, pare:protect: \"true\" }",
+    );
+    let s = Sandbox::new(plan, &account);
+    let before = s.account();
+    for listed in ["[]", "[\"env=prod\"]", "[\"team=platform\"]"] {
+        s.write(
+            "pare.toml",
+            &format!("{NO_APPROVALS}protected_tags = {listed}\n"),
+        );
+        let (code, out, err) = s.run(&["plan", "plan.yaml"]);
+        assert_eq!(code, 0, "{listed}: {err}");
+        assert!(
+            out.contains(
+                "BLOCKED: the resource is tagged pare:protect=true, which pare always protects"
+            ),
+            "{listed}: {out}"
+        );
+        let (code, _, err) = s.run(&["apply", "plan.yaml", "--auto-approve"]);
+        assert_eq!(code, 1, "{listed}: {err}");
+        assert!(err.contains("1 blocked: stop-api"), "{listed}: {err}");
+    }
+    assert_eq!(s.account(), before, "nothing changed");
+    assert!(s.history().is_empty(), "no run was recorded");
+}
