@@ -96,7 +96,17 @@ fn every_error_kind_is_located() {
             &[("plan::version", 1, 10)],
         ),
         ("empty file", "", &[("plan::empty", 1, 1)]),
-        ("not a mapping", "- a\n", &[("plan::wrong-type", 1, 1)]),
+        ("not a mapping", "- a\n", &[("plan::not-a-plan", 1, 1)]),
+        (
+            "a mapping with no plan key",
+            "\npassword: s3cr3t\n",
+            &[("plan::not-a-plan", 2, 1)],
+        ),
+        (
+            "not YAML, no plan key",
+            "SECRET_TOKEN=hunter2\nfoo: bar\n",
+            &[("plan::yaml-syntax", 2, 4)],
+        ),
         (
             "unknown top-level key",
             "version: 1\nprovider:\n  sandbox: { seed: a.yaml }\nrecomendations: []\n",
@@ -417,6 +427,46 @@ fn an_approval_names_someone() {
         "an approval must name who approved it, e.g. alice@example.com"
     );
     assert_eq!(d[0].primary.span.len, 3, "the label is on the `by` value");
+}
+
+#[test]
+fn files_that_are_not_plans_are_never_quoted() {
+    for text in [
+        "aws_secret_access_key: AKIAXXXXSECRET\npassword: s3cr3t\n",
+        "SECRET_TOKEN=hunter2\n",
+        "root:x:0:0:root:/root:/bin/bash\nSECRET_TOKEN=hunter2\n",
+        "SECRET_TOKEN=hunter2\nfoo: bar\n",
+        "- SECRET_TOKEN=hunter2\n- s3cr3t\n",
+        "{ token: hunter2, [\n",
+    ] {
+        let (loaded, d) = check_str(Path::new("p.yaml"), "p.yaml", text.to_string());
+        assert!(loaded.is_none(), "{text}");
+        assert_eq!(d.len(), 1, "{text}");
+        assert!(d[0].hide_source, "{text}: the lines are not shown");
+        for shown in [
+            &d[0].message,
+            &d[0].primary.text,
+            d[0].help.as_ref().unwrap(),
+        ] {
+            for secret in ["AKIAXXXXSECRET", "s3cr3t", "hunter2", "root:x"] {
+                assert!(!shown.contains(secret), "{text}: {shown}");
+            }
+        }
+        assert!(
+            d[0].message.starts_with("p.yaml is not a plan file"),
+            "{}",
+            d[0].message
+        );
+    }
+    // A plan, even a broken one, is shown where it goes wrong.
+    for text in [
+        "version: 1\nprovider:\n  sandbox: { seed: a.yaml\nrecommendations: []\n",
+        "recommendations: []\npassword: s3cr3t\n",
+        "version: 2\n",
+    ] {
+        let (_, d) = check_str(Path::new("p.yaml"), "p.yaml", text.to_string());
+        assert!(!d.is_empty() && !d[0].hide_source, "{text}: {d:?}");
+    }
 }
 
 #[test]

@@ -1026,3 +1026,94 @@ recommendations:
     assert_eq!(s.account(), before, "nothing changed");
     assert!(s.history().is_empty(), "no run was recorded");
 }
+
+#[test]
+fn files_that_are_not_accounts_or_plans_are_never_quoted() {
+    let secrets = [
+        "AKIAXXXXSECRET",
+        "s3cr3t",
+        "hunter2",
+        "aws_secret_access_key",
+    ];
+    let s = Sandbox::unseeded(REVERSIBLE_PLAN, &quickstart_account());
+    s.write(
+        "creds.yaml",
+        "aws_secret_access_key: AKIAXXXXSECRET\npassword: s3cr3t\n",
+    );
+    s.write("secret.txt", "\nSECRET_TOKEN=hunter2\n");
+    s.write("broken.env", "SECRET_TOKEN=hunter2\nfoo: bar: s3cr3t\n");
+    let leaked = |out: &str, err: &str| {
+        secrets
+            .iter()
+            .find(|x| out.contains(*x) || err.contains(*x))
+            .copied()
+    };
+    // As a plan's seed.
+    for (seed, at) in [
+        ("creds.yaml", "(line 1, column 1)"),
+        ("secret.txt", "(line 2, column 1)"),
+        ("broken.env", "line 2"),
+    ] {
+        s.write("plan.yaml", &REVERSIBLE_PLAN.replace("account.yaml", seed));
+        for cmd in [
+            &["plan", "plan.yaml"][..],
+            &["sandbox", "reset", "plan.yaml"],
+            &["inventory", "plan.yaml"],
+            &["apply", "plan.yaml", "--auto-approve"],
+        ] {
+            let (code, out, err) = s.run(cmd);
+            assert_eq!(code, 1, "{seed} {cmd:?}: {err}");
+            assert_eq!(
+                leaked(&out, &err),
+                None,
+                "{seed} {cmd:?} leaked: {out}{err}"
+            );
+            assert!(
+                err.contains("sandbox::invalid-seed"),
+                "{seed} {cmd:?}: {err}"
+            );
+            assert!(
+                err.contains(seed) && err.contains(at),
+                "{seed} {cmd:?}: {err}"
+            );
+            assert!(
+                err.contains("a sandbox account is a YAML mapping of `region`, `instances`")
+                    || err.contains("is not a YAML account file"),
+                "{seed} {cmd:?}: {err}"
+            );
+        }
+    }
+    // Given as a plan.
+    for (file, code_at) in [
+        ("creds.yaml", ("plan::not-a-plan", "(line 1, column 1)")),
+        ("secret.txt", ("plan::not-a-plan", "(line 2, column 1)")),
+        ("broken.env", ("plan::yaml-syntax", "line 2")),
+    ] {
+        for cmd in [
+            &["validate", file][..],
+            &["validate", file, "--format", "json"],
+            &["plan", file],
+            &["apply", file, "--auto-approve"],
+        ] {
+            let (code, out, err) = s.run(cmd);
+            assert_eq!(code, 1, "{file} {cmd:?}: {err}");
+            assert_eq!(
+                leaked(&out, &err),
+                None,
+                "{file} {cmd:?} leaked: {out}{err}"
+            );
+            let all = format!("{out}{err}");
+            assert!(
+                all.contains(code_at.0) && all.contains(code_at.1),
+                "{file} {cmd:?}: {all}"
+            );
+            assert!(all.contains("is not a plan file"), "{file} {cmd:?}: {all}");
+        }
+    }
+    // A real account and plan are still shown where they go wrong.
+    s.write("plan.yaml", REVERSIBLE_PLAN);
+    s.write("account.yaml", "region: us-east-1\ninstances: lots\n");
+    let (code, _, err) = s.run(&["plan", "plan.yaml"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("2 │ instances: lots"), "{err}");
+}

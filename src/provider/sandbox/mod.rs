@@ -171,6 +171,41 @@ const SEEDED_FROM: &str = "sandbox.seed";
 /// Where the account format is described.
 const HELP: &str = "the account format is described in pare's README (\"The sandbox account\"); examples/quickstart/account.yaml is one";
 
+/// What an account file looks like, for a file that does not.
+const ACCOUNT_SHAPE: &str = "a sandbox account is a YAML mapping of `region`, `instances`, `volumes`, `snapshots`, `images`, `addresses`, `auto_scaling_groups` and `reserved_instances` (its lines are not shown, since this file may be something else); the format is described in pare's README (\"The sandbox account\"); examples/quickstart/account.yaml is one";
+
+/// An account file's own top-level keys, by which a file is recognised as one.
+const ACCOUNT_KEYS: [&str; 15] = [
+    "region",
+    "instances",
+    "volumes",
+    "snapshots",
+    "images",
+    "addresses",
+    "auto_scaling_groups",
+    "reserved_instances",
+    "offerings",
+    "instance_types",
+    "volume_modified_at",
+    "client_tokens",
+    "faults",
+    "next_id",
+    "log_generation",
+];
+
+/// Whether YAML text is recognisably an account file: a mapping at the top
+/// with at least one of the account's own keys. Only such a file is quoted
+/// in an error; any other file a seed names may hold secrets.
+fn looks_like_account(text: &str) -> bool {
+    crate::plan::node::parse(text).is_ok_and(|root| {
+        root.as_map().is_some_and(|entries| {
+            entries
+                .iter()
+                .any(|(k, _)| k.as_str().is_some_and(|k| ACCOUNT_KEYS.contains(&k)))
+        })
+    })
+}
+
 /// The error for an account file that is not YAML at all (its lines are
 /// never shown), or `None` if it is YAML.
 fn not_yaml(name: &str, text: &str) -> Option<SandboxError> {
@@ -217,6 +252,25 @@ pub fn parse_account(name: &str, text: &str) -> Result<Inventory, SandboxError> 
             .location()
             .map_or((1, 1), |l| (l.line() as usize, l.column() as usize));
         let offset = file.offset(line, column);
+        if !looks_like_account(text) {
+            // YAML, but nothing says it is an account: neither its lines nor
+            // the YAML reader's words about them (which quote keys and
+            // values) are shown.
+            return SandboxError::Invalid(vec![
+                Diagnostic::new(
+                    "sandbox::invalid-seed",
+                    &file,
+                    Span::new(offset, 0),
+                    format!(
+                        "{} is not a sandbox account (line {line}, column {column}): its top level is not a mapping with any of the account's keys",
+                        file.name
+                    ),
+                    "here",
+                )
+                .with_help(ACCOUNT_SHAPE)
+                .without_source(),
+            ]);
+        }
         let message = crate::plan::node::strip_location(&e.to_string());
         SandboxError::Invalid(vec![
             Diagnostic::new(

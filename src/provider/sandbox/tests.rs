@@ -195,3 +195,46 @@ fn a_checkpoint_names_the_next_log_so_a_crash_never_replays_one_twice() {
     );
     assert!(state.join("sandbox.log.1").exists());
 }
+
+/// The one diagnostic of an account file that does not parse.
+fn invalid(text: &str) -> Diagnostic {
+    match parse_account("seed.yaml", text) {
+        Err(SandboxError::Invalid(mut d)) => {
+            assert_eq!(d.len(), 1, "{text}");
+            d.remove(0)
+        }
+        other => panic!("{text}: {:?}", other.map(|_| ())),
+    }
+}
+
+#[test]
+fn a_seed_is_quoted_only_when_it_is_recognisably_an_account() {
+    for text in [
+        "aws_secret_access_key: AKIAXXXXSECRET\npassword: s3cr3t\n",
+        "SECRET_TOKEN=hunter2\n",
+        "- s3cr3t\n",
+        "SECRET_TOKEN=hunter2\nfoo: bar\n",
+    ] {
+        let d = invalid(text);
+        assert!(d.hide_source, "{text}: the lines are not shown");
+        for shown in [&d.message, &d.primary.text, d.help.as_ref().unwrap()] {
+            for secret in ["AKIAXXXXSECRET", "s3cr3t", "hunter2", "aws_secret"] {
+                assert!(!shown.contains(secret), "{text}: {shown}");
+            }
+        }
+        assert!(d.message.contains("seed.yaml"), "{}", d.message);
+    }
+    let d = invalid("password: s3cr3t\n");
+    assert_eq!(d.line_col(), (1, 1));
+    assert!(
+        d.message
+            .starts_with("seed.yaml is not a sandbox account (line 1, column 1)"),
+        "{}",
+        d.message
+    );
+    assert!(d.help.unwrap().contains("`region`, `instances`, `volumes`"));
+    // An account with a mistake is shown where it goes wrong.
+    let d = invalid("region: us-east-1\ninstances: 3\n");
+    assert!(!d.hide_source);
+    assert_eq!(d.line_col().0, 2);
+}
