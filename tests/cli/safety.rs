@@ -331,7 +331,7 @@ fn a_shared_state_directory_is_refused_and_left_alone() {
     std::os::unix::fs::symlink(shared.path(), s.path().join(".pare")).unwrap();
     let (code, _, err) = s.run(&["apply", "plan.yaml", "--auto-approve"]);
     assert_eq!(code, 1);
-    assert!(err.contains("can be written by everyone"), "{err}");
+    assert!(err.contains(".pare is a symbolic link"), "{err}");
     let mode = std::fs::metadata(shared.path())
         .unwrap()
         .permissions()
@@ -1116,4 +1116,96 @@ fn files_that_are_not_accounts_or_plans_are_never_quoted() {
     let (code, _, err) = s.run(&["plan", "plan.yaml"]);
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("2 │ instances: lots"), "{err}");
+}
+
+#[cfg(unix)]
+#[test]
+fn a_state_directory_that_is_a_link_is_refused() {
+    let s = Sandbox::unseeded(REVERSIBLE_PLAN, &quickstart_account());
+    let elsewhere = tempfile::tempdir().unwrap();
+    let real = elsewhere.path().join("state");
+    // A private directory of ours, that pare itself made: still not followed.
+    let (code, _, err) = s.run(&["--state-dir", real.to_str().unwrap(), "history"]);
+    assert_eq!(code, 0, "{err}");
+    let before: Vec<_> = std::fs::read_dir(&real)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    std::os::unix::fs::symlink(&real, s.path().join(".pare")).unwrap();
+    std::os::unix::fs::symlink(&real, s.path().join("link")).unwrap();
+    // A link named with control characters is named escaped.
+    std::os::unix::fs::symlink("nowhere\n\u{1b}[31mforged", s.path().join("odd")).unwrap();
+    let shown = real.display().to_string();
+    for (args, name, target) in [
+        (&["plan", "plan.yaml"][..], ".pare", shown.as_str()),
+        (
+            &["apply", "plan.yaml", "--auto-approve"],
+            ".pare",
+            shown.as_str(),
+        ),
+        (&["history"], ".pare", shown.as_str()),
+        (&["sandbox", "reset", "plan.yaml"], ".pare", shown.as_str()),
+        (
+            &[
+                "--state-dir",
+                "link",
+                "apply",
+                "plan.yaml",
+                "--auto-approve",
+            ],
+            "link",
+            shown.as_str(),
+        ),
+        (
+            &[
+                "--state-dir",
+                "link",
+                "rollback",
+                "--last",
+                "--auto-approve",
+            ],
+            "link",
+            shown.as_str(),
+        ),
+        (
+            &["--state-dir", "odd", "history"],
+            "odd",
+            "nowhere\\n\\u{1b}[31mforged",
+        ),
+    ] {
+        let (code, out, err) = s.run(args);
+        assert_eq!(code, 1, "{args:?}: {err}");
+        // The message as one line (miette wraps it).
+        let err = err
+            .split_whitespace()
+            .filter(|w| *w != "│")
+            .collect::<Vec<_>>()
+            .join(" ");
+        assert!(
+            err.contains(&format!("{name} is a symbolic link (to {target})")),
+            "{args:?}: {err}"
+        );
+        assert!(
+            err.contains("give the real path instead"),
+            "{args:?}: {err}"
+        );
+        assert!(
+            !err.contains('\u{1b}') && !out.contains("forged"),
+            "{args:?}: {err}"
+        );
+    }
+    let (code, _, err) = super::harness::output(
+        s.cmd(&["apply", "plan.yaml", "--auto-approve"])
+            .env("PARE_STATE_DIR", "link"),
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("link is a symbolic link"), "{err}");
+    let after: Vec<_> = std::fs::read_dir(&real)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(before, after, "nothing was written through the link");
+    // The real path is taken.
+    let (code, _, err) = s.run(&["--state-dir", real.to_str().unwrap(), "plan", "plan.yaml"]);
+    assert_eq!(code, 0, "{err}");
 }
