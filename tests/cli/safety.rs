@@ -1209,3 +1209,63 @@ fn a_state_directory_that_is_a_link_is_refused() {
     let (code, _, err) = s.run(&["--state-dir", real.to_str().unwrap(), "plan", "plan.yaml"]);
     assert_eq!(code, 0, "{err}");
 }
+
+#[test]
+fn a_killed_apply_counts_its_failed_and_skipped_recommendations_as_show_lists_them() {
+    let plan = "version: 1
+provider: { sandbox: { seed: account.yaml } }
+recommendations:
+  - { id: a, action: hibernate, instance: i-0a1b2c3d4e5f60002, mode: stop }
+  - { id: b, action: hibernate, instance: i-0a1b2c3d4e5f60004, mode: stop }
+  - { id: c, action: rightsize, instance: i-0a1b2c3d4e5f60003, to: t3.medium, depends_on: [a, b] }
+  - { id: d, action: hibernate, instance: i-0a1b2c3d4e5f60005, mode: stop, depends_on: [c] }
+";
+    let account = format!(
+        "{}faults:\n  ops:\n    set_instance_type: {{ fail_from: 1 }}\n",
+        quickstart_account()
+    );
+    // Not killed: the run's own record.
+    let whole = Sandbox::new(plan, &account);
+    whole.write("pare.toml", NO_APPROVALS);
+    let (code, _, err) = whole.run(&["apply", "plan.yaml", "--auto-approve"]);
+    assert_eq!(code, 3, "{err}");
+    let own = whole.last_run();
+
+    // Killed in its automatic rollback (record 11: the first undo's intent),
+    // then rolled back: the record comes from the journal.
+    let s = Sandbox::new(plan, &account);
+    s.write("pare.toml", NO_APPROVALS);
+    let out = s
+        .cmd(&["apply", "plan.yaml", "--auto-approve", "-q"])
+        .env("PARE_TEST_KILL_AFTER_RECORD", "11")
+        .output()
+        .unwrap();
+    assert!(out.status.code().is_none(), "killed");
+    let (code, _, err) = s.run(&["rollback", "--last", "--auto-approve"]);
+    assert_eq!(code, 0, "{err}");
+    let run = s
+        .history()
+        .into_iter()
+        .find(|r| r["kind"] == "apply")
+        .unwrap();
+    assert_eq!(run["status"], "interrupted");
+    assert_eq!(run["completed"], own["completed"]);
+    assert_eq!(run["failed"], own["failed"]);
+    assert_eq!(run["skipped"], own["skipped"]);
+    assert!(
+        run["failed"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("c: step 1: InternalError: injected fault"),
+        "{run}"
+    );
+    let id = run["id"].as_str().unwrap();
+    let (_, hist, _) = s.run(&["history"]);
+    assert!(hist.contains("interrupted (rolled back by"), "{hist}");
+    assert!(hist.contains("2 completed, 1 failed, 1 skipped"), "{hist}");
+    let (code, shown, err) = s.run(&["show", id]);
+    assert_eq!(code, 0, "{err}");
+    assert!(shown.contains("c [1] set the type"), "{shown}");
+    assert!(shown.contains("FAILED: InternalError"), "{shown}");
+    assert!(shown.contains("d skipped: upstream failed: c"), "{shown}");
+}
