@@ -1269,3 +1269,30 @@ recommendations:
     assert!(shown.contains("FAILED: InternalError"), "{shown}");
     assert!(shown.contains("d skipped: upstream failed: c"), "{shown}");
 }
+
+#[test]
+fn a_fault_on_an_unknown_operation_is_a_located_error() {
+    let account = format!(
+        "{}faults:\n  ops:\n    set_instance_typ: {{ fail_from: 1 }}\n",
+        quickstart_account()
+    );
+    let line = account.lines().count();
+    let s = Sandbox::unseeded(REVERSIBLE_PLAN, &account);
+    for cmd in [
+        &["plan", "plan.yaml"][..],
+        &["sandbox", "reset", "plan.yaml"],
+    ] {
+        let (code, _, err) = s.run(cmd);
+        assert_eq!(code, 1, "{cmd:?}: {err}");
+        assert!(err.contains("sandbox::unknown-op"), "{cmd:?}: {err}");
+        assert!(
+            err.contains(&format!("[./account.yaml:{line}:5]")),
+            "{cmd:?}: {err}"
+        );
+        assert!(
+            err.contains("did you mean `set_instance_type`?"),
+            "{cmd:?}: {err}"
+        );
+    }
+    assert!(!s.path().join(".pare/sandbox.yaml").exists(), "not seeded");
+}

@@ -242,6 +242,19 @@ pub fn parse_account(name: &str, text: &str) -> Result<Inventory, SandboxError> 
         inv.reindex();
         inv
     });
+    if let Ok(inv) = &parsed
+        && let Some(f) = &inv.faults
+    {
+        let unknown: Vec<&str> = f
+            .ops
+            .keys()
+            .map(String::as_str)
+            .filter(|k| !faults::op_names().any(|n| n == *k))
+            .collect();
+        if !unknown.is_empty() {
+            return Err(unknown_fault_ops(name, text, &unknown));
+        }
+    }
     parsed.map_err(|e| {
         // Not YAML at all? Then never show its lines.
         if let Some(err) = not_yaml(name, text) {
@@ -283,6 +296,61 @@ pub fn parse_account(name: &str, text: &str) -> Result<Inventory, SandboxError> 
             .with_help(HELP),
         ])
     })
+}
+
+/// The errors for operation names under `faults: ops:` that are not
+/// operations (a typo would otherwise inject nothing, silently), each at its
+/// key, with a "did you mean" and the names there are.
+fn unknown_fault_ops(name: &str, text: &str, unknown: &[&str]) -> SandboxError {
+    use crate::plan::node::{Node, Scalar, Value, parse};
+    fn entry<'n>(node: &'n Node, key: &str) -> Option<&'n Node> {
+        node.as_map()?
+            .iter()
+            .find(|(k, _)| k.as_str() == Some(key))
+            .map(|(_, v)| v)
+    }
+    let file = SourceFile::new(name, text);
+    let root = parse(text).ok();
+    let ops = root
+        .as_ref()
+        .and_then(|r| entry(r, "faults"))
+        .and_then(|f| entry(f, "ops"));
+    // Where each name is written (a key YAML reads as a number is one too).
+    let at = |op: &str| -> Span {
+        let key = ops.and_then(Node::as_map).and_then(|entries| {
+            entries.iter().map(|(k, _)| k).find(|k| match &k.value {
+                Value::Scalar(Scalar::Str(s)) => s == op,
+                Value::Scalar(Scalar::Int(i)) => i.to_string() == op,
+                _ => false,
+            })
+        });
+        match key.or(ops) {
+            Some(n) => Span::new(n.pos.offset, n.pos.len),
+            None => Span::new(0, 0),
+        }
+    };
+    let list = faults::op_names().collect::<Vec<_>>().join(", ");
+    let mut diags: Vec<Diagnostic> = unknown
+        .iter()
+        .map(|op| {
+            let help = match crate::plan::ids::suggest(op, faults::op_names()) {
+                Some(s) => format!("did you mean `{s}`? the operations are {list}"),
+                None => format!("the operations are {list}"),
+            };
+            Diagnostic::new(
+                "sandbox::unknown-op",
+                &file,
+                at(op),
+                format!(
+                    "unknown operation `{op}` under `faults: ops:` (no fault would ever be injected)"
+                ),
+                "unknown operation",
+            )
+            .with_help(help)
+        })
+        .collect();
+    diags.sort_by_key(|d| d.primary.span.offset);
+    SandboxError::Invalid(diags)
 }
 
 impl SandboxProvider {

@@ -238,3 +238,42 @@ fn a_seed_is_quoted_only_when_it_is_recognisably_an_account() {
     assert!(!d.hide_source);
     assert_eq!(d.line_col().0, 2);
 }
+
+#[test]
+fn unknown_fault_operations_are_located_with_a_did_you_mean() {
+    let text = format!(
+        "{SEED}faults:\n  ops:\n    stop_instance: {{ fail_nth: [1] }}\n    stop_instanse: {{ fail_from: 1 }}\n    reboot: {{ fail_from: 1 }}\n    describe: {{ delay_ms: 0 }}\n"
+    );
+    let Err(SandboxError::Invalid(d)) = parse_account("account.yaml", &text) else {
+        panic!("unknown operations are refused")
+    };
+    let got: Vec<_> = d.iter().map(|d| (d.code, d.line_col())).collect();
+    assert_eq!(
+        got,
+        [
+            ("sandbox::unknown-op", (7, 5)),
+            ("sandbox::unknown-op", (8, 5))
+        ]
+    );
+    assert_eq!(
+        d[0].message,
+        "unknown operation `stop_instanse` under `faults: ops:` (no fault would ever be injected)"
+    );
+    let help = d[0].help.as_deref().unwrap();
+    assert!(help.starts_with("did you mean `stop_instance`? the operations are describe, stop_instance, start_instance"), "{help}");
+    assert!(
+        help.ends_with("update_group, purchase_reservation"),
+        "{help}"
+    );
+    assert!(
+        d[1].help
+            .as_deref()
+            .unwrap()
+            .starts_with("the operations are describe,")
+    );
+    // Every operation, and describe, is a name faults take.
+    let all: String = faults::op_names()
+        .map(|op| format!("    {op}: {{ fail_from: 1 }}\n"))
+        .collect();
+    parse_account("account.yaml", &format!("{SEED}faults:\n  ops:\n{all}")).unwrap();
+}
