@@ -18,6 +18,10 @@ pub const DEFAULT_BATCH: usize = 1000;
 /// configured (milliseconds).
 pub const DEFAULT_GATHER_MS: u64 = 100;
 
+/// The tag that always protects a resource, whatever pare.toml says:
+/// `protected_tags` adds to it and cannot take it away.
+pub const ALWAYS_PROTECTED: (&str, &str) = ("pare:protect", "true");
+
 /// The settings of `pare.toml`, defaults filled in.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
@@ -39,7 +43,8 @@ pub struct Config {
     /// that are on their way (their recommendation's previous step is under
     /// way), so they share one call; zero turns gathering off.
     pub gather: std::time::Duration,
-    /// `(key, value)` pairs; a resource with any of these tags is never changed.
+    /// `(key, value)` pairs pare.toml adds to [`ALWAYS_PROTECTED`]; a
+    /// resource with any of these tags is never changed.
     pub protected_tags: Vec<(String, String)>,
     /// Risk at or above which a recommendation needs an approval; `None` = never.
     pub require_approval_at: Option<Risk>,
@@ -59,7 +64,7 @@ impl Default for Config {
             attempts: 4,
             retry_backoff: std::time::Duration::from_millis(50),
             gather: std::time::Duration::from_millis(DEFAULT_GATHER_MS),
-            protected_tags: vec![("pare:protect".into(), "true".into())],
+            protected_tags: Vec::new(),
             require_approval_at: Some(Risk::High),
             require_committed_plan: false,
             max_changes: 50,
@@ -249,7 +254,6 @@ impl Config {
             }
         }
         if let Some(tags) = raw.policy.protected_tags {
-            config.protected_tags.clear();
             for t in tags {
                 match t.get_ref().split_once('=') {
                     Some((k, v)) if k != k.trim() || v != v.trim() => diags.push(
@@ -261,7 +265,7 @@ impl Config {
                             "spaces",
                         )
                         .with_help(
-                            "write protected tags without spaces, e.g. \"pare:protect=true\" (values match ignoring case and surrounding spaces; keys match exactly)",
+                            "write protected tags without spaces, e.g. \"env=prod\" (keys and values match ignoring case and surrounding spaces)",
                         ),
                     ),
                     Some((k, v)) if !k.is_empty() => {
@@ -276,7 +280,7 @@ impl Config {
                             "expected key=value",
                         )
                         .with_help(
-                            "write protected tags as `key=value`, e.g. \"pare:protect=true\"",
+                            "write protected tags as `key=value`, e.g. \"env=prod\" (pare:protect=true always protects; it need not be listed)",
                         ),
                     ),
                 }

@@ -308,14 +308,25 @@ pub enum DirError {
     NotOwned { path: PathBuf, owner: u32 },
     #[error("{path} is a symbolic link inside pare's state; pare does not follow links there")]
     Link { path: PathBuf },
+    #[error(
+        "{} is a symbolic link (to {}), and pare does not take a link as its state directory: one committed to a checkout (or planted by a pull request) would send the journal, the lock and the sandbox account wherever it points; give the real path instead (`--state-dir DIR`, or [state] dir in pare.toml) if that is where pare's state belongs",
+        crate::vocabulary::words::clean(&.path.display().to_string()),
+        crate::vocabulary::words::clean(&.target.display().to_string())
+    )]
+    StateLink { path: PathBuf, target: PathBuf },
 }
 
 /// Makes sure `dir` can hold private state: creates it (and missing parents)
 /// owner-only if it does not exist; if it does, leaves it exactly as it is
-/// and refuses it when it is not ours or others can write it. A symlink to
-/// a private directory of ours is accepted (the user chose it).
+/// and refuses it when it is not ours, others can write it, or it is itself
+/// a symbolic link (a `.pare` link in a checkout could come from anyone's
+/// pull request). Links among its parents are the user's own paths.
 pub fn state_dir(dir: &Path) -> Result<(), DirError> {
-    match std::fs::metadata(dir) {
+    match std::fs::symlink_metadata(dir) {
+        Ok(meta) if meta.file_type().is_symlink() => Err(DirError::StateLink {
+            path: dir.to_owned(),
+            target: std::fs::read_link(dir)?,
+        }),
         Ok(meta) => check_private(dir, &meta),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             create_dirs(dir)?;
@@ -690,10 +701,8 @@ mod tests {
         let shared = dir.path().join("shared");
         std::fs::create_dir(&shared).unwrap();
         std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o1777)).unwrap();
-        let link = dir.path().join(".pare");
-        std::os::unix::fs::symlink(&shared, &link).unwrap();
         assert!(matches!(
-            state_dir(&link),
+            state_dir(&shared),
             Err(DirError::Shared {
                 who: "everyone",
                 ..
@@ -712,6 +721,37 @@ mod tests {
         let inner = fresh.join("runs");
         std::os::unix::fs::symlink(&shared, &inner).unwrap();
         assert!(matches!(inner_dir(&inner), Err(DirError::Link { .. })));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_state_directory_that_is_a_link_is_refused_naming_where_it_points() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("real");
+        state_dir(&real).unwrap();
+        let link = dir.path().join(".pare");
+        std::os::unix::fs::symlink("real\n\u{1b}[2Jx", &link).unwrap();
+        let err = state_dir(&link).unwrap_err();
+        assert!(matches!(err, DirError::StateLink { .. }), "{err}");
+        let text = err.to_string();
+        assert!(
+            text.contains("is a symbolic link (to real\\n\\u{1b}[2Jx)"),
+            "{text}"
+        );
+        assert!(!text.contains('\n') && !text.contains('\u{1b}'), "{text}");
+        assert!(text.contains("give the real path instead"), "{text}");
+        // Even to a private directory of ours, and even when it leads nowhere.
+        std::fs::remove_file(&link).unwrap();
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        assert!(matches!(state_dir(&link), Err(DirError::StateLink { .. })));
+        assert!(matches!(
+            DirDocs::open(&link),
+            Err(DirError::StateLink { .. })
+        ));
+        // A link among its parents is the user's own path.
+        let parent = dir.path().join("parent");
+        std::os::unix::fs::symlink(dir.path(), &parent).unwrap();
+        state_dir(&parent.join("real")).unwrap();
     }
 
     #[cfg(unix)]

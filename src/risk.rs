@@ -4,7 +4,7 @@
 //! resources, and at least high for anything irreversible. Policy: protected
 //! tags and the approval threshold decide whether a change is blocked.
 
-use crate::config::Config;
+use crate::config::{ALWAYS_PROTECTED, Config};
 use crate::executor::Facts;
 use crate::plan::Approval;
 use crate::vocabulary::{Risk, Step, Tags, words::clean};
@@ -101,8 +101,17 @@ pub fn policy_blocks(
     approvals: &[Approval],
 ) -> Vec<(String, String)> {
     let mut out = Vec::new();
+    let always = [(
+        ALWAYS_PROTECTED.0.to_string(),
+        ALWAYS_PROTECTED.1.to_string(),
+    )];
     for t in touched {
-        if let Some((k, v)) = protected_by(t.tags, &config.protected_tags) {
+        let found = match protected_by(t.tags, &always) {
+            Some(p) => Some((p, ("pare always protects", "always protected by pare"))),
+            None => protected_by(t.tags, &config.protected_tags)
+                .map(|p| (p, ("pare.toml protects", "protected by pare.toml"))),
+        };
+        if let Some(((k, v), (protects, protected))) = found {
             let (tk, have) = t
                 .tags
                 .iter()
@@ -111,12 +120,12 @@ pub fn policy_blocks(
             let (k, have, v) = (clean(tk), clean(have), clean(v));
             match &t.how {
                 None => out.push((
-                    format!("the resource is tagged {k}={have}, which pare.toml protects ({k}={v})"),
+                    format!("the resource is tagged {k}={have}, which {protects} ({k}={v})"),
                     format!("remove the tag on purpose, or take `{rec_id}` out of the plan"),
                 )),
                 Some(how) => out.push((
                     format!(
-                        "it {how} {}, which is tagged {k}={have} and protected by pare.toml ({k}={v})",
+                        "it {how} {}, which is tagged {k}={have} and {protected} ({k}={v})",
                         t.label
                     ),
                     format!(
@@ -247,5 +256,47 @@ mod tests {
             ..Config::default()
         };
         assert!(policy_blocks("a", Risk::Critical, &[], &never, &[]).is_empty());
+    }
+
+    #[test]
+    fn pare_protect_always_protects_whatever_pare_toml_lists() {
+        let protected = Tags::from([("PARE:protect".into(), "True".into())]);
+        let prod = Tags::from([("env".into(), "prod".into())]);
+        let own = |tags| Touched {
+            label: "instance i-0a1b2c3d".into(),
+            how: None,
+            tags,
+        };
+        let config = |tags: &[(&str, &str)]| Config {
+            require_approval_at: None,
+            protected_tags: tags
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            ..Config::default()
+        };
+        for listed in [&[][..], &[("env", "prod")][..]] {
+            let blocks = policy_blocks("a", Risk::Low, &[own(&protected)], &config(listed), &[]);
+            assert_eq!(blocks.len(), 1, "{listed:?}");
+            assert!(
+                blocks[0]
+                    .0
+                    .contains("tagged PARE:protect=True, which pare always protects"),
+                "{blocks:?}"
+            );
+        }
+        // What pare.toml lists protects too, and says so.
+        let blocks = policy_blocks(
+            "a",
+            Risk::Low,
+            &[own(&prod)],
+            &config(&[("env", "prod")]),
+            &[],
+        );
+        assert!(
+            blocks[0].0.contains("which pare.toml protects (env=prod)"),
+            "{blocks:?}"
+        );
+        assert!(policy_blocks("a", Risk::Low, &[own(&prod)], &config(&[]), &[]).is_empty());
     }
 }

@@ -106,6 +106,15 @@ impl Approval {
     }
 }
 
+/// The most monthly savings one recommendation may declare, in USD: more
+/// than any one change saves, and small enough that no plan's total can
+/// overflow (a total of infinity cannot be kept in a run record).
+pub const MAX_SAVINGS_MONTHLY_USD: f64 = 1_000_000_000.0;
+
+/// The most a spot recommendation may offer per hour, in USD: far above the
+/// dearest instance's on-demand price.
+pub const MAX_PRICE_USD_HOUR: f64 = 100_000.0;
+
 /// One recommendation: the fields every action shares, and the action.
 #[derive(Debug, Clone, Serialize)]
 pub struct Recommendation {
@@ -251,9 +260,9 @@ pub struct Spot {
     /// The instance id.
     #[schemars(regex(pattern = r"^i-([0-9a-f]{8}|[0-9a-f]{17})$"))]
     pub instance: String,
-    /// The most to pay per hour; else up to the on-demand price.
+    /// The most to pay per hour; else up to the on-demand price. At most 100,000.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 0.0))]
+    #[schemars(range(min = 0.0, max = MAX_PRICE_USD_HOUR))]
     pub max_price_usd_hour: Option<f64>,
 }
 

@@ -19,8 +19,8 @@ struct Common {
     id: String,
     /// Why: for the people who review the plan (it stays in the plan file, the approval record).
     reason: Option<String>,
-    /// Declared monthly savings in USD; else computed from the price catalog.
-    #[schemars(range(min = 0.0))]
+    /// Declared monthly savings in USD, at most 1,000,000,000; else computed from the price catalog.
+    #[schemars(range(min = 0.0, max = model::MAX_SAVINGS_MONTHLY_USD))]
     savings_monthly_usd: Option<f64>,
     /// Ids of recommendations that must finish first.
     depends_on: Option<Vec<String>>,

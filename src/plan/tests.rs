@@ -96,7 +96,17 @@ fn every_error_kind_is_located() {
             &[("plan::version", 1, 10)],
         ),
         ("empty file", "", &[("plan::empty", 1, 1)]),
-        ("not a mapping", "- a\n", &[("plan::wrong-type", 1, 1)]),
+        ("not a mapping", "- a\n", &[("plan::not-a-plan", 1, 1)]),
+        (
+            "a mapping with no plan key",
+            "\npassword: s3cr3t\n",
+            &[("plan::not-a-plan", 2, 1)],
+        ),
+        (
+            "not YAML, no plan key",
+            "SECRET_TOKEN=hunter2\nfoo: bar\n",
+            &[("plan::yaml-syntax", 2, 4)],
+        ),
         (
             "unknown top-level key",
             "version: 1\nprovider:\n  sandbox: { seed: a.yaml }\nrecomendations: []\n",
@@ -131,6 +141,17 @@ fn every_error_kind_is_located() {
             "approval of unknown id",
             "version: 1\nprovider: { sandbox: { seed: a } }\napprovals:\n  - { by: a, covers: [ghost] }\nrecommendations: []\n",
             &[("plan::unknown-approval", 4, 23)],
+        ),
+        (
+            "approval by nobody",
+            "version: 1\nprovider: { sandbox: { seed: a } }\napprovals:\n  - { by: \"\", covers: [\"*\"] }\n  - { by: \"  \", covers: [\"*\"] }\n  - { by: \"\\u200b\", covers: [\"*\"] }\n  - { by: \"~\", covers: [\"*\"] }\n  - { by: \" - \", covers: [\"*\"] }\nrecommendations: []\n",
+            &[
+                ("plan::invalid-value", 4, 11),
+                ("plan::invalid-value", 5, 11),
+                ("plan::invalid-value", 6, 11),
+                ("plan::invalid-value", 7, 11),
+                ("plan::invalid-value", 8, 11),
+            ],
         ),
         (
             "approval missing by",
@@ -307,6 +328,47 @@ fn recommendation_errors_are_located() {
             &[("plan::out-of-range", 5, 70)],
         ),
         (
+            "savings beyond any bill",
+            "  - { id: a, action: terminate, instance: i-0a1b2c3d, savings_monthly_usd: 1.7e308 }\n",
+            &[("plan::out-of-range", 5, 76)],
+        ),
+        (
+            "savings just over the bound",
+            "  - { id: a, action: terminate, instance: i-0a1b2c3d, savings_monthly_usd: 1000000000.01 }\n",
+            &[("plan::out-of-range", 5, 76)],
+        ),
+        // Non-finite numbers never reach the loader: the YAML reader refuses them.
+        (
+            "savings infinite",
+            "  - { id: a, action: terminate, instance: i-0a1b2c3d, savings_monthly_usd: .inf }\n",
+            &[("plan::yaml-syntax", 5, 76)],
+        ),
+        (
+            "savings negative infinity",
+            "  - { id: a, action: terminate, instance: i-0a1b2c3d, savings_monthly_usd: -.inf }\n",
+            &[("plan::yaml-syntax", 5, 76)],
+        ),
+        (
+            "savings not a number",
+            "  - { id: a, action: terminate, instance: i-0a1b2c3d, savings_monthly_usd: .nan }\n",
+            &[("plan::yaml-syntax", 5, 76)],
+        ),
+        (
+            "savings as a huge integer",
+            "  - { id: a, action: terminate, instance: i-0a1b2c3d, savings_monthly_usd: 99999999999999999999 }\n",
+            &[("plan::out-of-range", 5, 76)],
+        ),
+        (
+            "spot price beyond any price",
+            "  - { id: a, action: spot, instance: i-0a1b2c3d, max_price_usd_hour: 1.7e308 }\n",
+            &[("plan::out-of-range", 5, 70)],
+        ),
+        (
+            "spot price not a number",
+            "  - { id: a, action: spot, instance: i-0a1b2c3d, max_price_usd_hour: .nan }\n",
+            &[("plan::yaml-syntax", 5, 70)],
+        ),
+        (
             "reserve bad zone",
             "  - { id: a, action: reserve, instance_type: m5.large, count: 1, term: 1y, payment: no-upfront, zone: east }\n",
             &[("plan::invalid-value", 5, 103)],
@@ -314,6 +376,96 @@ fn recommendation_errors_are_located() {
     ];
     for (name, recs, want) in cases {
         assert_eq!(rec_diags(recs), *want, "{name}");
+    }
+}
+
+#[test]
+fn amounts_up_to_the_bound_load_and_the_error_says_the_bound() {
+    let text = format!(
+        "{HEAD}  - {{ id: a, action: terminate, instance: i-0a1b2c3d, savings_monthly_usd: 1000000000 }}\n  - {{ id: b, action: spot, instance: i-0a1b2c3e, max_price_usd_hour: 100000 }}\n"
+    );
+    let loaded = load_str(Path::new("p.yaml"), "p.yaml", text).unwrap();
+    assert_eq!(
+        loaded.plan.recommendations[0].savings_monthly_usd,
+        Some(1e9)
+    );
+    let (_, d) = check_str(
+        Path::new("p.yaml"),
+        "p.yaml",
+        format!(
+            "{HEAD}  - {{ id: a, action: terminate, instance: i-0a1b2c3d, savings_monthly_usd: 1.7e308 }}\n"
+        ),
+    );
+    assert_eq!(
+        d[0].message,
+        "`savings_monthly_usd` is too large: at most 1,000,000,000 (USD a month), found 1.7e308"
+    );
+    assert_eq!(
+        d[0].help.as_deref(),
+        Some(
+            "give `savings_monthly_usd` a number zero or more, at most 1,000,000,000 (USD a month)"
+        )
+    );
+}
+
+#[test]
+fn an_approval_names_someone() {
+    for by in ["alice@example.com", "7", "\"ö\"", "\" bob \""] {
+        let text = format!(
+            "version: 1\nprovider: {{ sandbox: {{ seed: a }} }}\napprovals:\n  - {{ by: {by}, covers: [\"*\"] }}\nrecommendations: []\n"
+        );
+        let loaded = load_str(Path::new("p.yaml"), "p.yaml", text);
+        assert!(loaded.is_ok(), "{by}: {:?}", loaded.err());
+    }
+    let (_, d) = check_str(
+        Path::new("p.yaml"),
+        "p.yaml",
+        "version: 1\nprovider: { sandbox: { seed: a } }\napprovals:\n  - { by: \"~\", covers: [\"*\"] }\nrecommendations: []\n".into(),
+    );
+    assert_eq!(
+        d[0].message,
+        "an approval must name who approved it, e.g. alice@example.com"
+    );
+    assert_eq!(d[0].primary.span.len, 3, "the label is on the `by` value");
+}
+
+#[test]
+fn files_that_are_not_plans_are_never_quoted() {
+    for text in [
+        "aws_secret_access_key: AKIAXXXXSECRET\npassword: s3cr3t\n",
+        "SECRET_TOKEN=hunter2\n",
+        "root:x:0:0:root:/root:/bin/bash\nSECRET_TOKEN=hunter2\n",
+        "SECRET_TOKEN=hunter2\nfoo: bar\n",
+        "- SECRET_TOKEN=hunter2\n- s3cr3t\n",
+        "{ token: hunter2, [\n",
+    ] {
+        let (loaded, d) = check_str(Path::new("p.yaml"), "p.yaml", text.to_string());
+        assert!(loaded.is_none(), "{text}");
+        assert_eq!(d.len(), 1, "{text}");
+        assert!(d[0].hide_source, "{text}: the lines are not shown");
+        for shown in [
+            &d[0].message,
+            &d[0].primary.text,
+            d[0].help.as_ref().unwrap(),
+        ] {
+            for secret in ["AKIAXXXXSECRET", "s3cr3t", "hunter2", "root:x"] {
+                assert!(!shown.contains(secret), "{text}: {shown}");
+            }
+        }
+        assert!(
+            d[0].message.starts_with("p.yaml is not a plan file"),
+            "{}",
+            d[0].message
+        );
+    }
+    // A plan, even a broken one, is shown where it goes wrong.
+    for text in [
+        "version: 1\nprovider:\n  sandbox: { seed: a.yaml\nrecommendations: []\n",
+        "recommendations: []\npassword: s3cr3t\n",
+        "version: 2\n",
+    ] {
+        let (_, d) = check_str(Path::new("p.yaml"), "p.yaml", text.to_string());
+        assert!(!d.is_empty() && !d[0].hide_source, "{text}: {d:?}");
     }
 }
 

@@ -178,7 +178,8 @@ impl Session {
         record.git_commit = git::commit(&p.loaded.path);
         record.lineage = p.lineage.clone();
         record.approvals = p.loaded.plan.approvals.clone();
-        record.savings_planned_monthly_usd = p.planned.summary.monthly_savings_usd;
+        record.savings_planned_monthly_usd =
+            crate::state::runs::usd_total([p.planned.summary.monthly_savings_usd]);
         let log = self.store.create_run(&record)?;
         let journal = Arc::new(Journal::new(
             self.store.journal_name(&crate::state::parse_run_id(&id)?),
@@ -226,8 +227,8 @@ impl Session {
             .map(|(i, why)| format!("{}: {why}", items[*i].rec))
             .collect();
         record.steps_done = report.steps_done;
-        let realised: f64 = report.completed.iter().map(|&i| items[i].savings).sum();
-        record.savings_monthly_usd = (realised * 100.0).round() / 100.0;
+        record.savings_monthly_usd =
+            crate::state::runs::usd_total(report.completed.iter().map(|&i| items[i].savings));
 
         let mut ending = Ending::Done;
         record.status = RunStatus::Applied;
@@ -285,13 +286,13 @@ impl Session {
                 // What is still applied is what still saves.
                 let undone: std::collections::BTreeSet<&str> =
                     summary.completed.iter().map(String::as_str).collect();
-                let still: f64 = report
-                    .completed
-                    .iter()
-                    .filter(|&&i| !undone.contains(items[i].rec.as_str()))
-                    .map(|&i| items[i].savings)
-                    .sum();
-                record.savings_monthly_usd = (still * 100.0).round() / 100.0;
+                record.savings_monthly_usd = crate::state::runs::usd_total(
+                    report
+                        .completed
+                        .iter()
+                        .filter(|&&i| !undone.contains(items[i].rec.as_str()))
+                        .map(|&i| items[i].savings),
+                );
                 record.renamed = rb.renamed.clone();
                 record.left = summary.left;
                 record.undone = summary.undone;

@@ -152,6 +152,8 @@ impl Session {
                 {
                     let t = crate::state::journal::tally(&records);
                     r.completed = t.completed;
+                    r.failed = t.failed;
+                    r.skipped = t.skipped;
                     r.steps_done = t.steps_done;
                     r.left = vec![format!(
                         "interrupted: its journal records {} done; `pare show {}` lists them",

@@ -268,20 +268,48 @@ pub fn last_seq(records: &[Record]) -> u64 {
         .unwrap_or(0)
 }
 
-/// What a journal says was done: the recommendations that finished, and the
-/// steps (forward or undo) whose outcome was a success.
+/// What a journal says was done: the recommendations that finished, those
+/// that failed and those never started (each as a run record words them),
+/// and the steps (forward or undo) whose outcome was a success.
 #[derive(Debug, Default)]
 pub struct Tally {
     pub completed: Vec<String>,
+    /// `rec: step N: error`.
+    pub failed: Vec<String>,
+    /// `rec: why`.
+    pub skipped: Vec<String>,
     pub steps_done: usize,
 }
 
 /// Counts what `records` say was done (for a run that could not say so itself).
 pub fn tally(records: &[Record]) -> Tally {
     let mut t = Tally::default();
+    // The forward step each recommendation was last at: the one that failed.
+    let mut at: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
     for r in records {
         match r {
+            Record::Intent {
+                rec,
+                step,
+                undoes: None,
+                ..
+            } => {
+                at.insert(rec.as_str(), *step);
+            }
             Record::RecDone { rec, ok: true, .. } => t.completed.push(rec.clone()),
+            Record::RecDone {
+                rec,
+                ok: false,
+                error,
+                ..
+            } => {
+                let error = error.as_deref().unwrap_or("failed");
+                t.failed.push(match at.get(rec.as_str()) {
+                    Some(step) => format!("{rec}: step {}: {error}", step + 1),
+                    None => format!("{rec}: {error}"),
+                });
+            }
+            Record::RecSkipped { rec, why } => t.skipped.push(format!("{rec}: {why}")),
             Record::Outcome { ok: true, .. } => t.steps_done += 1,
             _ => {}
         }

@@ -141,6 +141,22 @@ pub struct RunRecord {
     pub left: Vec<String>,
 }
 
+/// A monthly amount as a run record keeps it: the sum of `amounts`,
+/// rounded to cents, and always a finite number. JSON has no infinity or
+/// NaN (serde_json would write `null`, and the record could then no longer
+/// be read, nor its run undone), so a NaN amount counts as nothing, an
+/// infinite one as the largest finite amount, and a sum beyond what an
+/// `f64` holds stays at the largest finite amount.
+pub fn usd_total(amounts: impl IntoIterator<Item = f64>) -> f64 {
+    let sum = amounts
+        .into_iter()
+        .filter(|x| !x.is_nan())
+        .map(|x| x.clamp(-f64::MAX, f64::MAX))
+        .fold(0.0_f64, |acc, x| (acc + x).clamp(-f64::MAX, f64::MAX));
+    let cents = (sum * 100.0).round() / 100.0;
+    if cents.is_finite() { cents } else { sum }
+}
+
 /// A run id: `r20261127-174901`, then `-1`, `-2`, … for later runs started
 /// in the same second. Ids sort by time, then by that sequence as a number.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -407,6 +423,21 @@ mod tests {
         ] {
             assert!(RunId::parse(bad).is_none(), "{bad}");
         }
+    }
+
+    #[test]
+    fn savings_totals_are_always_finite_and_survive_a_round_trip() {
+        assert_eq!(usd_total([52.404, 0.1, 0.2]), 52.7);
+        assert_eq!(usd_total([1.7e308, 1.7e308]), f64::MAX);
+        assert_eq!(usd_total([-1.7e308, -1.7e308]), -f64::MAX);
+        assert_eq!(usd_total([f64::INFINITY, f64::NEG_INFINITY, 3.0]), 3.0);
+        assert_eq!(usd_total([f64::NAN, 2.5]), 2.5);
+        assert_eq!(usd_total([]), 0.0);
+        // The totals of a record stay readable.
+        let total = usd_total([1.7e308, 1.7e308]);
+        let json = serde_json::to_string(&total).unwrap();
+        assert!(!json.contains("null"), "{json}");
+        assert_eq!(serde_json::from_str::<f64>(&json).unwrap(), total);
     }
 
     #[test]

@@ -272,3 +272,56 @@ fn an_intent_without_an_outcome_reads_as_unknown() {
         assert_eq!(crate::state::journal::last_seq(&records), 2);
     });
 }
+
+#[test]
+fn a_tally_counts_what_completed_failed_and_never_started_as_records_word_them() {
+    let intent = |seq: u64, rec: &str, step: usize, undoes: Option<u64>| Record::Intent {
+        seq,
+        rec: rec.into(),
+        step,
+        op: Box::new(crate::vocabulary::Op::StartInstance {
+            instance: crate::vocabulary::Ref::id("i-0a1b2c3d"),
+        }),
+        inverse: Box::new(crate::vocabulary::Inverse::Nothing { why: "x".into() }),
+        before: None,
+        at: "2026-11-27T17:49:01Z".into(),
+        undoes,
+    };
+    let outcome = |seq: u64, ok: bool| Record::Outcome {
+        seq,
+        ok,
+        created: None,
+        error: None,
+        attempts: 1,
+        duration_ms: 1,
+        at: "2026-11-27T17:49:02Z".into(),
+    };
+    let done = |rec: &str, ok: bool, error: Option<&str>| Record::RecDone {
+        rec: rec.into(),
+        ok,
+        resource: None,
+        after: None,
+        error: error.map(Into::into),
+    };
+    let records = [
+        intent(1, "a", 0, None),
+        outcome(1, true),
+        done("a", true, None),
+        intent(2, "b", 0, None),
+        outcome(2, true),
+        intent(3, "b", 1, None),
+        outcome(3, false),
+        done("b", false, Some("InternalError: boom")),
+        Record::RecSkipped {
+            rec: "c".into(),
+            why: "upstream failed: b".into(),
+        },
+        // The automatic rollback's undo of `a`, then a kill.
+        intent(4, "a", 0, Some(1)),
+    ];
+    let t = crate::state::journal::tally(&records);
+    assert_eq!(t.completed, ["a"]);
+    assert_eq!(t.failed, ["b: step 2: InternalError: boom"]);
+    assert_eq!(t.skipped, ["c: upstream failed: b"]);
+    assert_eq!(t.steps_done, 2);
+}

@@ -172,6 +172,30 @@ pub enum Op {
 }
 
 impl Op {
+    /// Every op's name, as [`Op::name`] gives it.
+    pub const NAMES: [&'static str; 20] = [
+        "stop_instance",
+        "start_instance",
+        "set_instance_type",
+        "create_image",
+        "wait_image_available",
+        "launch_instance",
+        "terminate_instance",
+        "modify_volume",
+        "create_snapshot",
+        "attach_volume",
+        "associate_address",
+        "disassociate_address",
+        "detach_volume",
+        "delete_volume",
+        "create_volume",
+        "delete_snapshot",
+        "release_address",
+        "set_monitoring",
+        "update_group",
+        "purchase_reservation",
+    ];
+
     /// The op's name as serialised (`stop_instance`, …).
     pub fn name(&self) -> &'static str {
         match self {
@@ -554,4 +578,26 @@ pub fn rename_ids(op: &Op, renamed: &BTreeMap<String, String>) -> Op {
         }
     }
     op
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Op;
+
+    #[test]
+    fn names_lists_every_op() {
+        // serde names every variant when it meets an unknown one.
+        let err = serde_json::from_str::<Op>(r#"{"op": "no_such_op", "args": {}}"#)
+            .unwrap_err()
+            .to_string();
+        let listed: Vec<&str> = err
+            .split("expected one of ")
+            .nth(1)
+            .expect("serde lists the variants")
+            .split(", ")
+            .map(|v| v.trim_matches(|c: char| c == '`' || !c.is_ascii_graphic()))
+            .map(|v| v.split('`').next().unwrap())
+            .collect();
+        assert_eq!(listed, Op::NAMES, "{err}");
+    }
 }

@@ -349,7 +349,7 @@ fn a_shared_state_directory_is_refused_and_left_alone() {
     std::os::unix::fs::symlink(shared.path(), s.path().join(".pare")).unwrap();
     let (code, _, err) = s.run(&["apply", "plan.yaml", "--auto-approve"]);
     assert_eq!(code, 1);
-    assert!(err.contains("can be written by everyone"), "{err}");
+    assert!(err.contains(".pare is a symbolic link"), "{err}");
     let mode = std::fs::metadata(shared.path())
         .unwrap()
         .permissions()
@@ -967,4 +967,392 @@ fn the_newest_run_is_the_last_one_made_even_if_the_clock_went_back() {
         err.contains("enable detailed monitoring"),
         "the newest run is undone: {err}"
     );
+}
+
+#[test]
+fn huge_declared_savings_are_refused_and_records_stay_readable() {
+    let plan = |savings: &str| {
+        format!(
+            "version: 1
+provider: {{ sandbox: {{ seed: account.yaml }} }}
+recommendations:
+  - {{ id: a, action: hibernate, instance: i-0a1b2c3d4e5f60002, mode: stop, savings_monthly_usd: {savings} }}
+  - {{ id: b, action: hibernate, instance: i-0a1b2c3d4e5f60004, mode: stop, savings_monthly_usd: {savings} }}
+"
+        )
+    };
+    // Two finite amounts whose sum is infinite: refused where they are written.
+    let s = Sandbox::new(&plan("1"), &quickstart_account());
+    s.write("pare.toml", NO_APPROVALS);
+    s.write("plan.yaml", &plan("1.7e308"));
+    let (code, _, err) = s.run(&["validate", "plan.yaml"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("plan::out-of-range"), "{err}");
+    assert!(err.contains("[plan.yaml:4:97]"), "{err}");
+    assert!(err.contains("[plan.yaml:5:97]"), "{err}");
+    assert!(err.contains("at most 1,000,000,000 (USD a month)"), "{err}");
+    let (code, out, err) = s.run(&["plan", "plan.yaml"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        !out.contains("184,467") && !err.contains("184,467"),
+        "{out}{err}"
+    );
+    let before = s.account();
+    let (code, _, err) = s.run(&["apply", "plan.yaml", "--auto-approve"]);
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(s.account(), before, "nothing changed");
+    assert!(s.history().is_empty(), "no run was recorded");
+
+    // At the bound, the run is recorded with finite totals, and undone.
+    s.write("plan.yaml", &plan("1000000000"));
+    let (code, _, err) = s.run(&["apply", "plan.yaml", "--auto-approve"]);
+    assert_eq!(code, 0, "{err}");
+    let id = s.last_run()["id"].as_str().unwrap().to_string();
+    let record =
+        std::fs::read_to_string(s.path().join(format!(".pare/runs/{id}/run.json"))).unwrap();
+    let record: Value = serde_json::from_str(&record).unwrap();
+    assert_eq!(record["savings_monthly_usd"], 2e9);
+    let run = s.last_run();
+    assert_eq!(run["savings_monthly_usd"], 2e9);
+    assert_eq!(run["savings_planned_monthly_usd"], 2e9);
+    let (code, _, err) = s.run(&["history"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(!err.contains("cannot be read"), "{err}");
+    let (code, _, err) = s.run(&["rollback", "--run", &id, "--auto-approve"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(s.account().instances, before.instances, "undone");
+}
+
+#[test]
+fn an_approval_by_nobody_approves_nothing() {
+    let plan = |by: &str| {
+        format!(
+            "version: 1
+provider: {{ sandbox: {{ seed: account.yaml }} }}
+approvals: [ {{ by: {by}, covers: [\"*\"] }} ]
+recommendations:
+  - {{ id: kill, action: terminate, instance: i-0a1b2c3d4e5f60003 }}
+"
+        )
+    };
+    let s = Sandbox::new(&plan("a@example.com"), &quickstart_account());
+    let before = s.account();
+    for by in ["\"\"", "\" \"", "\"\\u200b\"", "\"~\""] {
+        s.write("plan.yaml", &plan(by));
+        let (code, _, err) = s.run(&["validate", "plan.yaml"]);
+        assert_eq!(code, 1, "{by}: {err}");
+        assert!(
+            err.contains("an approval must name who approved it, e.g. alice@example.com"),
+            "{by}: {err}"
+        );
+        assert!(err.contains("[plan.yaml:3:20]"), "{by}: {err}");
+        let (code, _, err) = s.run(&["apply", "plan.yaml", "--auto-approve"]);
+        assert_eq!(code, 1, "{by}: {err}");
+    }
+    assert_eq!(s.account(), before, "nothing changed");
+    assert!(s.history().is_empty(), "no run was recorded");
+}
+
+#[test]
+fn pare_protect_stays_protected_whatever_pare_toml_lists() {
+    let plan = "version: 1
+provider: { sandbox: { seed: account.yaml } }
+recommendations:
+  - { id: stop-api, action: hibernate, instance: i-0a1b2c3d4e5f60005, mode: stop }
+";
+    let account = quickstart_account().replace(
+        "tags: { Name: api-5, env: prod, team: storefront }",
+        "tags: { Name: api-5, team: storefront, pare:protect: \"true\" }",
+    );
+    let s = Sandbox::new(plan, &account);
+    let before = s.account();
+    for listed in ["[]", "[\"env=prod\"]", "[\"team=platform\"]"] {
+        s.write(
+            "pare.toml",
+            &format!("{NO_APPROVALS}protected_tags = {listed}\n"),
+        );
+        let (code, out, err) = s.run(&["plan", "plan.yaml"]);
+        assert_eq!(code, 0, "{listed}: {err}");
+        assert!(
+            out.contains(
+                "BLOCKED: the resource is tagged pare:protect=true, which pare always protects"
+            ),
+            "{listed}: {out}"
+        );
+        let (code, _, err) = s.run(&["apply", "plan.yaml", "--auto-approve"]);
+        assert_eq!(code, 1, "{listed}: {err}");
+        assert!(err.contains("1 blocked: stop-api"), "{listed}: {err}");
+    }
+    assert_eq!(s.account(), before, "nothing changed");
+    assert!(s.history().is_empty(), "no run was recorded");
+}
+
+#[test]
+fn files_that_are_not_accounts_or_plans_are_never_quoted() {
+    let secrets = [
+        "AKIAXXXXSECRET",
+        "s3cr3t",
+        "hunter2",
+        "aws_secret_access_key",
+    ];
+    let s = Sandbox::unseeded(REVERSIBLE_PLAN, &quickstart_account());
+    s.write(
+        "creds.yaml",
+        "aws_secret_access_key: AKIAXXXXSECRET\npassword: s3cr3t\n",
+    );
+    s.write("secret.txt", "\nSECRET_TOKEN=hunter2\n");
+    s.write("broken.env", "SECRET_TOKEN=hunter2\nfoo: bar: s3cr3t\n");
+    let leaked = |out: &str, err: &str| {
+        secrets
+            .iter()
+            .find(|x| out.contains(*x) || err.contains(*x))
+            .copied()
+    };
+    // As a plan's seed.
+    for (seed, at) in [
+        ("creds.yaml", "(line 1, column 1)"),
+        ("secret.txt", "(line 2, column 1)"),
+        ("broken.env", "line 2"),
+    ] {
+        s.write("plan.yaml", &REVERSIBLE_PLAN.replace("account.yaml", seed));
+        for cmd in [
+            &["plan", "plan.yaml"][..],
+            &["sandbox", "reset", "plan.yaml"],
+            &["inventory", "plan.yaml"],
+            &["apply", "plan.yaml", "--auto-approve"],
+        ] {
+            let (code, out, err) = s.run(cmd);
+            assert_eq!(code, 1, "{seed} {cmd:?}: {err}");
+            assert_eq!(
+                leaked(&out, &err),
+                None,
+                "{seed} {cmd:?} leaked: {out}{err}"
+            );
+            assert!(
+                err.contains("sandbox::invalid-seed"),
+                "{seed} {cmd:?}: {err}"
+            );
+            assert!(
+                err.contains(seed) && err.contains(at),
+                "{seed} {cmd:?}: {err}"
+            );
+            assert!(
+                err.contains("a sandbox account is a YAML mapping of `region`, `instances`")
+                    || err.contains("is not a YAML account file"),
+                "{seed} {cmd:?}: {err}"
+            );
+        }
+    }
+    // Given as a plan.
+    for (file, code_at) in [
+        ("creds.yaml", ("plan::not-a-plan", "(line 1, column 1)")),
+        ("secret.txt", ("plan::not-a-plan", "(line 2, column 1)")),
+        ("broken.env", ("plan::yaml-syntax", "line 2")),
+    ] {
+        for cmd in [
+            &["validate", file][..],
+            &["validate", file, "--format", "json"],
+            &["plan", file],
+            &["apply", file, "--auto-approve"],
+        ] {
+            let (code, out, err) = s.run(cmd);
+            assert_eq!(code, 1, "{file} {cmd:?}: {err}");
+            assert_eq!(
+                leaked(&out, &err),
+                None,
+                "{file} {cmd:?} leaked: {out}{err}"
+            );
+            let all = format!("{out}{err}");
+            assert!(
+                all.contains(code_at.0) && all.contains(code_at.1),
+                "{file} {cmd:?}: {all}"
+            );
+            assert!(all.contains("is not a plan file"), "{file} {cmd:?}: {all}");
+        }
+    }
+    // A real account and plan are still shown where they go wrong.
+    s.write("plan.yaml", REVERSIBLE_PLAN);
+    s.write("account.yaml", "region: us-east-1\ninstances: lots\n");
+    let (code, _, err) = s.run(&["plan", "plan.yaml"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("2 │ instances: lots"), "{err}");
+}
+
+#[cfg(unix)]
+#[test]
+fn a_state_directory_that_is_a_link_is_refused() {
+    let s = Sandbox::unseeded(REVERSIBLE_PLAN, &quickstart_account());
+    let elsewhere = tempfile::tempdir().unwrap();
+    let real = elsewhere.path().join("state");
+    // A private directory of ours, that pare itself made: still not followed.
+    let (code, _, err) = s.run(&["--state-dir", real.to_str().unwrap(), "history"]);
+    assert_eq!(code, 0, "{err}");
+    let before: Vec<_> = std::fs::read_dir(&real)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    std::os::unix::fs::symlink(&real, s.path().join(".pare")).unwrap();
+    std::os::unix::fs::symlink(&real, s.path().join("link")).unwrap();
+    // A link named with control characters is named escaped.
+    std::os::unix::fs::symlink("nowhere\n\u{1b}[31mforged", s.path().join("odd")).unwrap();
+    let shown = real.display().to_string();
+    for (args, name, target) in [
+        (&["plan", "plan.yaml"][..], ".pare", shown.as_str()),
+        (
+            &["apply", "plan.yaml", "--auto-approve"],
+            ".pare",
+            shown.as_str(),
+        ),
+        (&["history"], ".pare", shown.as_str()),
+        (&["sandbox", "reset", "plan.yaml"], ".pare", shown.as_str()),
+        (
+            &[
+                "--state-dir",
+                "link",
+                "apply",
+                "plan.yaml",
+                "--auto-approve",
+            ],
+            "link",
+            shown.as_str(),
+        ),
+        (
+            &[
+                "--state-dir",
+                "link",
+                "rollback",
+                "--last",
+                "--auto-approve",
+            ],
+            "link",
+            shown.as_str(),
+        ),
+        (
+            &["--state-dir", "odd", "history"],
+            "odd",
+            "nowhere\\n\\u{1b}[31mforged",
+        ),
+    ] {
+        let (code, out, err) = s.run(args);
+        assert_eq!(code, 1, "{args:?}: {err}");
+        // The message as one line (miette wraps it).
+        let err = err
+            .split_whitespace()
+            .filter(|w| *w != "│")
+            .collect::<Vec<_>>()
+            .join(" ");
+        assert!(
+            err.contains(&format!("{name} is a symbolic link (to {target})")),
+            "{args:?}: {err}"
+        );
+        assert!(
+            err.contains("give the real path instead"),
+            "{args:?}: {err}"
+        );
+        assert!(
+            !err.contains('\u{1b}') && !out.contains("forged"),
+            "{args:?}: {err}"
+        );
+    }
+    let (code, _, err) = super::harness::output(
+        s.cmd(&["apply", "plan.yaml", "--auto-approve"])
+            .env("PARE_STATE_DIR", "link"),
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("link is a symbolic link"), "{err}");
+    let after: Vec<_> = std::fs::read_dir(&real)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(before, after, "nothing was written through the link");
+    // The real path is taken.
+    let (code, _, err) = s.run(&["--state-dir", real.to_str().unwrap(), "plan", "plan.yaml"]);
+    assert_eq!(code, 0, "{err}");
+}
+
+#[test]
+fn a_killed_apply_counts_its_failed_and_skipped_recommendations_as_show_lists_them() {
+    let plan = "version: 1
+provider: { sandbox: { seed: account.yaml } }
+recommendations:
+  - { id: a, action: hibernate, instance: i-0a1b2c3d4e5f60002, mode: stop }
+  - { id: b, action: hibernate, instance: i-0a1b2c3d4e5f60004, mode: stop }
+  - { id: c, action: rightsize, instance: i-0a1b2c3d4e5f60003, to: t3.medium, depends_on: [a, b] }
+  - { id: d, action: hibernate, instance: i-0a1b2c3d4e5f60005, mode: stop, depends_on: [c] }
+";
+    let account = format!(
+        "{}faults:\n  ops:\n    set_instance_type: {{ fail_from: 1 }}\n",
+        quickstart_account()
+    );
+    // Not killed: the run's own record.
+    let whole = Sandbox::new(plan, &account);
+    whole.write("pare.toml", NO_APPROVALS);
+    let (code, _, err) = whole.run(&["apply", "plan.yaml", "--auto-approve"]);
+    assert_eq!(code, 3, "{err}");
+    let own = whole.last_run();
+
+    // Killed in its automatic rollback (record 11: the first undo's intent),
+    // then rolled back: the record comes from the journal.
+    let s = Sandbox::new(plan, &account);
+    s.write("pare.toml", NO_APPROVALS);
+    let out = s
+        .cmd(&["apply", "plan.yaml", "--auto-approve", "-q"])
+        .env("PARE_TEST_KILL_AFTER_RECORD", "11")
+        .output()
+        .unwrap();
+    assert!(out.status.code().is_none(), "killed");
+    let (code, _, err) = s.run(&["rollback", "--last", "--auto-approve"]);
+    assert_eq!(code, 0, "{err}");
+    let run = s
+        .history()
+        .into_iter()
+        .find(|r| r["kind"] == "apply")
+        .unwrap();
+    assert_eq!(run["status"], "interrupted");
+    assert_eq!(run["completed"], own["completed"]);
+    assert_eq!(run["failed"], own["failed"]);
+    assert_eq!(run["skipped"], own["skipped"]);
+    assert!(
+        run["failed"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("c: step 1: InternalError: injected fault"),
+        "{run}"
+    );
+    let id = run["id"].as_str().unwrap();
+    let (_, hist, _) = s.run(&["history"]);
+    assert!(hist.contains("interrupted (rolled back by"), "{hist}");
+    assert!(hist.contains("2 completed, 1 failed, 1 skipped"), "{hist}");
+    let (code, shown, err) = s.run(&["show", id]);
+    assert_eq!(code, 0, "{err}");
+    assert!(shown.contains("c [1] set the type"), "{shown}");
+    assert!(shown.contains("FAILED: InternalError"), "{shown}");
+    assert!(shown.contains("d skipped: upstream failed: c"), "{shown}");
+}
+
+#[test]
+fn a_fault_on_an_unknown_operation_is_a_located_error() {
+    let account = format!(
+        "{}faults:\n  ops:\n    set_instance_typ: {{ fail_from: 1 }}\n",
+        quickstart_account()
+    );
+    let line = account.lines().count();
+    let s = Sandbox::unseeded(REVERSIBLE_PLAN, &account);
+    for cmd in [
+        &["plan", "plan.yaml"][..],
+        &["sandbox", "reset", "plan.yaml"],
+    ] {
+        let (code, _, err) = s.run(cmd);
+        assert_eq!(code, 1, "{cmd:?}: {err}");
+        assert!(err.contains("sandbox::unknown-op"), "{cmd:?}: {err}");
+        assert!(
+            err.contains(&format!("[./account.yaml:{line}:5]")),
+            "{cmd:?}: {err}"
+        );
+        assert!(
+            err.contains("did you mean `set_instance_type`?"),
+            "{cmd:?}: {err}"
+        );
+    }
+    assert!(!s.path().join(".pare/sandbox.yaml").exists(), "not seeded");
 }

@@ -69,6 +69,8 @@ fn schema_rejects_what_the_loader_rejects() {
         "  - { id: a, action: reserve, instance_type: m5.large, count: 1, term: 2y, payment: no-upfront }",
         "  - { id: Bad, action: terminate, instance: i-0a1b2c3d }",
         "  - { id: a, action: rightsize, instance: i-0a1b2c3d }",
+        "  - { id: a, action: terminate, instance: i-0a1b2c3d, savings_monthly_usd: 1.7e308 }",
+        "  - { id: a, action: spot, instance: i-0a1b2c3d, max_price_usd_hour: 100000.5 }",
     ] {
         let doc = yaml_to_json(&format!("{head}{rec}\n"));
         assert!(!v.is_valid(&doc), "schema accepted: {rec}");

@@ -99,7 +99,12 @@ impl<'n> ActionReader<'_, 'n> {
                 let max_price = match self.f.get("max_price_usd_hour") {
                     Some(n) => Some(
                         self.l
-                            .positive_number(n, "max_price_usd_hour", false)
+                            .positive_number(
+                                n,
+                                "max_price_usd_hour",
+                                false,
+                                super::values::MAX_PRICE_USD_HOUR,
+                            )
                             .ok_or(()),
                     ),
                     None => None,

@@ -80,6 +80,25 @@ pub fn check_str(path: &Path, name: &str, text: String) -> (Option<LoadedPlan>, 
     };
     let root = match node::parse(&source.text) {
         Ok(root) => root,
+        Err(err) if !looks_like_plan_text(&source.text) => {
+            // Not YAML, and nothing says it is a plan: a file named by mistake
+            // (or by someone else's pull request) may hold secrets, so neither
+            // its lines nor the YAML reader's words about them are shown.
+            let offset = source.offset(err.pos.line, err.pos.column);
+            let d = Diagnostic::new(
+                "plan::yaml-syntax",
+                &source,
+                Span::new(offset, 0),
+                format!(
+                    "{} is not a plan file: it is not YAML (the YAML breaks at line {}, column {}), and has no top-level `version` or `recommendations`",
+                    source.name, err.pos.line, err.pos.column
+                ),
+                "here",
+            )
+            .with_help(PLAN_SHAPE)
+            .without_source();
+            return (None, vec![d]);
+        }
         Err(err) => {
             let offset = source.offset(err.pos.line, err.pos.column);
             let len = usize::from(offset < source.text.len());
@@ -106,6 +125,23 @@ pub fn check_str(path: &Path, name: &str, text: String) -> (Option<LoadedPlan>, 
             return (None, vec![d]);
         }
     };
+    if !is_plan_shaped(&root) {
+        // YAML, but not a plan: shown by position only, never quoted.
+        let (line, column) = (root.pos.line.max(1), root.pos.column.max(1));
+        let d = Diagnostic::new(
+            "plan::not-a-plan",
+            &source,
+            Span::new(root.pos.offset, 0),
+            format!(
+                "{} is not a plan file (line {line}, column {column}): its top level is not a mapping with `version` or `recommendations`",
+                source.name
+            ),
+            "here",
+        )
+        .with_help(PLAN_SHAPE)
+        .without_source();
+        return (None, vec![d]);
+    }
     let loaded = loader.plan(&root).map(|(plan, approval_spans)| LoadedPlan {
         path: path.to_owned(),
         source,
@@ -115,6 +151,37 @@ pub fn check_str(path: &Path, name: &str, text: String) -> (Option<LoadedPlan>, 
     let mut diags = loader.diags;
     diags.sort_by_key(|d| d.primary.span.offset);
     (loaded, diags)
+}
+
+/// What a plan file looks like, for a file that does not.
+const PLAN_SHAPE: &str = "a plan file is a YAML mapping with `version: 1`, a `provider` and `recommendations` at the top (its lines are not shown, since this file may be something else); see `pare schema` or examples/quickstart/plan.yaml";
+
+/// The plan's own top-level keys, by which a file is recognised as a plan.
+const PLAN_KEYS: [&str; 2] = ["version", "recommendations"];
+
+/// Whether a parsed document is recognisably a plan (or empty, which is
+/// reported as such): a mapping at the top with `version` or
+/// `recommendations`. Anything else is never quoted in an error.
+fn is_plan_shaped(root: &Node) -> bool {
+    match &root.value {
+        Value::Scalar(Scalar::Null) => true,
+        Value::Map(entries) => entries
+            .iter()
+            .any(|(k, _)| k.as_str().is_some_and(|k| PLAN_KEYS.contains(&k))),
+        _ => false,
+    }
+}
+
+/// The same, for text that is not YAML: a line that starts, unindented,
+/// with `version:` or `recommendations:` (quoted or not).
+fn looks_like_plan_text(text: &str) -> bool {
+    text.lines().any(|line| {
+        PLAN_KEYS.iter().any(|k| {
+            [format!("{k}:"), format!("\"{k}\":"), format!("'{k}':")]
+                .iter()
+                .any(|p| line.starts_with(p.as_str()))
+        })
+    })
 }
 
 /// The fields every recommendation may have.
@@ -394,7 +461,24 @@ impl Loader {
                     "an approval",
                     "say who approved: `by: alice@example.com`",
                 )
-                .and_then(|b| self.text(b, "by"));
+                .and_then(|b| {
+                    let by = self.text(b, "by")?;
+                    // Someone must be named: blank, invisible or punctuation-only
+                    // text (`""`, `" "`, `"\u{200b}"`, `"~"`) approves nothing.
+                    if !by.trim().chars().any(char::is_alphanumeric) {
+                        self.error(
+                            "plan::invalid-value",
+                            span(b.pos),
+                            "an approval must name who approved it, e.g. alice@example.com",
+                            "names no one",
+                        )
+                        .help = Some(
+                            "write who approved it in `by`, with at least one letter or digit: `by: alice@example.com`".into(),
+                        );
+                        return None;
+                    }
+                    Some(by)
+                });
             let covers = self
                 .required(
                     &mut f,
@@ -500,9 +584,14 @@ impl Loader {
             }),
         };
         let reason = f.get("reason").and_then(|r| self.text(r, "reason"));
-        let savings = f
-            .get("savings_monthly_usd")
-            .and_then(|s| self.positive_number(s, "savings_monthly_usd", true));
+        let savings = f.get("savings_monthly_usd").and_then(|s| {
+            self.positive_number(
+                s,
+                "savings_monthly_usd",
+                true,
+                values::MAX_SAVINGS_MONTHLY_USD,
+            )
+        });
         let mut depends_on = Vec::new();
         let mut dep_spans = Vec::new();
         if let Some(d) = f.get("depends_on") {

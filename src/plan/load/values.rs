@@ -193,11 +193,16 @@ impl Loader {
         }
     }
 
+    /// A number from zero (or just above it) up to `max`: an amount of
+    /// money a plan declares. Infinity, NaN and amounts beyond any real
+    /// bill are refused: summed, they would overflow to infinity, which a
+    /// run record (JSON) cannot hold.
     pub(super) fn positive_number(
         &mut self,
         node: &Node,
         field: &str,
         allow_zero: bool,
+        max: Bound,
     ) -> Option<f64> {
         let v = match node.value {
             Value::Scalar(Scalar::Int(i)) => i as f64,
@@ -207,19 +212,34 @@ impl Loader {
                 return None;
             }
         };
-        if !v.is_finite() || v < 0.0 || (!allow_zero && v == 0.0) {
-            let bound = if allow_zero {
-                "zero or more"
-            } else {
-                "more than zero"
-            };
+        let bound = if allow_zero {
+            "zero or more"
+        } else {
+            "more than zero"
+        };
+        let help = format!("give `{field}` a number {bound}, at most {}", max.text);
+        if v.is_nan() || v < 0.0 || (!allow_zero && v == 0.0) {
             self.error(
                 "plan::out-of-range",
                 span(node.pos),
-                format!("`{field}` must be {bound}, found {v}"),
+                format!("`{field}` must be {bound}, found {}", shown_number(v)),
                 "out of range",
             )
-            .help = Some(format!("give `{field}` a number {bound}"));
+            .help = Some(help);
+            return None;
+        }
+        if v > max.value {
+            self.error(
+                "plan::out-of-range",
+                span(node.pos),
+                format!(
+                    "`{field}` is too large: at most {}, found {}",
+                    max.text,
+                    shown_number(v)
+                ),
+                "out of range",
+            )
+            .help = Some(help);
             return None;
         }
         Some(v)
@@ -338,4 +358,32 @@ impl Loader {
     }
 
     // ----- the file -----
+}
+
+/// The largest amount a plan may declare, and how to say it.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Bound {
+    pub value: f64,
+    pub text: &'static str,
+}
+
+/// `savings_monthly_usd`: more than any one change could save.
+pub(super) const MAX_SAVINGS_MONTHLY_USD: Bound = Bound {
+    value: crate::plan::model::MAX_SAVINGS_MONTHLY_USD,
+    text: "1,000,000,000 (USD a month)",
+};
+
+/// `max_price_usd_hour`: far above the dearest instance's on-demand price.
+pub(super) const MAX_PRICE_USD_HOUR: Bound = Bound {
+    value: crate::plan::model::MAX_PRICE_USD_HOUR,
+    text: "100,000 (USD an hour)",
+};
+
+/// A number as written back to the user: `1.7e308` rather than 309 digits.
+fn shown_number(v: f64) -> String {
+    if v.is_finite() && v.abs() >= 1e15 {
+        format!("{v:e}")
+    } else {
+        v.to_string()
+    }
 }

@@ -51,6 +51,11 @@ pub struct OpFault {
     pub retryable: bool,
 }
 
+/// The names `ops:` may use: every operation, and `describe` (reads).
+pub fn op_names() -> impl Iterator<Item = &'static str> + Clone {
+    std::iter::once("describe").chain(crate::vocabulary::Op::NAMES)
+}
+
 /// An injected failure.
 #[derive(Debug)]
 pub struct Injected {

@@ -171,6 +171,41 @@ const SEEDED_FROM: &str = "sandbox.seed";
 /// Where the account format is described.
 const HELP: &str = "the account format is described in pare's README (\"The sandbox account\"); examples/quickstart/account.yaml is one";
 
+/// What an account file looks like, for a file that does not.
+const ACCOUNT_SHAPE: &str = "a sandbox account is a YAML mapping of `region`, `instances`, `volumes`, `snapshots`, `images`, `addresses`, `auto_scaling_groups` and `reserved_instances` (its lines are not shown, since this file may be something else); the format is described in pare's README (\"The sandbox account\"); examples/quickstart/account.yaml is one";
+
+/// An account file's own top-level keys, by which a file is recognised as one.
+const ACCOUNT_KEYS: [&str; 15] = [
+    "region",
+    "instances",
+    "volumes",
+    "snapshots",
+    "images",
+    "addresses",
+    "auto_scaling_groups",
+    "reserved_instances",
+    "offerings",
+    "instance_types",
+    "volume_modified_at",
+    "client_tokens",
+    "faults",
+    "next_id",
+    "log_generation",
+];
+
+/// Whether YAML text is recognisably an account file: a mapping at the top
+/// with at least one of the account's own keys. Only such a file is quoted
+/// in an error; any other file a seed names may hold secrets.
+fn looks_like_account(text: &str) -> bool {
+    crate::plan::node::parse(text).is_ok_and(|root| {
+        root.as_map().is_some_and(|entries| {
+            entries
+                .iter()
+                .any(|(k, _)| k.as_str().is_some_and(|k| ACCOUNT_KEYS.contains(&k)))
+        })
+    })
+}
+
 /// The error for an account file that is not YAML at all (its lines are
 /// never shown), or `None` if it is YAML.
 fn not_yaml(name: &str, text: &str) -> Option<SandboxError> {
@@ -207,6 +242,19 @@ pub fn parse_account(name: &str, text: &str) -> Result<Inventory, SandboxError> 
         inv.reindex();
         inv
     });
+    if let Ok(inv) = &parsed
+        && let Some(f) = &inv.faults
+    {
+        let unknown: Vec<&str> = f
+            .ops
+            .keys()
+            .map(String::as_str)
+            .filter(|k| !faults::op_names().any(|n| n == *k))
+            .collect();
+        if !unknown.is_empty() {
+            return Err(unknown_fault_ops(name, text, &unknown));
+        }
+    }
     parsed.map_err(|e| {
         // Not YAML at all? Then never show its lines.
         if let Some(err) = not_yaml(name, text) {
@@ -217,6 +265,25 @@ pub fn parse_account(name: &str, text: &str) -> Result<Inventory, SandboxError> 
             .location()
             .map_or((1, 1), |l| (l.line() as usize, l.column() as usize));
         let offset = file.offset(line, column);
+        if !looks_like_account(text) {
+            // YAML, but nothing says it is an account: neither its lines nor
+            // the YAML reader's words about them (which quote keys and
+            // values) are shown.
+            return SandboxError::Invalid(vec![
+                Diagnostic::new(
+                    "sandbox::invalid-seed",
+                    &file,
+                    Span::new(offset, 0),
+                    format!(
+                        "{} is not a sandbox account (line {line}, column {column}): its top level is not a mapping with any of the account's keys",
+                        file.name
+                    ),
+                    "here",
+                )
+                .with_help(ACCOUNT_SHAPE)
+                .without_source(),
+            ]);
+        }
         let message = crate::plan::node::strip_location(&e.to_string());
         SandboxError::Invalid(vec![
             Diagnostic::new(
@@ -229,6 +296,61 @@ pub fn parse_account(name: &str, text: &str) -> Result<Inventory, SandboxError> 
             .with_help(HELP),
         ])
     })
+}
+
+/// The errors for operation names under `faults: ops:` that are not
+/// operations (a typo would otherwise inject nothing, silently), each at its
+/// key, with a "did you mean" and the names there are.
+fn unknown_fault_ops(name: &str, text: &str, unknown: &[&str]) -> SandboxError {
+    use crate::plan::node::{Node, Scalar, Value, parse};
+    fn entry<'n>(node: &'n Node, key: &str) -> Option<&'n Node> {
+        node.as_map()?
+            .iter()
+            .find(|(k, _)| k.as_str() == Some(key))
+            .map(|(_, v)| v)
+    }
+    let file = SourceFile::new(name, text);
+    let root = parse(text).ok();
+    let ops = root
+        .as_ref()
+        .and_then(|r| entry(r, "faults"))
+        .and_then(|f| entry(f, "ops"));
+    // Where each name is written (a key YAML reads as a number is one too).
+    let at = |op: &str| -> Span {
+        let key = ops.and_then(Node::as_map).and_then(|entries| {
+            entries.iter().map(|(k, _)| k).find(|k| match &k.value {
+                Value::Scalar(Scalar::Str(s)) => s == op,
+                Value::Scalar(Scalar::Int(i)) => i.to_string() == op,
+                _ => false,
+            })
+        });
+        match key.or(ops) {
+            Some(n) => Span::new(n.pos.offset, n.pos.len),
+            None => Span::new(0, 0),
+        }
+    };
+    let list = faults::op_names().collect::<Vec<_>>().join(", ");
+    let mut diags: Vec<Diagnostic> = unknown
+        .iter()
+        .map(|op| {
+            let help = match crate::plan::ids::suggest(op, faults::op_names()) {
+                Some(s) => format!("did you mean `{s}`? the operations are {list}"),
+                None => format!("the operations are {list}"),
+            };
+            Diagnostic::new(
+                "sandbox::unknown-op",
+                &file,
+                at(op),
+                format!(
+                    "unknown operation `{op}` under `faults: ops:` (no fault would ever be injected)"
+                ),
+                "unknown operation",
+            )
+            .with_help(help)
+        })
+        .collect();
+    diags.sort_by_key(|d| d.primary.span.offset);
+    SandboxError::Invalid(diags)
 }
 
 impl SandboxProvider {

@@ -195,3 +195,85 @@ fn a_checkpoint_names_the_next_log_so_a_crash_never_replays_one_twice() {
     );
     assert!(state.join("sandbox.log.1").exists());
 }
+
+/// The one diagnostic of an account file that does not parse.
+fn invalid(text: &str) -> Diagnostic {
+    match parse_account("seed.yaml", text) {
+        Err(SandboxError::Invalid(mut d)) => {
+            assert_eq!(d.len(), 1, "{text}");
+            d.remove(0)
+        }
+        other => panic!("{text}: {:?}", other.map(|_| ())),
+    }
+}
+
+#[test]
+fn a_seed_is_quoted_only_when_it_is_recognisably_an_account() {
+    for text in [
+        "aws_secret_access_key: AKIAXXXXSECRET\npassword: s3cr3t\n",
+        "SECRET_TOKEN=hunter2\n",
+        "- s3cr3t\n",
+        "SECRET_TOKEN=hunter2\nfoo: bar\n",
+    ] {
+        let d = invalid(text);
+        assert!(d.hide_source, "{text}: the lines are not shown");
+        for shown in [&d.message, &d.primary.text, d.help.as_ref().unwrap()] {
+            for secret in ["AKIAXXXXSECRET", "s3cr3t", "hunter2", "aws_secret"] {
+                assert!(!shown.contains(secret), "{text}: {shown}");
+            }
+        }
+        assert!(d.message.contains("seed.yaml"), "{}", d.message);
+    }
+    let d = invalid("password: s3cr3t\n");
+    assert_eq!(d.line_col(), (1, 1));
+    assert!(
+        d.message
+            .starts_with("seed.yaml is not a sandbox account (line 1, column 1)"),
+        "{}",
+        d.message
+    );
+    assert!(d.help.unwrap().contains("`region`, `instances`, `volumes`"));
+    // An account with a mistake is shown where it goes wrong.
+    let d = invalid("region: us-east-1\ninstances: 3\n");
+    assert!(!d.hide_source);
+    assert_eq!(d.line_col().0, 2);
+}
+
+#[test]
+fn unknown_fault_operations_are_located_with_a_did_you_mean() {
+    let text = format!(
+        "{SEED}faults:\n  ops:\n    stop_instance: {{ fail_nth: [1] }}\n    stop_instanse: {{ fail_from: 1 }}\n    reboot: {{ fail_from: 1 }}\n    describe: {{ delay_ms: 0 }}\n"
+    );
+    let Err(SandboxError::Invalid(d)) = parse_account("account.yaml", &text) else {
+        panic!("unknown operations are refused")
+    };
+    let got: Vec<_> = d.iter().map(|d| (d.code, d.line_col())).collect();
+    assert_eq!(
+        got,
+        [
+            ("sandbox::unknown-op", (7, 5)),
+            ("sandbox::unknown-op", (8, 5))
+        ]
+    );
+    assert_eq!(
+        d[0].message,
+        "unknown operation `stop_instanse` under `faults: ops:` (no fault would ever be injected)"
+    );
+    let help = d[0].help.as_deref().unwrap();
+    assert!(help.starts_with("did you mean `stop_instance`? the operations are describe, stop_instance, start_instance"), "{help}");
+    assert!(
+        help.ends_with("update_group, purchase_reservation"),
+        "{help}"
+    );
+    assert!(
+        d[1].help
+            .as_deref()
+            .unwrap()
+            .starts_with("the operations are describe,")
+    );
+    // Every operation, and describe, is a name faults take.
+    let all: String = faults::op_names()
+        .map(|op| format!("    {op}: {{ fail_from: 1 }}\n"))
+        .collect();
+    parse_account("account.yaml", &format!("{SEED}faults:\n  ops:\n{all}")).unwrap();
+}
