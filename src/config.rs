@@ -1,4 +1,4 @@
-//! `pare.toml`: state location, apply settings and policy (SPEC section 3).
+//! `pare.toml`: state location, apply settings and policy (the README's *`pare.toml`*).
 //!
 //! Loading reports problems as located diagnostics, like plan files. This
 //! module only reads the file and fills in defaults; the settings module

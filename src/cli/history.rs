@@ -13,6 +13,7 @@ pub enum Format {
 
 #[derive(Debug, clap::Args)]
 pub struct HistoryArgs {
+    /// `text` for people, `json` for scripts (every run record, newest first).
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
 }

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 #[derive(Debug, clap::Args)]
 pub struct IamPolicyArgs {
+    /// The plan file (read alone: no provider is called).
     #[arg(value_name = "PLAN")]
     pub plan: PathBuf,
 }

@@ -6,8 +6,10 @@ use std::path::PathBuf;
 
 #[derive(Debug, clap::Args)]
 pub struct InventoryArgs {
+    /// The plan file whose resources to read.
     #[arg(value_name = "PLAN")]
     pub plan: PathBuf,
+    /// `text` for people, `json` for scripts.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
 }

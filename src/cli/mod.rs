@@ -24,7 +24,7 @@ use crate::settings::{Overrides, Settings};
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
-/// Exit codes, as SPEC section 5 fixes them.
+/// Exit codes, as the README's *Commands and exit codes* fixes them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExitCode {
     /// Success.

@@ -12,6 +12,7 @@ pub struct PlanArgs {
     /// Save exactly what was previewed, for `pare apply FILE`.
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
+    /// `text` for people, `json` for scripts, `markdown` for a pull-request comment.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
     /// Exit 2 when there are changes (0 when there are none).

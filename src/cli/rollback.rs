@@ -41,6 +41,14 @@ pub fn run(out: &Output, global: &GlobalArgs, args: RollbackArgs) -> miette::Res
     };
     let target = match session.rollback_target(&target, args.accept) {
         Ok(t) => t,
+        // Nothing left to undo is not an error: say so plainly.
+        Err(crate::session::SessionError::Refused(r)) if r.code == "rollback::nothing" => {
+            out.status(&format!(
+                "Nothing to roll back: {}; no run was recorded. {}",
+                r.what, "(`pare history` lists the runs.)"
+            ));
+            return Ok(ExitCode::Ok);
+        }
         Err(e) => return Ok(common::report_session(out, &e)),
     };
     if args.accept {

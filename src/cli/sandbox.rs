@@ -4,12 +4,14 @@ use super::{ExitCode, GlobalArgs, Output, common};
 use crate::plan::Provider;
 use crate::provider::sandbox::{SandboxError, SandboxProvider, seed_path};
 use crate::session::Session;
+use crate::vocabulary::words::plural;
 use std::path::PathBuf;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum SandboxCommand {
     /// Discard the sandbox account and copy the plan's seed again.
     Reset {
+        /// The plan whose `seed` account to copy.
         #[arg(value_name = "PLAN")]
         plan: PathBuf,
     },
@@ -45,14 +47,14 @@ pub fn run(out: &Output, global: &GlobalArgs, cmd: SandboxCommand) -> miette::Re
     match reset {
         Ok((seed, inv)) => {
             out.status(&format!(
-                "Sandbox in {} re-seeded from {}: {} instances, {} volumes, {} snapshots, {} addresses, {} groups.",
+                "Sandbox in {} re-seeded from {}: {}, {}, {}, {}, {}.",
                 session.store.location(),
                 seed.path.display(),
-                inv.instances.len(),
-                inv.volumes.len(),
-                inv.snapshots.len(),
-                inv.addresses.len(),
-                inv.auto_scaling_groups.len()
+                plural(inv.instances.len(), "instance"),
+                plural(inv.volumes.len(), "volume"),
+                plural(inv.snapshots.len(), "snapshot"),
+                plural(inv.addresses.len(), "address"),
+                plural(inv.auto_scaling_groups.len(), "group")
             ));
             Ok(ExitCode::Ok)
         }

@@ -12,6 +12,7 @@ pub struct ShowArgs {
     /// The run id (from `pare history`).
     #[arg(value_name = "RUN")]
     pub run: String,
+    /// `text` for people, `json` for scripts (the record and its journal).
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
 }

@@ -167,7 +167,12 @@ impl Events {
         );
     }
 
+    /// The end of a run: an event in JSON logs; in text, the command's own
+    /// summary line says it (once).
     pub fn run_done(&self, status: &str) {
+        if !self.json {
+            return;
+        }
         self.emit(
             "run_done",
             None,

@@ -55,7 +55,8 @@ pub fn expand(a: &Reserve, inv: &Inventory) -> Expansion {
         let ids: Vec<&str> = existing.iter().map(|r| r.id.as_str()).collect();
         return Expansion::NoChange {
             reason: format!(
-                "{have} matching reservations already active ({})",
+                "{} already active ({})",
+                crate::vocabulary::words::plural(have as usize, "matching reservation"),
                 ids.join(", ")
             ),
         };
@@ -85,7 +86,8 @@ pub fn expand(a: &Reserve, inv: &Inventory) -> Expansion {
     )];
     if have > 0 {
         reasons.push(format!(
-            "{have} matching reservations are already active; buying the {buy} missing"
+            "{} already active; buying the {buy} missing",
+            crate::vocabulary::words::plural(have as usize, "matching reservation")
         ));
     }
     Expansion::Change {

@@ -559,7 +559,7 @@ fn reserve_buys_the_missing_count_irreversibly() {
     assert!(s[0].inverse.is_irreversible());
     assert_eq!(facts.base_risk, Risk::Critical);
     assert!(
-        no_change(run(reserve(1), &inv)).contains("1 matching reservations already active (ri-1)")
+        no_change(run(reserve(1), &inv)).contains("1 matching reservation already active (ri-1)")
     );
     inv.offerings.clear();
     assert!(blocked(run(reserve(3), &inv)).contains("no regional 1y no-upfront standard offering"));

@@ -122,7 +122,7 @@ pub enum PlanError {
     Invalid(Vec<Diagnostic>),
     #[error("reading the account failed: {0}")]
     #[diagnostic(
-        code(plan::provider_error),
+        code("plan::provider-error"),
         help("check the provider's credentials and endpoint, then plan again")
     )]
     Provider(#[from] ProviderError),

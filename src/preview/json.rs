@@ -1,4 +1,4 @@
-//! The plan as JSON (SPEC section 6). Keys may be added; none are removed or renamed.
+//! The plan as JSON (the README's *The preview as JSON*). Keys may be added; none are removed or renamed.
 
 use crate::executor::Savings;
 use crate::planner::{Attributes, Planned, Status, Summary};

@@ -1,5 +1,5 @@
 //! Rendering a planned plan: text for terminals and logs, JSON for tools
-//! (SPEC section 6), markdown for pull-request comments. Output is
+//! (the README's *The preview as JSON*), markdown for pull-request comments. Output is
 //! deterministic: the same plan and account give the same bytes.
 
 mod json;

@@ -52,7 +52,7 @@ impl Session {
             .map_err(|e| {
                 Refusal::new(
                     "apply::unreadable",
-                    format!("cannot read {}: {e}", path.display()),
+                    format!("cannot read plan file {}: {e}", path.display()),
                     "check the path: give a plan file, or a plan saved by `pare plan PLAN --out FILE`",
                 )
             })?;

@@ -1,4 +1,4 @@
-//! Property test of SPEC section 7 over random plans and random accounts,
+//! Property test of the README's *Applying, and what pare guarantees* over random plans and random accounts,
 //! through the real machinery: the graph is acyclic (or the cycle is
 //! reported); the engine applies every change and finds each as the preview
 //! predicted; then the rollback planner and the engine undo the run (seven

@@ -208,7 +208,7 @@ impl Session {
                     None => {
                         return Err(Refusal::new(
                             "rollback::nothing",
-                            "no apply run is left to roll back",
+                            "every apply run is rolled back or accepted",
                             "`pare history` lists the runs",
                         )
                         .into());

@@ -3,7 +3,7 @@
 //! them (the sandbox account and its operation log). The local directory
 //! ([`LocalStore`]) is the first implementation.
 //!
-//! What every implementation guarantees (SPEC section 7), and what the
+//! What every implementation guarantees (the README's *Applying, and what pare guarantees*), and what the
 //! suite in `tests.rs` checks against each of them:
 //! - **Append-only journals.** A run's journal only grows; each
 //!   [`crate::durable::AppendLog::sync`] returns once everything appended
@@ -77,7 +77,7 @@ pub enum StateError {
     },
     #[error("the state in {location} cannot be used: {error}")]
     #[diagnostic(
-        code(state::unsafe_dir),
+        code("state::unsafe-dir"),
         help(
             "keep pare's state in a directory only you can write: pass --state-dir (or set [state] dir in pare.toml) to a private one, or `chmod go-w` it if it is yours"
         )
@@ -90,11 +90,11 @@ pub enum StateError {
     )]
     Io { location: String, error: String },
     #[error("run {0} is not in the history")]
-    #[diagnostic(code(state::unknown_run), help("`pare history` lists the runs"))]
+    #[diagnostic(code("state::unknown-run"), help("`pare history` lists the runs"))]
     UnknownRun(String),
     #[error("`{0}` is not a run id")]
     #[diagnostic(
-        code(state::bad_run_id),
+        code("state::bad-run-id"),
         help(
             "run ids look like r20261127-174901 (or r20261127-174901-2); `pare history` lists them"
         )

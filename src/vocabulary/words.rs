@@ -9,6 +9,8 @@ use std::fmt::Write;
 pub fn plural(n: usize, noun: &str) -> String {
     if n == 1 {
         format!("1 {noun}")
+    } else if noun.ends_with(['s', 'x']) || noun.ends_with("sh") || noun.ends_with("ch") {
+        format!("{n} {noun}es")
     } else {
         format!("{n} {noun}s")
     }

@@ -5,6 +5,7 @@ mod apply;
 mod aws;
 mod chaos;
 mod harness;
+mod messages;
 mod plan;
 mod safety;
 mod schema;

@@ -45,7 +45,7 @@ fn quickstart_json_preview() {
         stdout(in_repo(state.path()).args(["plan", QUICKSTART, "--format", "json"]));
     assert_eq!(code, 0, "{err}");
     let json: serde_json::Value = serde_json::from_str(&out).unwrap();
-    // The keys SPEC section 6 promises.
+    // The keys the README's *The preview as JSON* promises.
     for key in [
         "format_version",
         "plan",
@@ -316,7 +316,7 @@ fn sandbox_reset_reseeds() {
     let (code, _, err) = stdout(in_repo(state.path()).args(["sandbox", "reset", QUICKSTART]));
     assert_eq!(code, 0, "{err}");
     assert!(
-        err.contains("5 instances, 3 volumes, 1 snapshots, 1 addresses, 1 groups"),
+        err.contains("5 instances, 3 volumes, 1 snapshot, 1 address, 1 group"),
         "{err}"
     );
     let (_, out, _) = stdout(in_repo(state.path()).args(["plan", QUICKSTART, "--format", "json"]));

@@ -35,7 +35,7 @@ pub enum IdMode {
     Placeholder,
 }
 
-/// One account: the shape of the sandbox file (SPEC section 4).
+/// One account: the shape of the sandbox file (the README's *The sandbox account*).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Inventory {
@@ -392,7 +392,7 @@ impl Inventory {
     }
 }
 
-/// Resources keyed by id in memory, written as a list (SPEC section 4).
+/// Resources keyed by id in memory, written as a list (the README's *The sandbox account*).
 pub trait Keyed {
     fn key(&self) -> &str;
 }
