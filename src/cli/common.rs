@@ -47,7 +47,7 @@ pub fn report_plan(out: &Output, err: &PlanError) {
 
 /// Prints a refusal: what, what to do next, and that nothing changed.
 pub fn refused(out: &Output, r: &Refusal) -> ExitCode {
-    out.status(&format!(
+    out.problem(&format!(
         "error: {}\n  → {}\nNothing was changed.",
         r.what, r.todo
     ));
@@ -168,5 +168,11 @@ pub fn print_outcome(out: &Output, r: &crate::state::RunRecord) {
             s.push_str(&format!("\n  {l}"));
         }
     }
-    out.status(&s);
+    // -q keeps quiet about success, never about what went wrong or is left.
+    use crate::state::RunStatus;
+    if matches!(r.status, RunStatus::Applied | RunStatus::Completed) {
+        out.status(&s);
+    } else {
+        out.problem(&s);
+    }
 }

@@ -26,6 +26,11 @@ pub(super) fn store(out: &Output, global: &GlobalArgs) -> Result<Arc<dyn StateSt
     })
 }
 
+/// Whether a live process holds the state's lock (a run is under way).
+pub(super) fn holder_alive(store: &dyn StateStore) -> bool {
+    store.lock_holder().is_some_and(|h| alive(h.pid))
+}
+
 /// Whether process `pid` is alive on this machine.
 fn alive(pid: u32) -> bool {
     #[cfg(unix)]
@@ -60,12 +65,23 @@ pub fn history(out: &Output, global: &GlobalArgs, args: HistoryArgs) -> miette::
         Ok(s) => s,
         Err(c) => return Ok(c),
     };
-    let history = store.history()?;
+    let mut history = store.history()?;
     warn_damaged(out, store.as_ref(), &history.damaged);
-    let runs = &history.runs;
     // A run still marked running whose process is gone was interrupted (the
-    // next run that takes the lock records it so).
-    let holder_alive = store.lock_holder().is_some_and(|h| alive(h.pid));
+    // next run that takes the lock records it so): shown so, counted from
+    // its journal, in text and JSON alike.
+    let holder_alive = holder_alive(store.as_ref());
+    let found_interrupted: std::collections::BTreeSet<String> = history
+        .runs
+        .iter()
+        .filter(|r| r.status == crate::state::RunStatus::Running && !holder_alive)
+        .map(|r| r.id.clone())
+        .collect();
+    history.runs = std::mem::take(&mut history.runs)
+        .into_iter()
+        .map(|r| store.as_found(r, holder_alive))
+        .collect();
+    let runs = &history.runs;
     if args.format == Format::Json {
         out.json(&serde_json::to_string_pretty(&runs).expect("runs serialise"));
         return Ok(ExitCode::Ok);
@@ -81,7 +97,7 @@ pub fn history(out: &Output, global: &GlobalArgs, args: HistoryArgs) -> miette::
             None => r.kind.as_str().to_string(),
         };
         let status = match history.resolved_by(&r.id) {
-            _ if r.status == crate::state::RunStatus::Running && !holder_alive => {
+            _ if found_interrupted.contains(&r.id) => {
                 "interrupted (no process holds the lock)".to_string()
             }
             Some(by) if by.kind == crate::state::RunKind::Accept => {

@@ -81,11 +81,16 @@ impl Output {
     /// Prints a line of progress or status to stderr, unless quiet.
     pub fn status(&self, text: &str) {
         if !self.quiet {
-            let _ = writeln!(
-                std::io::stderr().lock(),
-                "{}",
-                terminal_safe(text, self.color)
-            );
+            self.problem(text);
         }
+    }
+
+    /// Prints what went wrong to stderr, even when quiet.
+    pub fn problem(&self, text: &str) {
+        let _ = writeln!(
+            std::io::stderr().lock(),
+            "{}",
+            terminal_safe(text, self.color)
+        );
     }
 }

@@ -23,7 +23,7 @@ pub fn show(out: &Output, global: &GlobalArgs, args: ShowArgs) -> miette::Result
         Err(c) => return Ok(c),
     };
     let record = match crate::state::parse_run_id(&args.run).and_then(|id| store.read_run(&id)) {
-        Ok(r) => r,
+        Ok(r) => store.as_found(r, super::history::holder_alive(store.as_ref())),
         Err(e) => {
             out.report(&e);
             return Ok(ExitCode::Error);

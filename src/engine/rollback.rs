@@ -69,8 +69,11 @@ pub struct RollbackReport {
     pub undone: Vec<usize>,
     /// Steps that could not be undone, in words.
     pub irreversible: Vec<String>,
-    /// The undo that failed, if one did: the rollback stops there.
+    /// The first undo that failed, if one did: its chain stops there, and
+    /// so do the chains that must be undone after it.
     pub failed: Option<String>,
+    /// Other undos that failed, in chains of their own.
+    pub also_failed: Vec<String>,
     /// Undos not attempted after a failure, in words.
     pub left: Vec<String>,
     /// Recreated resources: old id → new id (what was given, plus this run's).
@@ -91,8 +94,8 @@ pub struct RollbackReport {
 /// journal's order: whatever ran after it, because it had to or by chance,
 /// is undone before it); chains that ran side by side are undone side by
 /// side, through the same scheduler as apply (parallel, batched, gathered).
-/// The first undo that fails stops the rollback: undos under way finish,
-/// nothing more starts, and the rest is listed as left.
+/// An undo that fails stops its chain and every chain that must wait for
+/// it (listed as left); chains independent of it are still undone.
 #[allow(clippy::too_many_arguments)] // each is a different thing a rollback needs; a bag struct would hide none of them
 pub async fn rollback(
     undos: &[Undo],
@@ -133,7 +136,7 @@ pub async fn rollback(
     let Mode::Undo(u) = std::mem::replace(&mut sched.mode, Mode::Apply) else {
         unreachable!("a rollback's scheduler undoes")
     };
-    let mut left = u.also_failed;
+    let mut left = Vec::new();
     for (x, v) in undos.iter().enumerate().rev() {
         if !u.handled[x] {
             left.push(format!(
@@ -150,6 +153,7 @@ pub async fn rollback(
         irreversible: u.irreversible,
         cancelled: cancel.is_set() && u.failed.is_none() && unfinished,
         failed: u.failed,
+        also_failed: u.also_failed,
         left,
         renamed: u.renamed,
         journal: journal_error,

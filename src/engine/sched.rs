@@ -32,8 +32,7 @@ use tokio::time::Instant;
 /// A kind of step that many instances can share one call for.
 type Key = (&'static str, bool);
 
-/// A gathering waits at most this many windows in all.
-pub(super) const MAX_HOLD_WINDOWS: u32 = 20;
+use crate::config::GATHER_MAX_WINDOWS as MAX_HOLD_WINDOWS;
 
 /// What the chains are: a plan's recommendations, or undos from a journal.
 pub(super) enum Mode {
@@ -53,9 +52,10 @@ pub(super) struct Undoing {
     pub undone: Vec<usize>,
     /// Irreversible steps met, in words.
     pub irreversible: Vec<String>,
-    /// The first undo that failed: the rollback stops there.
+    /// The first undo that failed: its chain stops there, and so do the
+    /// chains that must wait for it.
     pub failed: Option<String>,
-    /// Later failures (of undos already under way when the first failed).
+    /// Other undos that failed (in chains of their own).
     pub also_failed: Vec<String>,
     /// Per undo: done, failed, or met as irreversible / nothing to undo.
     pub handled: Vec<bool>,
@@ -267,14 +267,15 @@ impl Sched {
     }
 
     /// Whether any new step may start: not after the journal broke, nor
-    /// (for a rollback) after an undo failed or Ctrl-C.
+    /// (for a rollback) after Ctrl-C: undos under way finish, and the rest
+    /// is left for the next rollback.
     fn may_start(&self) -> bool {
         if self.report.journal.is_some() {
             return false;
         }
         match &self.mode {
             Mode::Apply => true,
-            Mode::Undo(u) => u.failed.is_none() && !self.cancel.is_set(),
+            Mode::Undo(_) => !self.cancel.is_set(),
         }
     }
 
@@ -516,8 +517,8 @@ impl Sched {
                     } else if self.report.journal.is_some() {
                         self.fail(ctx, i, "stopped: the journal could not be written".into());
                     } else if !self.may_start() {
-                        // A rollback halted (a failed undo, Ctrl-C): the rest
-                        // of this chain is left for the next rollback.
+                        // A rollback stopped by Ctrl-C: the rest of this
+                        // chain is left for the next rollback.
                         self.state[i] = ItemState::Skipped;
                         self.retract(i);
                     } else {

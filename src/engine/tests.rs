@@ -828,3 +828,51 @@ fn a_refused_start_in_gathered_chains_fails_only_its_own_recommendation() {
         .count();
     assert_eq!(running, 63, "every other start went ahead, once");
 }
+
+#[test]
+fn a_failed_undo_stops_its_chain_not_the_independent_ones() {
+    // Three rightsizes made side by side; undoing one of them fails.
+    let dir = tempfile::tempdir().unwrap();
+    let p = Arc::new(scripted(3));
+    let items: Vec<Item> = (0..3).map(|k| rightsize_item(k, 3)).collect();
+    let path = dir.path().join("j");
+    let report = run_with(
+        Arc::clone(&p),
+        items,
+        journal_at(&path),
+        &settings(),
+        Cancel::default(),
+    );
+    assert_eq!(report.completed.len(), 3);
+    let rt = paused_runtime();
+    let undos = rt
+        .block_on(forward_steps(&read_journal(&path), "r-test", p.as_ref()))
+        .unwrap();
+    let mut failing = scripted(0);
+    failing.account = Mutex::new(p.account.lock().unwrap().clone());
+    failing.fail_on.insert("i-00000001".into());
+    let failing = Arc::new(failing);
+    let rb = rt.block_on(rollback(
+        &undos,
+        "r-test",
+        Arc::clone(&failing) as Arc<dyn Provider>,
+        journal_at(&dir.path().join("j2")),
+        &Events::new("r-undo", false, true),
+        &settings(),
+        Default::default(),
+        &Cancel::default(),
+    ));
+    let f = rb.failed.expect("rs-1's first undo fails");
+    assert!(f.starts_with("rs-1 step 3"), "{f}");
+    assert_eq!(rb.undone.len(), 6, "the other two chains are undone");
+    assert_eq!(rb.left.len(), 2, "the rest of rs-1's chain: {:?}", rb.left);
+    let account = failing.account.lock().unwrap();
+    for (id, ty) in [
+        ("i-00000000", "m5.large"),
+        ("i-00000001", "m5.xlarge"),
+        ("i-00000002", "m5.large"),
+    ] {
+        assert_eq!(account.instances[id].instance_type, ty, "{id}");
+        assert_eq!(account.instances[id].state, InstanceState::Running, "{id}");
+    }
+}

@@ -3,7 +3,7 @@
 //! many instances share a call).
 
 use super::{PlannedRec, Status, Summary};
-use crate::config::Config;
+use crate::config::{Config, GATHER_MAX_WINDOWS};
 use crate::executor::Savings;
 use crate::graph::PlanGraph;
 use crate::vocabulary::Risk;
@@ -64,17 +64,24 @@ pub(super) fn summarise(
             }
             let calls_a_step = n.div_ceil(batch);
             let rep = members[0];
+            let took = |k: usize| recs[rep].step_durations.get(k).copied().unwrap_or_default();
             let mut span = Duration::ZERO;
             for (k, key) in keys.iter().enumerate() {
-                let d = recs[rep].step_durations.get(k).copied().unwrap_or_default();
                 let rounds = match key {
                     Some(_) => {
-                        calls -= n - calls_a_step;
-                        calls_a_step.div_ceil(lanes)
+                        let shared = shared_calls(
+                            n,
+                            calls_a_step,
+                            (k > 0 && keys[k - 1].is_none()).then(|| took(k - 1)),
+                            lanes,
+                            config.gather,
+                        );
+                        calls -= n - shared;
+                        shared.div_ceil(lanes)
                     }
                     None => n.div_ceil(lanes),
                 };
-                span += d * rounds as u32;
+                span += took(k) * rounds as u32;
             }
             durations[rep] = span;
             for &m in &members[1..] {
@@ -86,6 +93,30 @@ pub(super) fn summarise(
     let mut summary = counts(recs, estimated, config.parallelism);
     summary.calls = calls;
     (waves, summary)
+}
+
+/// How many calls `n` like steps take when each follows a step of its own
+/// chain that takes `before` (run `lanes` at a time), gathered for at most
+/// `window` between arrivals and [`GATHER_MAX_WINDOWS`] windows in all;
+/// `ready` calls when they are ready together.
+fn shared_calls(
+    n: usize,
+    ready: usize,
+    before: Option<Duration>,
+    lanes: usize,
+    window: Duration,
+) -> usize {
+    let Some(before) = before else {
+        return ready;
+    };
+    let rounds = n.div_ceil(lanes);
+    if window.is_zero() || before / lanes as u32 >= window {
+        // They arrive a round at a time, too far apart to wait for.
+        return rounds.max(ready);
+    }
+    let spread = before.as_secs_f64() * rounds as f64;
+    let longest = (window * GATHER_MAX_WINDOWS).as_secs_f64();
+    ((spread / longest).ceil() as usize).clamp(ready, n)
 }
 
 fn counts(recs: &[PlannedRec], estimated: Duration, parallelism: usize) -> Summary {

@@ -146,20 +146,9 @@ impl Session {
             if r.status == RunStatus::Running {
                 // We hold the lock: whoever was running this is gone. What it
                 // did is in its journal.
-                r.status = RunStatus::Interrupted;
-                if let Ok(id) = crate::state::parse_run_id(&r.id)
-                    && let Ok(records) = store.journal(&id)
-                {
-                    let t = crate::state::journal::tally(&records);
-                    r.completed = t.completed;
-                    r.failed = t.failed;
-                    r.skipped = t.skipped;
-                    r.steps_done = t.steps_done;
-                    r.left = vec![format!(
-                        "interrupted: its journal records {} done; `pare show {}` lists them",
-                        crate::vocabulary::words::plural(t.steps_done, "step"),
-                        r.id
-                    )];
+                match crate::state::parse_run_id(&r.id).map(|id| store.journal(&id)) {
+                    Ok(Ok(records)) => crate::state::mark_interrupted(r, &records),
+                    _ => r.status = RunStatus::Interrupted,
                 }
                 store.save_run(r)?;
             }

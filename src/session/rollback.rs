@@ -51,7 +51,7 @@ pub fn record_rollback(plan: &UndoPlan, rb: &RollbackReport, apply_run: &str) ->
         .collect();
     let mut left = Vec::new();
     let mut failed = Vec::new();
-    if let Some(f) = &rb.failed {
+    for f in rb.failed.iter().chain(&rb.also_failed) {
         left.push(format!("failed: {f}"));
         failed.push(f.clone());
     }

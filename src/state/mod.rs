@@ -209,6 +209,40 @@ impl<'a> dyn StateStore + 'a {
     }
 }
 
+/// Marks a run found `running` by someone who knows its process is gone as
+/// interrupted, with what its journal records as done, failed and skipped
+/// (its record was last saved before it ran).
+pub fn mark_interrupted(r: &mut RunRecord, records: &[Record]) {
+    r.status = RunStatus::Interrupted;
+    let t = journal::tally(records);
+    r.completed = t.completed;
+    r.failed = t.failed;
+    r.skipped = t.skipped;
+    r.steps_done = t.steps_done;
+    r.left = vec![format!(
+        "interrupted: its journal records {} done; `pare show {}` lists them",
+        crate::vocabulary::words::plural(t.steps_done, "step"),
+        r.id
+    )];
+}
+
+impl<'a> dyn StateStore + 'a {
+    /// Run `r` as it stands: one marked running while no live process holds
+    /// the lock (`holder_alive` false) was interrupted, and is shown so,
+    /// counted from its journal (the record itself is rewritten by the next
+    /// run that takes the lock).
+    pub fn as_found(&self, mut r: RunRecord, holder_alive: bool) -> RunRecord {
+        if r.status == RunStatus::Running
+            && !holder_alive
+            && let Ok(id) = parse_run_id(&r.id)
+            && let Ok(records) = self.journal(&id)
+        {
+            mark_interrupted(&mut r, &records);
+        }
+        r
+    }
+}
+
 /// A run id from user input, checked.
 pub fn parse_run_id(s: &str) -> Result<RunId, StateError> {
     RunId::parse(s)

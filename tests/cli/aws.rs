@@ -873,8 +873,12 @@ recommendations:
         .output()
         .unwrap();
     let preview: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    // The preview counts shared calls at AWS's usual pace (a type change
+    // takes about 2 s, so the starts of each round of ten arrive apart):
+    // one stop, twenty type changes, two starts. The endpoint answers at
+    // once, so the run below shares even more.
     assert_eq!(
-        preview["summary"]["calls"], 22,
+        preview["summary"]["calls"], 23,
         "the preview counts shared calls"
     );
     pare_ok(dir.path(), &["apply", "plan.yaml", "--auto-approve"]);

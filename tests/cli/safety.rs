@@ -507,6 +507,51 @@ fn a_killed_run_is_shown_interrupted_once_found() {
 }
 
 #[test]
+fn a_killed_run_reads_as_interrupted_everywhere_before_anyone_takes_the_lock() {
+    // Killed half way; nobody has taken the lock since. history (text and
+    // JSON) and show agree: interrupted, counted from the journal.
+    let s = Sandbox::new(REVERSIBLE_PLAN, &quickstart_account());
+    let out = s
+        .cmd(&["apply", "plan.yaml", "--auto-approve", "-q"])
+        .env("PARE_TEST_KILL_AFTER_RECORD", "30")
+        .output()
+        .unwrap();
+    assert!(out.status.code().is_none(), "killed");
+    let run = s.last_run();
+    let id = run["id"].as_str().unwrap().to_string();
+    assert_eq!(run["status"], "interrupted", "{run}");
+    let done = run["completed"].as_array().unwrap().len();
+    assert!(
+        done > 0,
+        "the journal's completed recommendations count: {run}"
+    );
+    assert!(run["steps_done"].as_u64().unwrap() > 0, "{run}");
+    let (_, hist, _) = s.run(&["history"]);
+    assert!(
+        hist.contains("interrupted (no process holds the lock)")
+            && hist.contains(&format!("{done} completed")),
+        "{hist}"
+    );
+    let (code, shown, err) = s.run(&["show", &id, "--format", "json"]);
+    assert_eq!(code, 0, "{err}");
+    let shown: serde_json::Value = serde_json::from_str(&shown).unwrap();
+    assert_eq!(shown["run"]["status"], "interrupted");
+    assert_eq!(shown["run"]["completed"], run["completed"]);
+}
+
+#[test]
+fn quiet_keeps_quiet_about_success_never_about_what_is_left() {
+    let s = Sandbox::new(REVERSIBLE_PLAN, &quickstart_account());
+    let (code, _, err) = s.run(&["apply", "plan.yaml", "--auto-approve", "-q"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.is_empty(), "{err}");
+    // The volume's undo must wait six hours: exit 4, and -q still says so.
+    let (code, _, err) = s.run(&["rollback", "--last", "--auto-approve", "-q"]);
+    assert_eq!(code, 4, "{err}");
+    assert!(err.contains("not undone yet (AWS six-hour rule)"), "{err}");
+}
+
+#[test]
 fn damaged_records_and_journals_are_named_not_hidden() {
     let s = Sandbox::new(REVERSIBLE_PLAN, &quickstart_account());
     let (code, _, err) = s.run(&["apply", "plan.yaml", "--auto-approve"]);
