@@ -24,10 +24,15 @@ pub struct RollbackArgs {
     /// Keep an interrupted run's changes instead: record it as resolved.
     #[arg(long, conflicts_with = "dry_run")]
     pub accept: bool,
+    /// How many undos may run at once (default: pare.toml, else 10).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub parallelism: Option<u16>,
 }
 
 pub fn run(out: &Output, global: &GlobalArgs, args: RollbackArgs) -> miette::Result<ExitCode> {
-    let settings = match super::settings(out, &global.overrides()) {
+    let mut overrides = global.overrides();
+    overrides.parallelism = args.parallelism.map(usize::from);
+    let settings = match super::settings(out, &overrides) {
         Ok(s) => s,
         Err(code) => return Ok(code),
     };

@@ -376,13 +376,14 @@ impl Session {
         events.steps(to_undo);
         events.run_start("rollback", to_undo);
         events.rollback_start(to_undo);
-        let mut engine_settings = super::engine_settings(&self.settings, &id);
-        engine_settings.parallelism = 1;
+        // Undos run `parallelism` at a time, as the changes did: the
+        // scheduler keeps the journal's order where it matters.
+        let engine_settings = super::engine_settings(&self.settings, &id);
         let cancel = engine::Cancel::default();
         let rb = super::runtime().block_on(async {
             let watch = super::watch_signals(
                 cancel.clone(),
-                "the undo under way finishes, no more start; run the same rollback again to go on",
+                "the undos under way finish, no more start; run the same rollback again to go on",
             );
             let rb = engine::rollback(
                 &undo.undos,
