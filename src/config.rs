@@ -19,7 +19,7 @@ pub const DEFAULT_BATCH: usize = 1000;
 pub const DEFAULT_GATHER_MS: u64 = 100;
 
 /// A gathering of like steps waits at most this many windows in all.
-pub const GATHER_MAX_WINDOWS: u32 = 20;
+pub const GATHER_MAX_WINDOWS: u32 = 50;
 
 /// The tag that always protects a resource, whatever pare.toml says:
 /// `protected_tags` adds to it and cannot take it away.
