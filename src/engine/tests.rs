@@ -612,8 +612,14 @@ fn a_rollback_stops_at_the_first_failed_undo_and_says_what_is_left() {
     );
 }
 
-/// The operations of every call a counting provider saw, by name, in order.
-struct Named(Counting, Mutex<Vec<&'static str>>);
+/// The operations of every call a counting provider saw, by name, in order;
+/// each call takes a moment (others run meanwhile), and `slow` makes one
+/// operation on one instance take as long as given.
+struct Named(
+    Counting,
+    Mutex<Vec<&'static str>>,
+    Option<(&'static str, &'static str, Duration)>,
+);
 
 #[async_trait::async_trait]
 impl Provider for Named {
@@ -629,8 +635,15 @@ impl Provider for Named {
     }
     async fn perform_batch(&self, ops: &[Op]) -> Batch {
         self.1.lock().unwrap().push(ops[0].name());
-        // Like a cloud call: it takes a moment, and others run meanwhile.
-        tokio::time::sleep(Duration::from_millis(2)).await;
+        let wait = match self.2 {
+            Some((name, instance, d))
+                if ops[0].name() == name && ops[0].touched(None)[0].id() == instance =>
+            {
+                d
+            }
+            _ => Duration::from_millis(2),
+        };
+        tokio::time::sleep(wait).await;
         self.0.perform_batch(ops).await
     }
     fn estimate(&self, _: &Op) -> Duration {
@@ -640,7 +653,11 @@ impl Provider for Named {
 
 fn named(n: usize, bad: &[usize], bad_op: Option<&'static str>) -> Arc<Named> {
     let c = Arc::try_unwrap(counting(n, bad)).ok().unwrap();
-    Arc::new(Named(Counting { bad_op, ..c }, Mutex::new(Vec::new())))
+    Arc::new(Named(
+        Counting { bad_op, ..c },
+        Mutex::new(Vec::new()),
+        None,
+    ))
 }
 
 /// How many calls of each operation.
@@ -752,7 +769,13 @@ fn gathering_waits_no_longer_than_its_window() {
     // Two chains: one reaches its start at once, the other's type change
     // takes a minute. The first start waits one window, not a minute.
     let dir = tempfile::tempdir().unwrap();
-    let p = Arc::new(Slow(named(2, &[], None)));
+    // Type changes of instance 1 take a minute.
+    let c = Arc::try_unwrap(counting(2, &[])).ok().unwrap();
+    let p = Arc::new(Named(
+        c,
+        Mutex::new(Vec::new()),
+        Some(("set_instance_type", "i-00000001", Duration::from_secs(60))),
+    ));
     let mut s = settings();
     s.gather = Duration::from_millis(300);
     let rt = paused_runtime();
@@ -767,39 +790,13 @@ fn gathering_waits_no_longer_than_its_window() {
     ));
     assert_eq!(report.completed.len(), 2);
     assert_eq!(
-        by_op(&p.0)["start_instance"],
+        by_op(&p)["start_instance"],
         2,
         "not gathered past the window"
     );
     let waited = rt.block_on(async { started.elapsed() });
     assert!(waited >= Duration::from_secs(60), "{waited:?}");
     assert!(waited < Duration::from_secs(61), "{waited:?}");
-}
-
-/// Type changes of instance 1 take a minute.
-struct Slow(Arc<Named>);
-
-#[async_trait::async_trait]
-impl Provider for Slow {
-    fn name(&self) -> &'static str {
-        "sandbox"
-    }
-    async fn describe(&self, q: &Query) -> Result<Inventory, ProviderError> {
-        self.0.describe(q).await
-    }
-    async fn perform(&self, op: &Op) -> Result<Outcome, ProviderError> {
-        let mut b = self.perform_batch(std::slice::from_ref(op)).await;
-        b.results.pop().unwrap()
-    }
-    async fn perform_batch(&self, ops: &[Op]) -> Batch {
-        if ops[0].name() == "set_instance_type" && ops[0].touched(None)[0].id() == "i-00000001" {
-            tokio::time::sleep(Duration::from_secs(60)).await;
-        }
-        self.0.perform_batch(ops).await
-    }
-    fn estimate(&self, _: &Op) -> Duration {
-        Duration::from_secs(1)
-    }
 }
 
 #[test]
