@@ -10,6 +10,10 @@ use crate::vocabulary::Risk;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+/// The batch keys of a recommendation's steps, in order (`None` for a step
+/// that goes alone).
+type Signature = Vec<Option<(&'static str, bool)>>;
+
 /// The waves (changes only, each in file order) and the summary.
 pub(super) fn summarise(
     recs: &[PlannedRec],
@@ -48,10 +52,9 @@ pub(super) fn summarise(
     let batch = config.batch_size.max(1);
     let lanes = config.parallelism.max(1);
     for wave in &waves {
-        let mut groups: BTreeMap<Vec<Option<(&'static str, bool)>>, Vec<usize>> = BTreeMap::new();
+        let mut groups: BTreeMap<Signature, Vec<usize>> = BTreeMap::new();
         for &i in wave {
-            let keys: Vec<Option<(&'static str, bool)>> =
-                recs[i].steps.iter().map(|s| s.op.batch_key()).collect();
+            let keys: Signature = recs[i].steps.iter().map(|s| s.op.batch_key()).collect();
             let all = keys.iter().all(Option::is_some);
             if keys.iter().any(Option::is_some) && (all || !config.gather.is_zero()) {
                 groups.entry(keys).or_default().push(i);
