@@ -669,6 +669,24 @@ fn by_op(p: &Named) -> BTreeMap<&'static str, usize> {
     m
 }
 
+/// Applies `items` on `rt` (a paused clock), journaled under `dir`.
+fn apply_paused(
+    rt: &tokio::runtime::Runtime,
+    p: Arc<dyn Provider>,
+    items: Vec<Item>,
+    dir: &std::path::Path,
+    s: &Settings,
+) -> ApplyReport {
+    rt.block_on(apply(
+        Arc::new(items),
+        p,
+        journal_at(&dir.join("journal")),
+        &Events::new("r-test", false, true),
+        s,
+        Cancel::default(),
+    ))
+}
+
 fn paused_runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -683,14 +701,13 @@ fn rightsize_chains_gather_their_starts_and_read_back_once_per_group() {
     let p = named(500, &[], None);
     let items: Vec<Item> = (0..500).map(|k| rightsize_item(k, 3)).collect();
     let rt = paused_runtime();
-    let report = rt.block_on(apply(
-        Arc::new(items),
+    let report = apply_paused(
+        &rt,
         Arc::clone(&p) as Arc<dyn Provider>,
-        journal_at(&dir.path().join("journal")),
-        &Events::new("r-test", false, true),
+        items,
+        dir.path(),
         &settings(),
-        Cancel::default(),
-    ));
+    );
     assert_eq!(report.completed.len(), 500, "{report:?}");
     let calls = by_op(&p);
     assert_eq!(calls["stop_instance"], 1, "{calls:?}");
@@ -750,14 +767,13 @@ fn a_lone_chain_never_waits_to_gather() {
     s.gather = Duration::from_secs(10);
     let rt = paused_runtime();
     let started = tokio::time::Instant::now();
-    let report = rt.block_on(apply(
-        Arc::new(vec![rightsize_item(0, 3)]),
+    let report = apply_paused(
+        &rt,
         Arc::clone(&p) as Arc<dyn Provider>,
-        journal_at(&dir.path().join("journal")),
-        &Events::new("r-test", false, true),
+        vec![rightsize_item(0, 3)],
+        dir.path(),
         &s,
-        Cancel::default(),
-    ));
+    );
     assert_eq!(report.completed.len(), 1);
     // The paused clock moves only for what the run waited: three calls.
     let waited = rt.block_on(async { started.elapsed() });
@@ -780,14 +796,13 @@ fn gathering_waits_no_longer_than_its_window() {
     s.gather = Duration::from_millis(300);
     let rt = paused_runtime();
     let started = tokio::time::Instant::now();
-    let report = rt.block_on(apply(
-        Arc::new(vec![rightsize_item(0, 3), rightsize_item(1, 3)]),
+    let report = apply_paused(
+        &rt,
         Arc::clone(&p) as Arc<dyn Provider>,
-        journal_at(&dir.path().join("journal")),
-        &Events::new("r-test", false, true),
+        vec![rightsize_item(0, 3), rightsize_item(1, 3)],
+        dir.path(),
         &s,
-        Cancel::default(),
-    ));
+    );
     assert_eq!(report.completed.len(), 2);
     assert_eq!(
         by_op(&p)["start_instance"],
@@ -805,14 +820,13 @@ fn a_refused_start_in_gathered_chains_fails_only_its_own_recommendation() {
     let p = named(64, &[37], Some("start_instance"));
     let items: Vec<Item> = (0..64).map(|k| rightsize_item(k, 3)).collect();
     let rt = paused_runtime();
-    let report = rt.block_on(apply(
-        Arc::new(items),
+    let report = apply_paused(
+        &rt,
         Arc::clone(&p) as Arc<dyn Provider>,
-        journal_at(&dir.path().join("journal")),
-        &Events::new("r-test", false, true),
+        items,
+        dir.path(),
         &settings(),
-        Cancel::default(),
-    ));
+    );
     assert_eq!(report.completed.len(), 63, "{report:?}");
     assert_eq!(report.failed.len(), 1);
     assert_eq!(report.failed[0].0, 37);
