@@ -25,14 +25,100 @@ pub const GATHER_MAX_WINDOWS: u32 = 50;
 /// `protected_tags` adds to it and cannot take it away.
 pub const ALWAYS_PROTECTED: (&str, &str) = ("pare:protect", "true");
 
+/// How long a shared state's lock stands without a renewal, unless configured.
+pub const DEFAULT_LEASE_S: u64 = 60;
+
+/// Team state in S3 (`[state] backend = "s3"`, `--state s3://…`, `PARE_STATE`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct S3State {
+    pub bucket: String,
+    /// Empty, or ending in `/`.
+    pub prefix: String,
+    pub region: Option<String>,
+    pub profile: Option<String>,
+    pub endpoint_url: Option<String>,
+    /// Seconds the lock stands without a renewal (renewed every quarter of it).
+    pub lease_s: u64,
+}
+
+impl S3State {
+    /// `s3://bucket/prefix/`: how messages, saved plans and `--state` name it.
+    pub fn url(&self) -> String {
+        format!("s3://{}/{}", self.bucket, self.prefix)
+    }
+
+    /// Reads `s3://bucket[/prefix]`; `None` if `s` is not an S3 URL at all.
+    pub fn parse_url(s: &str) -> Option<Result<S3State, String>> {
+        let rest = s.strip_prefix("s3://")?;
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        Some(S3State::new(bucket, prefix))
+    }
+
+    /// A location from its bucket and prefix, both checked.
+    pub fn new(bucket: &str, prefix: &str) -> Result<S3State, String> {
+        check_bucket(bucket)?;
+        Ok(S3State {
+            bucket: bucket.to_string(),
+            prefix: check_prefix(prefix)?,
+            region: None,
+            profile: None,
+            endpoint_url: None,
+            lease_s: DEFAULT_LEASE_S,
+        })
+    }
+}
+
+/// S3's rules for bucket names (3–63 of a-z 0-9 . -, starting and ending
+/// with a letter or digit).
+fn check_bucket(b: &str) -> Result<(), String> {
+    let ok = (3..=63).contains(&b.len())
+        && b.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '-')
+        && b.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && b.ends_with(|c: char| c.is_ascii_alphanumeric());
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{}` is not an S3 bucket name (3 to 63 lowercase letters, digits, dots and hyphens)",
+            crate::vocabulary::words::clean(b)
+        ))
+    }
+}
+
+/// A prefix as pare uses it: no leading `/`, no `.`/`..` segment, no
+/// control characters, at most 512 bytes, and ending in `/` unless empty.
+fn check_prefix(p: &str) -> Result<String, String> {
+    let trimmed = p.trim_end_matches('/');
+    let bad = p.starts_with('/')
+        || p.len() > 512
+        || p.chars().any(|c| c.is_control())
+        || trimmed
+            .split('/')
+            .any(|seg| seg == "." || seg == ".." || (seg.is_empty() && !trimmed.is_empty()));
+    if bad {
+        return Err(format!(
+            "`{}` is not a usable prefix: give path segments separated by `/` (like `prod-account/`), without `..`, empty segments or control characters",
+            crate::vocabulary::words::clean(p)
+        ));
+    }
+    Ok(if trimmed.is_empty() {
+        String::new()
+    } else {
+        format!("{trimmed}/")
+    })
+}
+
 /// The settings of `pare.toml`, defaults filled in.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     /// Where the file was read from; `None` when there was none.
     pub path: Option<PathBuf>,
     pub state_dir: PathBuf,
-    /// Whether `state_dir` was set in the file (it then wins over the environment).
+    /// Whether the file says where the state is (it then wins over the environment).
     pub state_dir_set: bool,
+    /// Shared state in S3; `None`: the local directory `state_dir`.
+    pub s3: Option<S3State>,
     pub parallelism: usize,
     /// Most steps of one kind (stop, start, terminate, monitoring) sent in one call.
     pub batch_size: usize,
@@ -61,6 +147,7 @@ impl Default for Config {
             path: None,
             state_dir: PathBuf::from(".pare"),
             state_dir_set: false,
+            s3: None,
             parallelism: 10,
             batch_size: DEFAULT_BATCH,
             rollback_on_failure: true,
@@ -89,7 +176,14 @@ struct RawConfig {
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct RawState {
-    dir: Option<String>,
+    dir: Option<Spanned<String>>,
+    backend: Option<Spanned<String>>,
+    bucket: Option<Spanned<String>>,
+    prefix: Option<Spanned<String>>,
+    region: Option<Spanned<String>>,
+    profile: Option<Spanned<String>>,
+    endpoint_url: Option<Spanned<String>>,
+    lease_s: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -120,6 +214,12 @@ pub enum ConfigError {
     Io { path: PathBuf, error: String },
     #[error("{} in {}", crate::diagnostic::count_errors(.0.len()), .0.first().map_or("", |d| d.file.name.as_str()))]
     Invalid(Vec<Diagnostic>),
+    #[error("{from}: {error}")]
+    #[diagnostic(
+        code("config::bad-state"),
+        help("name the state as s3://bucket/prefix/ (team state in S3) or as a directory")
+    )]
+    Location { from: String, error: String },
 }
 
 impl Config {
@@ -166,16 +266,13 @@ impl Config {
                 let message = e.message().trim().to_string();
                 return Err(vec![
                     Diagnostic::new("config::invalid", &file, Span::new(range.start, range.len()), message, "here")
-                        .with_help("pare.toml has the sections [state] dir, [apply] parallelism, batch_size, gather_ms, rollback_on_failure, attempts and retry_backoff_ms, [policy] protected_tags, require_approval_at, require_committed_plan and max_changes"),
+                        .with_help("pare.toml has the sections [state] dir (or backend = \"s3\", bucket, prefix, region, profile, endpoint_url, lease_s), [apply] parallelism, batch_size, gather_ms, rollback_on_failure, attempts and retry_backoff_ms, [policy] protected_tags, require_approval_at, require_committed_plan and max_changes"),
                 ]);
             }
         };
         let mut diags = Vec::new();
         let mut config = Config::default();
-        if let Some(dir) = raw.state.dir {
-            config.state_dir = PathBuf::from(dir);
-            config.state_dir_set = true;
-        }
+        state_section(&file, raw.state, &mut config, &mut diags);
         if let Some(p) = raw.apply.parallelism {
             match usize::try_from(*p.get_ref()) {
                 Ok(n) if n >= 1 => config.parallelism = n,
@@ -330,6 +427,138 @@ impl Config {
             Err(diags)
         }
     }
+}
+
+/// `[state]`: the local directory, or S3 with its bucket and prefix.
+fn state_section(
+    file: &std::sync::Arc<SourceFile>,
+    raw: RawState,
+    config: &mut Config,
+    diags: &mut Vec<Diagnostic>,
+) {
+    let mut bad = |span: std::ops::Range<usize>, message: String, label: &str, help: &str| {
+        diags.push(
+            Diagnostic::new("config::invalid-value", file, to_span(span), message, label)
+                .with_help(help),
+        )
+    };
+    let s3 = match &raw.backend {
+        None => false,
+        Some(b) if b.get_ref() == "local" => false,
+        Some(b) if b.get_ref() == "s3" => true,
+        Some(b) => {
+            bad(
+                b.span(),
+                format!(
+                    "`{}` is not a state backend",
+                    crate::vocabulary::words::clean(b.get_ref())
+                ),
+                "unknown backend",
+                "set `backend` to \"local\" (a directory, the default) or \"s3\" (with `bucket` and `prefix`)",
+            );
+            return;
+        }
+    };
+    if !s3 {
+        let s3_only = [
+            &raw.bucket,
+            &raw.prefix,
+            &raw.region,
+            &raw.profile,
+            &raw.endpoint_url,
+        ];
+        if let Some(k) = s3_only.into_iter().flatten().next() {
+            bad(
+                k.span(),
+                "this setting is for state in S3".into(),
+                "needs backend = \"s3\"",
+                "add `backend = \"s3\"` to [state] to keep the state in S3, or remove the S3 settings",
+            );
+            return;
+        }
+        if let Some(l) = &raw.lease_s {
+            bad(
+                l.span(),
+                "`lease_s` is for state in S3".into(),
+                "needs backend = \"s3\"",
+                "a local lock needs no lease: the system releases it when its process ends",
+            );
+            return;
+        }
+        if let Some(dir) = raw.dir {
+            config.state_dir = PathBuf::from(dir.into_inner());
+            config.state_dir_set = true;
+        }
+        return;
+    }
+    if let Some(d) = &raw.dir {
+        bad(
+            d.span(),
+            "`dir` is for a local state, and this one is in S3".into(),
+            "not with backend = \"s3\"",
+            "remove `dir`, or set backend = \"local\"",
+        );
+        return;
+    }
+    let Some(bucket) = &raw.bucket else {
+        let at = raw.backend.as_ref().map_or(0..0, |b| b.span());
+        bad(
+            at,
+            "state in S3 needs a `bucket`".into(),
+            "no bucket",
+            "add `bucket = \"your-state-bucket\"` (and `prefix = \"account-name/\"`) to [state]",
+        );
+        return;
+    };
+    let mut state = match S3State::new(
+        bucket.get_ref(),
+        raw.prefix.as_ref().map_or("", |p| p.get_ref().as_str()),
+    ) {
+        Ok(s) => s,
+        Err(e) => {
+            let at = match (&raw.prefix, bucket) {
+                (Some(p), _) if check_bucket(bucket.get_ref()).is_ok() => p.span(),
+                _ => bucket.span(),
+            };
+            bad(
+                at,
+                e,
+                "here",
+                "an S3 location is `bucket` (its name only) and `prefix` (like `prod-account/`)",
+            );
+            return;
+        }
+    };
+    state.region = raw.region.map(Spanned::into_inner);
+    state.profile = raw.profile.map(Spanned::into_inner);
+    if let Some(u) = raw.endpoint_url {
+        if !(u.get_ref().starts_with("https://") || u.get_ref().starts_with("http://")) {
+            bad(
+                u.span(),
+                "`endpoint_url` must be an http:// or https:// URL".into(),
+                "not a URL",
+                "leave it out for AWS itself; set it only for an S3-compatible endpoint",
+            );
+            return;
+        }
+        state.endpoint_url = Some(u.into_inner());
+    }
+    if let Some(l) = raw.lease_s {
+        match u64::try_from(*l.get_ref()) {
+            Ok(n) if (1..=86_400).contains(&n) => state.lease_s = n,
+            _ => {
+                bad(
+                    l.span(),
+                    "`lease_s` must be between 1 and 86400 seconds".into(),
+                    "out of range",
+                    "how long the lock stands when its holder stops renewing it; the default is 60",
+                );
+                return;
+            }
+        }
+    }
+    config.s3 = Some(state);
+    config.state_dir_set = true;
 }
 
 fn to_span(r: std::ops::Range<usize>) -> Span {

@@ -549,6 +549,8 @@ pub trait DocStore: Send + Sync {
     fn read_log(&self, name: &str) -> std::io::Result<Option<String>>;
     /// Removes a log (and is fine if it was not there).
     fn remove_log(&self, name: &str) -> std::io::Result<()>;
+    /// The names of every document and log (a log's name ends in `.log`).
+    fn names(&self) -> std::io::Result<Vec<String>>;
 }
 
 /// A [`DocStore`] in a local directory (the state directory).
@@ -636,6 +638,19 @@ impl DocStore for DirDocs {
 
     fn remove_log(&self, name: &str) -> std::io::Result<()> {
         remove(&self.path(name)?)
+    }
+
+    fn names(&self) -> std::io::Result<Vec<String>> {
+        let mut names: Vec<String> = std::fs::read_dir(&self.dir)?
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+            .filter_map(|e| e.file_name().to_str().map(str::to_string))
+            // The lock is the store's own; names starting with a dot are
+            // temporary files of atomic writes.
+            .filter(|n| n != "lock" && self.path(n).is_ok())
+            .collect();
+        names.sort();
+        Ok(names)
     }
 }
 

@@ -21,6 +21,8 @@ pub struct Overrides {
     pub config: Option<PathBuf>,
     /// `--state-dir DIR`.
     pub state_dir: Option<PathBuf>,
+    /// `--state LOCATION` (`s3://bucket/prefix`, or a directory).
+    pub state: Option<String>,
     /// `--parallelism N` (apply).
     pub parallelism: Option<usize>,
     /// `--log-format json`: events as JSON lines.
@@ -40,6 +42,34 @@ pub struct Settings {
     pub quiet: bool,
 }
 
+/// Points the state at `loc`: an `s3://bucket/prefix` URL (keeping the
+/// file's region, profile, endpoint and lease when it also names S3), or
+/// a directory.
+fn set_location(config: &mut Config, loc: &str, from: &str) -> Result<(), ConfigError> {
+    match crate::config::S3State::parse_url(loc) {
+        Some(Ok(mut s3)) => {
+            if let Some(file) = &config.s3 {
+                s3.region = file.region.clone();
+                s3.profile = file.profile.clone();
+                s3.endpoint_url = file.endpoint_url.clone();
+                s3.lease_s = file.lease_s;
+            }
+            config.s3 = Some(s3);
+        }
+        Some(Err(e)) => {
+            return Err(ConfigError::Location {
+                from: from.to_string(),
+                error: e,
+            });
+        }
+        None => {
+            config.state_dir = PathBuf::from(loc);
+            config.s3 = None;
+        }
+    }
+    Ok(())
+}
+
 impl Settings {
     /// Resolves `overrides` over `pare.toml` (from `--config`, else in
     /// `cwd`) over the environment (`PARE_STATE_DIR`) over the defaults.
@@ -49,13 +79,19 @@ impl Settings {
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Settings, ConfigError> {
         let mut config = Config::load(overrides.config.as_deref(), cwd)?;
-        if !config.state_dir_set
-            && let Some(dir) = env("PARE_STATE_DIR").filter(|d| !d.is_empty())
-        {
-            config.state_dir = PathBuf::from(dir);
+        if !config.state_dir_set {
+            if let Some(loc) = env("PARE_STATE").filter(|d| !d.is_empty()) {
+                set_location(&mut config, &loc, "PARE_STATE")?;
+            } else if let Some(dir) = env("PARE_STATE_DIR").filter(|d| !d.is_empty()) {
+                config.state_dir = PathBuf::from(dir);
+            }
+        }
+        if let Some(loc) = &overrides.state {
+            set_location(&mut config, loc, "--state")?;
         }
         if let Some(dir) = &overrides.state_dir {
             config.state_dir = dir.clone();
+            config.s3 = None;
         }
         if let Some(n) = overrides.parallelism {
             config.parallelism = n.max(1);
@@ -65,6 +101,14 @@ impl Settings {
             json_events: overrides.json_events,
             quiet: overrides.quiet,
         })
+    }
+
+    /// Where the state is, as messages and saved plans name it.
+    pub fn state_location(&self) -> String {
+        match &self.config.s3 {
+            Some(s) => s.url(),
+            None => self.config.state_dir.display().to_string(),
+        }
     }
 
     /// The process's own environment, as [`Settings::resolve`] takes it.

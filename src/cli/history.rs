@@ -28,7 +28,14 @@ pub(super) fn store(out: &Output, global: &GlobalArgs) -> Result<Arc<dyn StateSt
 
 /// Whether a live process holds the state's lock (a run is under way).
 pub(super) fn holder_alive(store: &dyn StateStore) -> bool {
-    store.lock_holder().is_some_and(|h| alive(h.pid))
+    store.lock_holder().is_some_and(|h| {
+        if h.lease_s.is_some() {
+            // A shared lock's holder is elsewhere: alive while it renews.
+            !h.expired(crate::clock::now())
+        } else {
+            alive(h.pid)
+        }
+    })
 }
 
 /// Whether process `pid` is alive on this machine.

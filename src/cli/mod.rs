@@ -15,6 +15,7 @@ mod rollback;
 mod sandbox;
 mod schema;
 mod show;
+mod state;
 mod validate;
 
 pub use output::Output;
@@ -59,8 +60,12 @@ pub struct GlobalArgs {
     #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Keep state (journal, history, lock, sandbox account) here instead of .pare/.
-    #[arg(long, global = true, value_name = "DIR")]
+    #[arg(long, global = true, value_name = "DIR", conflicts_with = "state")]
     pub state_dir: Option<PathBuf>,
+    /// Where the state is: s3://bucket/prefix/ (team state in S3) or a
+    /// directory [env: PARE_STATE; pare.toml's [state] wins over it].
+    #[arg(long, global = true, value_name = "LOCATION")]
+    pub state: Option<String>,
     /// More log output (repeat for more).
     #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "quiet")]
     pub verbose: u8,
@@ -102,6 +107,8 @@ pub enum Command {
     History(history::HistoryArgs),
     /// One run: every step, its undo, status, timings, errors.
     Show(show::ShowArgs),
+    /// Remove the lock a dead run left on the state (it names the lock's id).
+    Unlock(state::UnlockArgs),
     /// Show the live attributes of every resource a plan names.
     Inventory(inventory::InventoryArgs),
     /// Print the least-privilege IAM policy a plan needs (its changes and their undo).
@@ -109,6 +116,9 @@ pub enum Command {
     /// Manage the embedded sandbox account.
     #[command(subcommand)]
     Sandbox(sandbox::SandboxCommand),
+    /// Move the state (runs, journals, sandbox account) to S3 or back.
+    #[command(subcommand)]
+    State(state::StateCommand),
     /// Print the JSON Schema of plan files.
     Schema(schema::SchemaArgs),
 }
@@ -119,6 +129,7 @@ impl GlobalArgs {
         Overrides {
             config: self.config.clone(),
             state_dir: self.state_dir.clone(),
+            state: self.state.clone(),
             parallelism: None,
             json_events: self.log_format == LogFormat::Json,
             quiet: self.quiet,
@@ -156,6 +167,8 @@ pub fn run(args: Args) -> ExitCode {
         Command::Show(a) => show::show(&out, &args.global, a),
         Command::IamPolicy(a) => iam_policy::run(&out, a),
         Command::Sandbox(c) => sandbox::run(&out, &args.global, c),
+        Command::Unlock(a) => state::unlock(&out, &args.global, a),
+        Command::State(c) => state::run(&out, &args.global, c),
         Command::Schema(a) => schema::run(&out, a),
     };
     match result {

@@ -7,6 +7,7 @@
 
 pub mod apply;
 mod git;
+pub mod migrate;
 mod refusal;
 pub mod rollback;
 pub mod saved;
@@ -87,7 +88,28 @@ impl EventsOut {
 /// Opens the state the settings name (without its lock): for commands that
 /// only read it.
 pub fn open_store(settings: &Settings) -> Result<Arc<dyn StateStore>, StateError> {
-    Ok(Arc::new(LocalStore::open(&settings.config.state_dir)?))
+    open_location(settings, settings.config.s3.as_ref())
+}
+
+/// Opens the state at `s3` (or, when `None`, the local directory the
+/// settings name).
+pub fn open_location(
+    settings: &Settings,
+    s3: Option<&crate::config::S3State>,
+) -> Result<Arc<dyn StateStore>, StateError> {
+    match s3 {
+        None => Ok(Arc::new(LocalStore::open(&settings.config.state_dir)?)),
+        #[cfg(feature = "aws")]
+        Some(s3) => Ok(Arc::new(crate::state::s3::S3Store::open(
+            s3,
+            settings.config.attempts,
+        )?)),
+        #[cfg(not(feature = "aws"))]
+        Some(s3) => Err(StateError::io(
+            s3.url(),
+            "this pare was built without the AWS SDK (--no-default-features), so it cannot keep its state in S3; build it with the default features",
+        )),
+    }
 }
 
 /// Opens the provider a plan names, its sandbox account kept in `store`.
@@ -139,6 +161,7 @@ impl Session {
             doing: doing.to_string(),
             since: crate::clock::rfc3339(crate::clock::now()),
             ci_url: ci.as_ref().and_then(|c| c.url.clone()),
+            ..Holder::default()
         };
         let lock = store.lock(&holder)?;
         let mut history = store.history()?;

@@ -95,6 +95,9 @@ impl DocStore for LocalStore {
     fn remove_log(&self, name: &str) -> std::io::Result<()> {
         self.docs.remove_log(name)
     }
+    fn names(&self) -> std::io::Result<Vec<String>> {
+        self.docs.names()
+    }
 }
 
 impl StateStore for LocalStore {
@@ -108,6 +111,7 @@ impl StateStore for LocalStore {
                 return Err(StateError::Locked {
                     location: self.location(),
                     holder: self.lock_holder().map(Box::new),
+                    help: "wait for it to finish (`pare history` shows the runs): one run at a time per state; a local lock is released by the system as soon as its process ends".into(),
                 });
             }
             Err(std::fs::TryLockError::Error(e)) => return Err(self.io(e)),
@@ -201,6 +205,28 @@ impl StateStore for LocalStore {
             }),
             Err(ReadError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => Ok(String::new()),
             Err(e) => Err(self.io(format!("{}: {e}", path.display()))),
+        }
+    }
+
+    fn unlock(&self, _lock_id: &str, _force: bool) -> Result<Option<Holder>, StateError> {
+        let path = self.dir.join("lock");
+        let file = match std::fs::OpenOptions::new().read(true).open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(self.io(format!("{}: {e}", path.display()))),
+        };
+        match file.try_lock() {
+            Ok(()) => Ok(None),
+            Err(std::fs::TryLockError::WouldBlock) => Err(StateError::UnlockRefused {
+                message: format!(
+                    "the lock on the state in {} is held by a live process{}",
+                    self.location(),
+                    self.lock_holder()
+                        .map_or(String::new(), |h| format!(": {}", h.describe()))
+                ),
+                help: "wait for it to finish, or stop that process: the system releases a local lock as soon as its process ends, so there is never a stale one to remove".into(),
+            }),
+            Err(std::fs::TryLockError::Error(e)) => Err(self.io(e)),
         }
     }
 

@@ -21,6 +21,8 @@
 pub mod journal;
 mod local;
 pub mod runs;
+#[cfg(feature = "aws")]
+pub mod s3;
 
 #[cfg(test)]
 mod tests;
@@ -33,7 +35,7 @@ use crate::durable::{AppendLog, DocStore};
 use serde::{Deserialize, Serialize};
 
 /// Who holds (or asks for) the lock, as the refusal tells the next person.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Holder {
     /// `user@host` or the CI actor.
     pub who: String,
@@ -44,6 +46,23 @@ pub struct Holder {
     pub since: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ci_url: Option<String>,
+    /// The lock's own id (shared state): what `pare unlock` names.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lock_id: Option<String>,
+    /// The run it is making, once it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<String>,
+    /// The plan file of that run, and its sha256.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan_sha256: Option<String>,
+    /// When the holder last renewed the lock (RFC 3339; shared state).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heartbeat: Option<String>,
+    /// How long the lock stands without a renewal, in seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease_s: Option<u64>,
 }
 
 impl Holder {
@@ -53,10 +72,33 @@ impl Holder {
             "{} (pid {}), {}, since {}",
             self.who, self.pid, self.doing, self.since
         );
+        if let Some(r) = &self.run {
+            s.push_str(&format!(", run {r}"));
+        }
+        if let (Some(p), Some(h)) = (&self.plan, &self.plan_sha256) {
+            s.push_str(&format!(", plan {p} (sha256 {})", &h[..h.len().min(12)]));
+        }
         if let Some(u) = &self.ci_url {
             s.push_str(&format!(", CI run {u}"));
         }
+        if let Some(h) = &self.heartbeat {
+            s.push_str(&format!(", last heartbeat {h}"));
+        }
         crate::vocabulary::words::clean(&s).into_owned()
+    }
+
+    /// Whether a shared lock's holder stopped renewing it for longer than
+    /// its lease, as of `now` (a local lock never expires: the OS releases it).
+    pub fn expired(&self, now: std::time::SystemTime) -> bool {
+        let (Some(beat), Some(lease)) = (&self.heartbeat, self.lease_s) else {
+            return false;
+        };
+        let Some(beat) = crate::clock::parse_rfc3339(beat) else {
+            // A lock whose time cannot be read is not known to be live.
+            return true;
+        };
+        now.duration_since(beat)
+            .is_ok_and(|age| age > std::time::Duration::from_secs(lease))
     }
 }
 
@@ -67,13 +109,12 @@ pub trait LockGuard: Send {}
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum StateError {
     #[error("another pare run holds the lock on the state in {location}{}", .holder.as_ref().map_or(String::new(), |h| format!(": {}", h.describe())))]
-    #[diagnostic(
-        code(state::locked),
-        help("wait for it to finish (`pare history` shows the runs); one run at a time per state")
-    )]
+    #[diagnostic(code(state::locked), help("{help}"))]
     Locked {
         location: String,
         holder: Option<Box<Holder>>,
+        /// What to do: wait, or the exact `pare unlock` command.
+        help: String,
     },
     #[error("the state in {location} cannot be used: {error}")]
     #[diagnostic(
@@ -89,6 +130,9 @@ pub enum StateError {
         help("check the permissions and free space of the state")
     )]
     Io { location: String, error: String },
+    #[error("{message}")]
+    #[diagnostic(code("state::unlock-refused"), help("{help}"))]
+    UnlockRefused { message: String, help: String },
     #[error("run {0} is not in the history")]
     #[diagnostic(code("state::unknown-run"), help("`pare history` lists the runs"))]
     UnknownRun(String),
@@ -140,6 +184,23 @@ pub trait StateStore: DocStore {
     /// One run's record.
     fn read_run(&self, id: &RunId) -> Result<RunRecord, StateError>;
 
+    /// Every run's record, or what is wrong with it (a damaged record is
+    /// an `Err` with the reason; one unsafe to read, too).
+    #[allow(clippy::type_complexity)]
+    fn history_records(&self) -> Result<Vec<(RunId, Result<RunRecord, String>)>, StateError> {
+        let mut out = Vec::new();
+        for id in self.run_ids()? {
+            match self.read_run(&id) {
+                Ok(r) => out.push((id, Ok(r))),
+                Err(StateError::Damaged { message, .. }) => out.push((id, Err(message))),
+                Err(StateError::Unsafe { error, .. }) => out.push((id, Err(error))),
+                Err(StateError::UnknownRun(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(out)
+    }
+
     /// Records a new run (refused if its id exists) and opens its journal.
     fn create_run(&self, record: &RunRecord) -> Result<Box<dyn AppendLog>, StateError>;
 
@@ -151,22 +212,23 @@ pub trait StateStore: DocStore {
 
     /// Where a run's journal is, for messages.
     fn journal_name(&self, id: &RunId) -> String;
+
+    /// Removes a lock whose holder is gone (`pare unlock`): only the lock
+    /// whose id is `lock_id`, and, unless `force`, only once it expired.
+    /// The holder it had; `None`: nothing was locked.
+    fn unlock(&self, lock_id: &str, force: bool) -> Result<Option<Holder>, StateError>;
 }
 
 impl<'a> dyn StateStore + 'a {
     /// Every run record, newest first, with the damaged ones named apart.
     pub fn history(&self) -> Result<History, StateError> {
-        let mut ids = self.run_ids()?;
-        ids.sort();
-        ids.reverse();
+        let mut records = self.history_records()?;
+        records.sort_by(|a, b| b.0.cmp(&a.0));
         let mut h = History::default();
-        for id in ids {
-            match self.read_run(&id) {
+        for (id, r) in records {
+            match r {
                 Ok(r) => h.runs.push(r),
-                Err(StateError::Damaged { id, message, .. }) => h.damaged.push((id, message)),
-                Err(StateError::Unsafe { error, .. }) => h.damaged.push((id.to_string(), error)),
-                Err(StateError::UnknownRun(_)) => {}
-                Err(e) => return Err(e),
+                Err(why) => h.damaged.push((id.to_string(), why)),
             }
         }
         Ok(h)

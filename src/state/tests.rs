@@ -52,6 +52,7 @@ fn holder(who: &str) -> Holder {
         doing: "apply plan.yaml".into(),
         since: "2026-11-27T17:49:01Z".into(),
         ci_url: None,
+        ..Holder::default()
     }
 }
 

@@ -33,6 +33,17 @@ pub struct AwsProvider {
     pub batch_size: usize,
 }
 
+/// The HTTPS client every SDK client of pare uses, credential providers
+/// included: rustls with ring's cryptography.
+pub fn https_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
+    use aws_smithy_http_client::tls;
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(
+            tls::rustls_provider::CryptoMode::Ring,
+        ))
+        .build_https()
+}
+
 impl AwsProvider {
     /// Connects with the standard credential chain; `spec` overrides region,
     /// profile and endpoint (else `AWS_REGION`, `AWS_PROFILE`, `AWS_ENDPOINT_URL`).
@@ -47,6 +58,7 @@ impl AwsProvider {
             .build()
             .map_err(|e| ProviderError::Transport(e.to_string()))?;
         let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .http_client(https_client())
             .retry_config(
                 aws_config::retry::RetryConfig::standard().with_max_attempts(attempts.max(1)),
             )

@@ -304,6 +304,7 @@ fn reservation_and_monitoring_permissions_through_the_endpoints_dry_run() {
         .behavior_version(aws_config::BehaviorVersion::latest())
         .region(aws_config::Region::new("ca-central-1"))
         .endpoint_url(endpoint())
+        .http_client(super::https_client())
         .credentials_provider(aws_sdk_ec2::config::SharedCredentialsProvider::new(
             aws_sdk_ec2::config::Credentials::new("testing", "testing", None, None, "tests"),
         ))

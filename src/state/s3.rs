@@ -1,0 +1,1049 @@
+//! The state in S3 (`s3://bucket/prefix/`), shared by every machine that
+//! names the same prefix: apply from one CI runner, roll back from another.
+//!
+//! ```text
+//! <prefix>lock                          the lock: created with If-None-Match: *,
+//!                                       renewed and released with If-Match
+//! <prefix>history.json                  every run's record, replaced with
+//!                                       If-Match on the version last read
+//! <prefix>runs/<run>/journal/<n>        the journal: one immutable object per
+//!                                       group commit, created with If-None-Match
+//! <prefix>docs/<name>                   the sandbox account
+//! <prefix>logs/<name>/<n>               its operation log, as the journal
+//! ```
+//!
+//! Only S3's own mechanisms coordinate writers: conditional writes. Every
+//! lock checks that the store honours them (a second conditional create of
+//! the lock must be refused), since on a store that ignores them the lock
+//! would silently exclude nobody. Every object is written with server-side
+//! encryption requested; nothing written names a credential.
+//!
+//! The store's calls are made on a runtime of its own (two threads), so
+//! they can be made from anywhere: synchronous code, or a task of the
+//! engine's runtime, which then waits as it waits on a local fsync.
+
+use super::{Holder, LockGuard, RunId, RunRecord, StateError, StateStore};
+use crate::durable::{AppendLog, DocStore, Flusher};
+use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata};
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::ServerSideEncryption;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
+
+/// Where shared state lives and how to reach it.
+#[derive(Debug, Clone)]
+struct S3Spec {
+    bucket: String,
+    /// Empty, or ending in `/`.
+    prefix: String,
+    url: String,
+    /// How long the lock stands without a renewal.
+    lease: Duration,
+}
+
+impl S3Spec {
+    fn url(&self) -> String {
+        self.url.clone()
+    }
+}
+
+/// Why a request to the store failed, as far as pare cares.
+#[derive(Debug)]
+enum S3Err {
+    /// 412: a condition (If-None-Match, If-Match) was not met.
+    Precondition,
+    /// 404: no such key.
+    NotFound,
+    Other(String),
+}
+
+impl std::fmt::Display for S3Err {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            S3Err::Precondition => f.write_str("a conditional write was refused (412)"),
+            S3Err::NotFound => f.write_str("not found (404)"),
+            S3Err::Other(s) => f.write_str(s),
+        }
+    }
+}
+
+fn classify<E, R>(e: aws_sdk_s3::error::SdkError<E, R>) -> S3Err
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+    aws_sdk_s3::error::SdkError<E, R>: ProvideErrorMetadata,
+{
+    let status = match &e {
+        aws_sdk_s3::error::SdkError::ServiceError(s) => Some(s.raw()),
+        _ => None,
+    }
+    .map(|r| format!("{r:?}"));
+    let code = e.code().map(str::to_string);
+    match code.as_deref() {
+        Some("PreconditionFailed") => return S3Err::Precondition,
+        Some("NoSuchKey") | Some("NotFound") => return S3Err::NotFound,
+        _ => {}
+    }
+    if let Some(s) = &status {
+        // The raw response's status when the error carries no code (a HEAD, a 412 without body).
+        if s.contains("StatusCode(412)") || s.contains("status: 412") {
+            return S3Err::Precondition;
+        }
+        if s.contains("StatusCode(404)") || s.contains("status: 404") {
+            return S3Err::NotFound;
+        }
+    }
+    S3Err::Other(DisplayErrorContext(&e).to_string())
+}
+
+/// A condition on a write.
+enum Cond {
+    None,
+    /// Create only: `If-None-Match: *`.
+    Absent,
+    /// Replace only this version: `If-Match: <etag>`.
+    Version(String),
+}
+
+/// The bucket and the runtime the store's requests run on.
+struct Io {
+    client: aws_sdk_s3::Client,
+    bucket: String,
+    rt: Option<tokio::runtime::Runtime>,
+    requests: AtomicU64,
+}
+
+impl Drop for Io {
+    fn drop(&mut self) {
+        if let Some(rt) = self.rt.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+/// 409 ConditionalRequestConflict (two conditional writes of one key at
+/// once) is retried here; the SDK retries 500 and 503 SlowDown itself.
+const CONFLICT_RETRIES: u32 = 5;
+
+impl Io {
+    /// Runs `fut` on the store's runtime and waits for it.
+    fn call<T: Send + 'static>(
+        &self,
+        fut: impl std::future::Future<Output = T> + Send + 'static,
+    ) -> T {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let rt = self.rt.as_ref().expect("the runtime lives as long as Io");
+        rt.spawn(async move {
+            let _ = tx.send(fut.await);
+        });
+        rx.recv()
+            .expect("the S3 runtime ended a call without answering")
+    }
+
+    fn get(self: &Arc<Self>, key: &str) -> Result<Option<(Vec<u8>, Option<String>)>, S3Err> {
+        let (client, bucket, key) = (self.client.clone(), self.bucket.clone(), key.to_string());
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        self.call(async move {
+            match client.get_object().bucket(bucket).key(key).send().await {
+                Ok(out) => {
+                    let etag = out.e_tag().map(str::to_string);
+                    let bytes = out
+                        .body
+                        .collect()
+                        .await
+                        .map_err(|e| S3Err::Other(format!("reading the object: {e}")))?
+                        .into_bytes()
+                        .to_vec();
+                    Ok(Some((bytes, etag)))
+                }
+                Err(e) => match classify(e) {
+                    S3Err::NotFound => Ok(None),
+                    e => Err(e),
+                },
+            }
+        })
+    }
+
+    /// Writes `body` at `key` under `cond`; the new version's ETag.
+    fn put(self: &Arc<Self>, key: &str, body: &[u8], cond: &Cond) -> Result<String, S3Err> {
+        let mut tries = 0;
+        loop {
+            let (client, bucket, key) = (self.client.clone(), self.bucket.clone(), key.to_string());
+            let body = body.to_vec();
+            let (none, version) = match cond {
+                Cond::None => (None, None),
+                Cond::Absent => (Some("*".to_string()), None),
+                Cond::Version(v) => (None, Some(v.clone())),
+            };
+            self.requests.fetch_add(1, Ordering::Relaxed);
+            let r = self.call(async move {
+                client
+                    .put_object()
+                    .bucket(bucket)
+                    .key(key)
+                    .body(ByteStream::from(body))
+                    .server_side_encryption(ServerSideEncryption::Aes256)
+                    .set_if_none_match(none)
+                    .set_if_match(version)
+                    .send()
+                    .await
+                    .map(|o| o.e_tag().unwrap_or_default().to_string())
+                    .map_err(|e| {
+                        let conflict = e.code() == Some("ConditionalRequestConflict");
+                        (classify(e), conflict)
+                    })
+            });
+            match r {
+                Ok(etag) => return Ok(etag),
+                Err((_, true)) if tries < CONFLICT_RETRIES => {
+                    tries += 1;
+                    std::thread::sleep(Duration::from_millis(50 << tries));
+                }
+                Err((e, _)) => return Err(e),
+            }
+        }
+    }
+
+    fn delete(self: &Arc<Self>, key: &str, version: Option<String>) -> Result<(), S3Err> {
+        let (client, bucket, key) = (self.client.clone(), self.bucket.clone(), key.to_string());
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        self.call(async move {
+            client
+                .delete_object()
+                .bucket(bucket)
+                .key(key)
+                .set_if_match(version)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(classify)
+        })
+    }
+
+    /// Every key under `prefix`, in order.
+    fn list(self: &Arc<Self>, prefix: &str) -> Result<Vec<String>, S3Err> {
+        let mut keys = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let (client, bucket, prefix) =
+                (self.client.clone(), self.bucket.clone(), prefix.to_string());
+            let t = token.clone();
+            self.requests.fetch_add(1, Ordering::Relaxed);
+            let out = self.call(async move {
+                client
+                    .list_objects_v2()
+                    .bucket(bucket)
+                    .prefix(prefix)
+                    .set_continuation_token(t)
+                    .send()
+                    .await
+                    .map_err(classify)
+            })?;
+            keys.extend(
+                out.contents()
+                    .iter()
+                    .filter_map(|o| o.key().map(str::to_string)),
+            );
+            match out.next_continuation_token() {
+                Some(t) if out.is_truncated() == Some(true) => token = Some(t.to_string()),
+                _ => break,
+            }
+        }
+        keys.sort();
+        Ok(keys)
+    }
+
+    /// Many objects at once (a journal's chunks), in the order of `keys`.
+    fn get_many(self: &Arc<Self>, keys: Vec<String>) -> Result<Vec<Option<Vec<u8>>>, S3Err> {
+        let n = keys.len();
+        let mut out: Vec<Option<Vec<u8>>> = vec![None; n];
+        // 16 requests in flight at a time.
+        for (i, chunk) in keys.chunks(16).enumerate() {
+            let handles: Vec<_> = chunk
+                .iter()
+                .map(|k| {
+                    let io = Arc::clone(self);
+                    let k = k.clone();
+                    std::thread::spawn(move || io.get(&k))
+                })
+                .collect();
+            for (j, h) in handles.into_iter().enumerate() {
+                let got = h
+                    .join()
+                    .map_err(|_| S3Err::Other("a read of the state failed".into()))??;
+                out[i * 16 + j] = got.map(|(b, _)| b);
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The state under one S3 prefix.
+pub struct S3Store {
+    io: Arc<Io>,
+    spec: S3Spec,
+    /// `history.json` as this process last read or wrote it, and its ETag.
+    cache: Mutex<Option<(Index, Option<String>)>>,
+    /// The lock this process holds on this state, if any.
+    held: Mutex<Weak<LockShared>>,
+}
+
+/// The history index: every run's record by id (each parsed on its own, so
+/// one damaged record does not hide the others).
+#[derive(serde::Serialize, serde::Deserialize, Default, Clone)]
+struct Index {
+    runs: std::collections::BTreeMap<String, serde_json::Value>,
+}
+
+const HISTORY: &str = "history.json";
+const LOCK: &str = "lock";
+
+impl S3Store {
+    /// Connects to the prefix `state` names (no request is made yet);
+    /// `attempts`: in all, for a request that fails transiently.
+    pub fn open(state: &crate::config::S3State, attempts: u32) -> Result<S3Store, StateError> {
+        let spec = &S3Spec {
+            bucket: state.bucket.clone(),
+            prefix: state.prefix.clone(),
+            url: state.url(),
+            lease: Duration::from_secs(state.lease_s.max(1)),
+        };
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("pare-s3")
+            .enable_all()
+            .build()
+            .map_err(|e| StateError::io(spec.url(), e))?;
+        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .http_client(crate::provider::aws::https_client())
+            .retry_config(
+                aws_config::retry::RetryConfig::standard().with_max_attempts(attempts.max(1)),
+            )
+            .timeout_config(
+                aws_config::timeout::TimeoutConfig::builder()
+                    .operation_attempt_timeout(Duration::from_secs(20))
+                    .operation_timeout(Duration::from_secs(90))
+                    .build(),
+            );
+        if let Some(r) = &state.region {
+            loader = loader.region(aws_config::Region::new(r.clone()));
+        }
+        if let Some(p) = &state.profile {
+            loader = loader.profile_name(p);
+        }
+        if let Some(u) = &state.endpoint_url {
+            loader = loader.endpoint_url(u);
+        }
+        let sdk = rt.block_on(loader.load());
+        let region_missing = sdk.region().is_none();
+        let mut conf = aws_sdk_s3::config::Builder::from(&sdk)
+            .request_checksum_calculation(
+                aws_sdk_s3::config::RequestChecksumCalculation::WhenRequired,
+            )
+            .response_checksum_validation(
+                aws_sdk_s3::config::ResponseChecksumValidation::WhenRequired,
+            )
+            // A local endpoint has no bucket subdomains.
+            .force_path_style(state.endpoint_url.is_some() || sdk.endpoint_url().is_some());
+        if region_missing {
+            conf = conf.region(aws_config::Region::new("us-east-1"));
+        }
+        Ok(S3Store {
+            io: Arc::new(Io {
+                client: aws_sdk_s3::Client::from_conf(conf.build()),
+                bucket: spec.bucket.clone(),
+                rt: Some(rt),
+                requests: AtomicU64::new(0),
+            }),
+            spec: spec.clone(),
+            cache: Mutex::new(None),
+            held: Mutex::new(Weak::new()),
+        })
+    }
+
+    fn key(&self, rest: &str) -> String {
+        format!("{}{rest}", self.spec.prefix)
+    }
+
+    fn err(&self, what: &str, e: S3Err) -> StateError {
+        StateError::io(self.spec.url(), format!("{what}: {e}"))
+    }
+
+    /// How many requests this store has made (for the benchmark and tests).
+    pub fn requests(&self) -> u64 {
+        self.io.requests.load(Ordering::Relaxed)
+    }
+
+    fn journal_prefix(&self, id: &RunId) -> String {
+        self.key(&format!("runs/{id}/journal/"))
+    }
+
+    /// The index as stored, and its version (`None`: there is none yet).
+    fn read_index(&self) -> Result<(Index, Option<String>), StateError> {
+        let read = match self.io.get(&self.key(HISTORY)) {
+            Ok(None) => (Index::default(), None),
+            Ok(Some((bytes, etag))) => {
+                let index: Index =
+                    serde_json::from_slice(&bytes).map_err(|e| StateError::Damaged {
+                        id: "(every run)".into(),
+                        message: format!("{}{HISTORY}: {e}", self.spec.url()),
+                        location: self.spec.url(),
+                    })?;
+                (index, etag)
+            }
+            Err(e) => return Err(self.err(&format!("reading {HISTORY}"), e)),
+        };
+        *self.cache.lock().unwrap_or_else(|p| p.into_inner()) = Some(read.clone());
+        Ok(read)
+    }
+
+    /// Changes the index with `change` and writes it back, conditional on
+    /// the version last read or written here; a write that meets a newer
+    /// version (a retry already answered, or another writer) reads again
+    /// and redoes the change.
+    fn update_index(
+        &self,
+        change: impl Fn(&mut Index) -> Result<(), StateError>,
+    ) -> Result<(), StateError> {
+        let cached = self.cache.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let (mut index, mut etag) = match cached {
+            Some(c) => c,
+            None => self.read_index()?,
+        };
+        let mut attempt = 0;
+        loop {
+            change(&mut index)?;
+            let body = serde_json::to_vec_pretty(&index)
+                .map_err(|e| self.err("history", S3Err::Other(e.to_string())))?;
+            let cond = match &etag {
+                Some(v) => Cond::Version(v.clone()),
+                None => Cond::Absent,
+            };
+            match self.io.put(&self.key(HISTORY), &body, &cond) {
+                Ok(new) => {
+                    *self.cache.lock().unwrap_or_else(|p| p.into_inner()) =
+                        Some((index, Some(new)));
+                    return Ok(());
+                }
+                Err(S3Err::Precondition) | Err(S3Err::NotFound) if attempt < 3 => {
+                    attempt += 1;
+                    (index, etag) = self.read_index()?;
+                }
+                Err(e) => return Err(self.err(&format!("writing {HISTORY}"), e)),
+            }
+        }
+    }
+
+    /// The lock as stored, and its version.
+    fn read_lock(&self) -> Result<Option<(Holder, String)>, StateError> {
+        match self.io.get(&self.key(LOCK)) {
+            Ok(None) => Ok(None),
+            Ok(Some((bytes, etag))) => {
+                let h: Holder = serde_json::from_slice(&bytes).unwrap_or_else(|_| Holder {
+                    who: "(unreadable lock)".into(),
+                    doing: "unknown".into(),
+                    since: "unknown".into(),
+                    ..Holder::default()
+                });
+                Ok(Some((h, etag.unwrap_or_default())))
+            }
+            Err(e) => Err(self.err("reading the lock", e)),
+        }
+    }
+
+    /// Removes the lock at `version` (and only that version).
+    fn remove_lock(&self, version: &str) -> Result<(), StateError> {
+        match self.io.delete(&self.key(LOCK), Some(version.to_string())) {
+            Ok(()) => Ok(()),
+            Err(S3Err::Precondition) => Err(StateError::io(
+                self.spec.url(),
+                "the lock changed while it was being removed (its holder renewed it, or another run took it): look again with `pare unlock`",
+            )),
+            Err(S3Err::NotFound) => Ok(()),
+            Err(e) => Err(self.err("removing the lock", e)),
+        }
+    }
+
+    fn locked(&self, holder: Option<Holder>) -> StateError {
+        let help = match &holder {
+            Some(h) => {
+                let id = h.lock_id.clone().unwrap_or_else(|| "LOCK_ID".into());
+                let state = format!("--state {}", self.spec.url());
+                if h.expired(crate::clock::now()) {
+                    format!(
+                        "the lock is expired: its holder stopped renewing it for longer than its lease ({} s), so it is most likely gone (a CI runner thrown away). Release it with `pare unlock {id} {state}`; that does not resolve the run it was making (`pare history` shows it)",
+                        h.lease_s.unwrap_or_default()
+                    )
+                } else {
+                    format!(
+                        "wait for it to finish (`pare history {state}` shows the runs). Only if you know its process is gone, take the lock with `pare unlock {id} --force {state}`"
+                    )
+                }
+            }
+            None => "try again: the lock was released while pare was looking at it".into(),
+        };
+        StateError::Locked {
+            location: self.spec.url(),
+            holder: holder.map(Box::new),
+            help,
+        }
+    }
+
+    fn refuse_unconditional(&self) -> StateError {
+        StateError::io(
+            self.spec.url(),
+            "this store accepted a second create of the same object with If-None-Match: * (S3 refuses it with 412 Precondition Failed): it does not honour conditional writes, so pare's lock would exclude nobody and the state cannot be shared safely there. Use Amazon S3, or a store that supports conditional writes, or keep the state local (`--state-dir`)",
+        )
+    }
+}
+
+/// What the lock's holder and its heartbeat share.
+struct LockShared {
+    io: Arc<Io>,
+    key: String,
+    lease: Duration,
+    state: Mutex<LockState>,
+}
+
+struct LockState {
+    holder: Holder,
+    etag: String,
+    /// When the last renewal was made (for the journal's freshness check).
+    renewed: Instant,
+    /// Why the lock is no longer ours, once it is not.
+    lost: Option<String>,
+}
+
+impl LockShared {
+    /// Writes the holder again (a heartbeat), conditional on the version
+    /// we wrote last; a refusal means someone removed or replaced it.
+    fn renew(&self, change: impl FnOnce(&mut Holder)) {
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if st.lost.is_some() {
+            return;
+        }
+        change(&mut st.holder);
+        st.holder.heartbeat = Some(crate::clock::rfc3339(crate::clock::now()));
+        let Ok(body) = serde_json::to_vec(&st.holder) else {
+            return;
+        };
+        let started = Instant::now();
+        match self
+            .io
+            .put(&self.key, &body, &Cond::Version(st.etag.clone()))
+        {
+            Ok(etag) => {
+                st.etag = etag;
+                st.renewed = started;
+            }
+            Err(S3Err::Precondition) | Err(S3Err::NotFound) => {
+                let why = "this run's lock on the state was removed or taken by another run (`pare unlock --force`)".to_string();
+                tracing::error!("{why}: no further change is started");
+                st.lost = Some(why);
+            }
+            Err(e) => tracing::warn!("could not renew the state's lock (will try again): {e}"),
+        }
+    }
+
+    /// Whether the lock is still known to be ours: not lost, and renewed
+    /// within its lease (else another run may have been let in).
+    fn check(&self) -> std::io::Result<()> {
+        let st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(why) = &st.lost {
+            return Err(std::io::Error::other(why.clone()));
+        }
+        if st.renewed.elapsed() > self.lease {
+            return Err(std::io::Error::other(format!(
+                "this run's lock on the state could not be renewed for longer than its lease ({} s), so another run may have taken it over: no further change is started",
+                self.lease.as_secs()
+            )));
+        }
+        Ok(())
+    }
+}
+
+struct S3Lock {
+    shared: Arc<LockShared>,
+    stop: Option<std::sync::mpsc::Sender<()>>,
+    beat: Option<std::thread::JoinHandle<()>>,
+}
+
+impl LockGuard for S3Lock {}
+
+impl Drop for S3Lock {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(b) = self.beat.take() {
+            let _ = b.join();
+        }
+        let st = self.shared.state.lock().unwrap_or_else(|p| p.into_inner());
+        if st.lost.is_some() {
+            return;
+        }
+        // Only the version we wrote: never a lock someone else holds now.
+        match self
+            .shared
+            .io
+            .delete(&self.shared.key, Some(st.etag.clone()))
+        {
+            Ok(()) | Err(S3Err::NotFound) => {}
+            Err(e) => tracing::warn!(
+                "could not release the state's lock ({e}): it expires after its lease ({} s); `pare unlock` then releases it",
+                self.shared.lease.as_secs()
+            ),
+        }
+    }
+}
+
+fn new_lock_id() -> String {
+    let mut bytes = [0u8; 8];
+    let ok = std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes))
+        .is_ok();
+    if !ok {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        bytes = ((nanos as u64) ^ u64::from(std::process::id()).rotate_left(32)).to_be_bytes();
+    }
+    format!(
+        "l-{}",
+        bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
+    )
+}
+
+impl DocStore for S3Store {
+    fn location(&self) -> String {
+        self.spec.url()
+    }
+
+    fn read_doc(&self, name: &str) -> std::io::Result<Option<Vec<u8>>> {
+        plain(name)?;
+        self.io
+            .get(&self.key(&format!("docs/{name}")))
+            .map(|o| o.map(|(b, _)| b))
+            .map_err(|e| std::io::Error::other(e.to_string()))
+    }
+
+    fn write_doc(&self, name: &str, bytes: &[u8]) -> std::io::Result<()> {
+        plain(name)?;
+        self.io
+            .put(&self.key(&format!("docs/{name}")), bytes, &Cond::None)
+            .map(|_| ())
+            .map_err(|e| std::io::Error::other(e.to_string()))
+    }
+
+    fn remove_doc(&self, name: &str) -> std::io::Result<()> {
+        plain(name)?;
+        match self.io.delete(&self.key(&format!("docs/{name}")), None) {
+            Ok(()) | Err(S3Err::NotFound) => Ok(()),
+            Err(e) => Err(std::io::Error::other(e.to_string())),
+        }
+    }
+
+    fn open_log(&self, name: &str) -> std::io::Result<Box<dyn AppendLog>> {
+        plain(name)?;
+        let prefix = self.key(&format!("logs/{name}/"));
+        let keys = self
+            .io
+            .list(&prefix)
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        let next = keys
+            .iter()
+            .filter_map(|k| k.strip_prefix(&prefix)?.parse::<u64>().ok())
+            .max()
+            .map_or(1, |n| n + 1);
+        Ok(Box::new(ChunkLog::new(
+            Arc::clone(&self.io),
+            prefix,
+            next,
+            Weak::new(),
+        )))
+    }
+
+    fn read_log(&self, name: &str) -> std::io::Result<Option<String>> {
+        plain(name)?;
+        let prefix = self.key(&format!("logs/{name}/"));
+        let text =
+            read_chunks(&self.io, &prefix).map_err(|e| std::io::Error::other(e.to_string()))?;
+        Ok(text)
+    }
+
+    fn remove_log(&self, name: &str) -> std::io::Result<()> {
+        plain(name)?;
+        let prefix = self.key(&format!("logs/{name}/"));
+        let keys = self
+            .io
+            .list(&prefix)
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        // Newest first: a removal cut short leaves a log missing its tail
+        // (which readers tolerate), never one missing its beginning.
+        for k in keys.iter().rev() {
+            match self.io.delete(k, None) {
+                Ok(()) | Err(S3Err::NotFound) => {}
+                Err(e) => return Err(std::io::Error::other(e.to_string())),
+            }
+        }
+        Ok(())
+    }
+
+    fn names(&self) -> std::io::Result<Vec<String>> {
+        let docs = self.key("docs/");
+        let logs = self.key("logs/");
+        let mut names = std::collections::BTreeSet::new();
+        for (prefix, logs) in [(docs, false), (logs, true)] {
+            let keys = self
+                .io
+                .list(&prefix)
+                .map_err(|e| std::io::Error::other(e.to_string()))?;
+            for k in keys {
+                let rest = &k[prefix.len()..];
+                let name = if logs {
+                    rest.split('/').next().unwrap_or("")
+                } else {
+                    rest
+                };
+                if !name.is_empty() {
+                    names.insert(name.to_string());
+                }
+            }
+        }
+        Ok(names.into_iter().collect())
+    }
+}
+
+/// Names are plain file names, as for the local directory.
+fn plain(name: &str) -> std::io::Result<()> {
+    let ok = !name.is_empty()
+        && !name.starts_with('.')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'));
+    if ok {
+        Ok(())
+    } else {
+        Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!(
+                "`{}` is not a plain file name",
+                crate::vocabulary::words::clean(name)
+            ),
+        ))
+    }
+}
+
+/// The text of a chunked log: its chunks in order, up to the first one
+/// missing (a writer killed between two chunks leaves no gap, but a reader
+/// stops at one rather than splice around it). `None`: no chunk at all.
+fn read_chunks(io: &Arc<Io>, prefix: &str) -> Result<Option<String>, S3Err> {
+    let keys = io.list(prefix)?;
+    let mut numbered: Vec<(u64, String)> = keys
+        .into_iter()
+        .filter_map(|k| Some((k.strip_prefix(prefix)?.parse::<u64>().ok()?, k)))
+        .collect();
+    if numbered.is_empty() {
+        return Ok(None);
+    }
+    numbered.sort();
+    let mut upto = 0;
+    for (i, (n, _)) in numbered.iter().enumerate() {
+        if *n != i as u64 + 1 {
+            break;
+        }
+        upto = i + 1;
+    }
+    numbered.truncate(upto);
+    let bodies = io.get_many(numbered.into_iter().map(|(_, k)| k).collect())?;
+    let mut text = String::new();
+    for b in bodies {
+        // A chunk listed a moment ago and gone now: the log was removed.
+        let Some(b) = b else { break };
+        text.push_str(
+            &String::from_utf8(b)
+                .map_err(|e| S3Err::Other(format!("a log chunk is not UTF-8: {e}")))?,
+        );
+    }
+    Ok(Some(text))
+}
+
+/// An [`AppendLog`] as a series of immutable objects: each sync writes what
+/// was appended since the last one as the next object, with If-None-Match,
+/// and returns once S3 has acknowledged it.
+struct ChunkLog {
+    io: Arc<Io>,
+    prefix: String,
+    next: u64,
+    pending: Vec<u8>,
+    /// The lock the run holds: nothing is written once it is lost.
+    lock: Weak<LockShared>,
+}
+
+impl ChunkLog {
+    fn new(io: Arc<Io>, prefix: String, next: u64, lock: Weak<LockShared>) -> ChunkLog {
+        ChunkLog {
+            io,
+            prefix,
+            next,
+            pending: Vec::new(),
+            lock,
+        }
+    }
+}
+
+/// Writes chunk `n` of a log; a 412 whose object holds exactly these bytes
+/// was our own earlier attempt (answered twice), anything else is an error.
+fn write_chunk(
+    io: &Arc<Io>,
+    prefix: &str,
+    n: u64,
+    bytes: &[u8],
+    lock: &Weak<LockShared>,
+) -> std::io::Result<()> {
+    if let Some(l) = lock.upgrade() {
+        l.check()?;
+    }
+    let key = format!("{prefix}{n:010}");
+    match io.put(&key, bytes, &Cond::Absent) {
+        Ok(_) => Ok(()),
+        Err(S3Err::Precondition) => match io.get(&key) {
+            Ok(Some((b, _))) if b == bytes => Ok(()),
+            _ => Err(std::io::Error::other(format!(
+                "{key} already exists with other content: another writer appends to this log"
+            ))),
+        },
+        Err(e) => Err(std::io::Error::other(format!("writing {key}: {e}"))),
+    }
+}
+
+impl AppendLog for ChunkLog {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.pending.extend_from_slice(bytes);
+        Ok(())
+    }
+
+    fn sync(&mut self) -> std::io::Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        write_chunk(&self.io, &self.prefix, self.next, &self.pending, &self.lock)?;
+        self.pending.clear();
+        self.next += 1;
+        Ok(())
+    }
+
+    fn flusher(&mut self) -> std::io::Result<Option<Flusher>> {
+        // The bytes leave the log now; their chunk number is theirs. Syncs
+        // are made one at a time by the callers, so chunks land in order.
+        let bytes = std::mem::take(&mut self.pending);
+        if bytes.is_empty() {
+            return Ok(Some(Box::new(|| Ok(()))));
+        }
+        let n = self.next;
+        self.next += 1;
+        let (io, prefix, lock) = (Arc::clone(&self.io), self.prefix.clone(), self.lock.clone());
+        Ok(Some(Box::new(move || {
+            write_chunk(&io, &prefix, n, &bytes, &lock)
+        })))
+    }
+}
+
+impl Drop for ChunkLog {
+    fn drop(&mut self) {
+        // What was appended and never synced (outcomes written without
+        // waiting) is kept, as a local file keeps it once the process ends.
+        if let Err(e) = self.sync() {
+            tracing::warn!("could not write the end of a log in the state: {e}");
+        }
+    }
+}
+
+impl StateStore for S3Store {
+    fn lock(&self, holder: &Holder) -> Result<Box<dyn LockGuard>, StateError> {
+        let mut holder = holder.clone();
+        holder.lock_id = Some(new_lock_id());
+        holder.lease_s = Some(self.spec.lease.as_secs().max(1));
+        holder.heartbeat = Some(holder.since.clone());
+        let body = serde_json::to_vec(&holder).map_err(|e| StateError::io(self.spec.url(), e))?;
+        let key = self.key(LOCK);
+        let started = Instant::now();
+        let etag = match self.io.put(&key, &body, &Cond::Absent) {
+            Ok(etag) => etag,
+            Err(S3Err::Precondition) => match self.read_lock()? {
+                // Our own create, answered twice (a retry after a lost answer).
+                Some((h, etag)) if h.lock_id == holder.lock_id => etag,
+                other => return Err(self.locked(other.map(|(h, _)| h))),
+            },
+            Err(e) => return Err(self.err("taking the lock", e)),
+        };
+        // The self-test: the same create again must be refused.
+        match self.io.put(&key, &body, &Cond::Absent) {
+            Err(S3Err::Precondition) => {}
+            Ok(_) => {
+                let _ = self.io.delete(&key, None);
+                return Err(self.refuse_unconditional());
+            }
+            Err(e) => {
+                let _ = self.io.delete(&key, Some(etag));
+                return Err(self.err("checking that the store honours conditional writes", e));
+            }
+        }
+        let shared = Arc::new(LockShared {
+            io: Arc::clone(&self.io),
+            key,
+            lease: self.spec.lease,
+            state: Mutex::new(LockState {
+                holder,
+                etag,
+                renewed: started,
+                lost: None,
+            }),
+        });
+        *self.held.lock().unwrap_or_else(|p| p.into_inner()) = Arc::downgrade(&shared);
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let every = (self.spec.lease / 4).max(Duration::from_millis(250));
+        let beating = Arc::clone(&shared);
+        let beat = std::thread::Builder::new()
+            .name("pare-lock-heartbeat".into())
+            .spawn(move || {
+                while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                    stopped.recv_timeout(every)
+                {
+                    beating.renew(|_| {});
+                }
+            })
+            .map_err(|e| StateError::io(self.spec.url(), e))?;
+        Ok(Box::new(S3Lock {
+            shared,
+            stop: Some(stop),
+            beat: Some(beat),
+        }))
+    }
+
+    fn lock_holder(&self) -> Option<Holder> {
+        self.read_lock().ok().flatten().map(|(h, _)| h)
+    }
+
+    fn run_ids(&self) -> Result<Vec<RunId>, StateError> {
+        let (index, _) = self.read_index()?;
+        Ok(index.runs.keys().filter_map(|k| RunId::parse(k)).collect())
+    }
+
+    fn read_run(&self, id: &RunId) -> Result<RunRecord, StateError> {
+        let (index, _) = self.read_index()?;
+        let value = index
+            .runs
+            .get(&id.to_string())
+            .ok_or_else(|| StateError::UnknownRun(id.to_string()))?;
+        serde_json::from_value(value.clone()).map_err(|e| StateError::Damaged {
+            id: id.to_string(),
+            message: format!("{}{HISTORY}, its entry: {e}", self.spec.url()),
+            location: self.spec.url(),
+        })
+    }
+
+    fn history_records(&self) -> Result<Vec<(RunId, Result<RunRecord, String>)>, StateError> {
+        let (index, _) = self.read_index()?;
+        Ok(index
+            .runs
+            .into_iter()
+            .filter_map(|(k, v)| {
+                let id = RunId::parse(&k)?;
+                Some((id, serde_json::from_value(v).map_err(|e| e.to_string())))
+            })
+            .collect())
+    }
+
+    fn create_run(&self, record: &RunRecord) -> Result<Box<dyn AppendLog>, StateError> {
+        let id = RunId::parse(&record.id).ok_or_else(|| StateError::BadRunId(record.id.clone()))?;
+        let value = serde_json::to_value(record).map_err(|e| StateError::io(self.spec.url(), e))?;
+        self.update_index(|index| {
+            match index.runs.get(&record.id) {
+                // Our own write, answered twice.
+                Some(v) if *v == value => {}
+                Some(_) => {
+                    return Err(StateError::io(
+                        self.spec.url(),
+                        format!("run {} already exists", record.id),
+                    ));
+                }
+                None => {
+                    index.runs.insert(record.id.clone(), value.clone());
+                }
+            }
+            Ok(())
+        })?;
+        let lock = self.held.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        if let Some(l) = lock.upgrade() {
+            // The refusal names the run and its plan from now on.
+            l.renew(|h| {
+                h.run = Some(record.id.clone());
+                h.plan = Some(record.plan_path.clone());
+                h.plan_sha256 = Some(record.plan_sha256.clone()).filter(|s| !s.is_empty());
+            });
+        }
+        Ok(Box::new(ChunkLog::new(
+            Arc::clone(&self.io),
+            self.journal_prefix(&id),
+            1,
+            lock,
+        )))
+    }
+
+    fn save_run(&self, record: &RunRecord) -> Result<(), StateError> {
+        RunId::parse(&record.id).ok_or_else(|| StateError::BadRunId(record.id.clone()))?;
+        let value = serde_json::to_value(record).map_err(|e| StateError::io(self.spec.url(), e))?;
+        self.update_index(|index| {
+            index.runs.insert(record.id.clone(), value.clone());
+            Ok(())
+        })
+    }
+
+    fn read_journal(&self, id: &RunId) -> Result<String, StateError> {
+        read_chunks(&self.io, &self.journal_prefix(id))
+            .map(Option::unwrap_or_default)
+            .map_err(|e| self.err(&format!("reading the journal of {id}"), e))
+    }
+
+    fn unlock(&self, lock_id: &str, force: bool) -> Result<Option<Holder>, StateError> {
+        let Some((h, etag)) = self.read_lock()? else {
+            return Ok(None);
+        };
+        let state = format!("--state {}", self.spec.url());
+        let id = h.lock_id.clone().unwrap_or_default();
+        if id != lock_id {
+            return Err(StateError::UnlockRefused {
+                message: format!(
+                    "the lock on {} has the id {}, not {}: it is held by {}",
+                    self.spec.url(),
+                    crate::vocabulary::words::clean(&id),
+                    crate::vocabulary::words::clean(lock_id),
+                    h.describe()
+                ),
+                help: format!(
+                    "a lock is removed only by its own id, so a newer holder's lock is never removed by mistake; if this is the one you mean: `pare unlock {} {state}`",
+                    crate::vocabulary::words::clean(&id)
+                ),
+            });
+        }
+        if !force && !h.expired(crate::clock::now()) {
+            return Err(StateError::UnlockRefused {
+                message: format!(
+                    "the lock on {} is live: {} renews it (lease {} s)",
+                    self.spec.url(),
+                    h.describe(),
+                    h.lease_s.unwrap_or_default()
+                ),
+                help: format!(
+                    "wait for that run to finish; only if you know its process is gone (its runner was thrown away), take the lock from it with `pare unlock {lock_id} --force {state}`"
+                ),
+            });
+        }
+        self.remove_lock(&etag)?;
+        Ok(Some(h))
+    }
+
+    fn journal_name(&self, id: &RunId) -> String {
+        format!("{}runs/{id}/journal/", self.spec.url())
+    }
+}
