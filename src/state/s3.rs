@@ -97,6 +97,9 @@ where
     S3Err::Other(DisplayErrorContext(&e).to_string())
 }
 
+/// An object's bytes and its ETag.
+type Object = (Vec<u8>, Option<String>);
+
 /// A condition on a write.
 enum Cond {
     None,
@@ -141,7 +144,7 @@ impl Io {
             .expect("the S3 runtime ended a call without answering")
     }
 
-    fn get(self: &Arc<Self>, key: &str) -> Result<Option<(Vec<u8>, Option<String>)>, S3Err> {
+    fn get(self: &Arc<Self>, key: &str) -> Result<Option<Object>, S3Err> {
         let (client, bucket, key) = (self.client.clone(), self.bucket.clone(), key.to_string());
         self.requests.fetch_add(1, Ordering::Relaxed);
         self.call(async move {
@@ -303,18 +306,12 @@ impl S3Store {
     /// Connects to the prefix `state` names (no request is made yet);
     /// `attempts`: in all, for a request that fails transiently.
     pub fn open(state: &crate::config::S3State, attempts: u32) -> Result<S3Store, StateError> {
-        let spec = &S3Spec {
-            bucket: state.bucket.clone(),
-            prefix: state.prefix.clone(),
-            url: state.url(),
-            lease: Duration::from_secs(state.lease_s.max(1)),
-        };
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("pare-s3")
             .enable_all()
             .build()
-            .map_err(|e| StateError::io(spec.url(), e))?;
+            .map_err(|e| StateError::io(state.url(), e))?;
         let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
             .http_client(crate::provider::aws::https_client())
             .retry_config(
@@ -336,8 +333,23 @@ impl S3Store {
             loader = loader.endpoint_url(u);
         }
         let sdk = rt.block_on(loader.load());
+        Ok(S3Store::with_config(rt, &sdk, state))
+    }
+
+    /// The store over an SDK configuration already loaded.
+    fn with_config(
+        rt: tokio::runtime::Runtime,
+        sdk: &aws_config::SdkConfig,
+        state: &crate::config::S3State,
+    ) -> S3Store {
+        let spec = S3Spec {
+            bucket: state.bucket.clone(),
+            prefix: state.prefix.clone(),
+            url: state.url(),
+            lease: Duration::from_secs(state.lease_s.max(1)),
+        };
         let region_missing = sdk.region().is_none();
-        let mut conf = aws_sdk_s3::config::Builder::from(&sdk)
+        let mut conf = aws_sdk_s3::config::Builder::from(sdk)
             .request_checksum_calculation(
                 aws_sdk_s3::config::RequestChecksumCalculation::WhenRequired,
             )
@@ -349,17 +361,53 @@ impl S3Store {
         if region_missing {
             conf = conf.region(aws_config::Region::new("us-east-1"));
         }
-        Ok(S3Store {
+        S3Store {
             io: Arc::new(Io {
                 client: aws_sdk_s3::Client::from_conf(conf.build()),
                 bucket: spec.bucket.clone(),
                 rt: Some(rt),
                 requests: AtomicU64::new(0),
             }),
-            spec: spec.clone(),
+            spec,
             cache: Mutex::new(None),
             held: Mutex::new(Weak::new()),
-        })
+        }
+    }
+
+    /// A store on `endpoint` with fixed test credentials, its bucket made
+    /// if missing (for the state suite's tests).
+    #[cfg(test)]
+    pub fn for_tests(endpoint: &str, bucket: &str, prefix: &str) -> S3Store {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let sdk = aws_config::SdkConfig::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("us-east-1"))
+            .endpoint_url(endpoint)
+            .http_client(crate::provider::aws::https_client())
+            .credentials_provider(aws_sdk_s3::config::SharedCredentialsProvider::new(
+                aws_sdk_s3::config::Credentials::new("testing", "testing", None, None, "tests"),
+            ))
+            .build();
+        let mut state = crate::config::S3State::new(bucket, prefix).unwrap();
+        state.endpoint_url = Some(endpoint.to_string());
+        let store = S3Store::with_config(rt, &sdk, &state);
+        let (client, b) = (store.io.client.clone(), bucket.to_string());
+        let made = store
+            .io
+            .call(async move { client.create_bucket().bucket(b).send().await });
+        if let Err(e) = made {
+            let code = e.code().unwrap_or_default().to_string();
+            assert!(
+                code.starts_with("BucketAlready"),
+                "creating the test bucket: {}",
+                DisplayErrorContext(&e)
+            );
+        }
+        store
     }
 
     fn key(&self, rest: &str) -> String {
@@ -404,7 +452,7 @@ impl S3Store {
     /// and redoes the change.
     fn update_index(
         &self,
-        change: impl Fn(&mut Index) -> Result<(), StateError>,
+        change: impl Fn(&mut Index, bool) -> Result<(), StateError>,
     ) -> Result<(), StateError> {
         let cached = self.cache.lock().unwrap_or_else(|p| p.into_inner()).clone();
         let (mut index, mut etag) = match cached {
@@ -413,7 +461,7 @@ impl S3Store {
         };
         let mut attempt = 0;
         loop {
-            change(&mut index)?;
+            change(&mut index, attempt > 0)?;
             let body = serde_json::to_vec_pretty(&index)
                 .map_err(|e| self.err("history", S3Err::Other(e.to_string())))?;
             let cond = match &etag {
@@ -490,6 +538,28 @@ impl S3Store {
         }
     }
 
+    /// The lock this store holds (tests).
+    #[cfg(test)]
+    pub(super) fn held_for_tests(&self) -> Option<LockHandle> {
+        self.held
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .upgrade()
+            .map(LockHandle)
+    }
+
+    /// Replaces run `id`'s entry of the index with something unreadable (tests).
+    #[cfg(test)]
+    pub(super) fn damage_for_tests(&self, id: &str) {
+        self.update_index(|index, _| {
+            index
+                .runs
+                .insert(id.to_string(), serde_json::json!({"id": 7}));
+            Ok(())
+        })
+        .unwrap();
+    }
+
     fn refuse_unconditional(&self) -> StateError {
         StateError::io(
             self.spec.url(),
@@ -560,6 +630,17 @@ impl LockShared {
             )));
         }
         Ok(())
+    }
+}
+
+/// A held lock, for tests to renew at once.
+#[cfg(test)]
+pub(super) struct LockHandle(Arc<LockShared>);
+
+#[cfg(test)]
+impl LockHandle {
+    pub(super) fn renew_for_tests(&self) {
+        self.0.renew(|_| {});
     }
 }
 
@@ -957,10 +1038,11 @@ impl StateStore for S3Store {
     fn create_run(&self, record: &RunRecord) -> Result<Box<dyn AppendLog>, StateError> {
         let id = RunId::parse(&record.id).ok_or_else(|| StateError::BadRunId(record.id.clone()))?;
         let value = serde_json::to_value(record).map_err(|e| StateError::io(self.spec.url(), e))?;
-        self.update_index(|index| {
+        self.update_index(|index, retry| {
             match index.runs.get(&record.id) {
-                // Our own write, answered twice.
-                Some(v) if *v == value => {}
+                // Our own write, answered twice (its answer was lost, and
+                // the retry met the version it made).
+                Some(v) if retry && *v == value => {}
                 Some(_) => {
                     return Err(StateError::io(
                         self.spec.url(),
@@ -993,7 +1075,7 @@ impl StateStore for S3Store {
     fn save_run(&self, record: &RunRecord) -> Result<(), StateError> {
         RunId::parse(&record.id).ok_or_else(|| StateError::BadRunId(record.id.clone()))?;
         let value = serde_json::to_value(record).map_err(|e| StateError::io(self.spec.url(), e))?;
-        self.update_index(|index| {
+        self.update_index(|index, _| {
             index.runs.insert(record.id.clone(), value.clone());
             Ok(())
         })

@@ -13,7 +13,39 @@ fn local(dir: &std::path::Path) -> Box<dyn StateStore> {
     Box::new(LocalStore::open(&dir.join("state")).unwrap())
 }
 
+/// A fresh prefix on the local S3 endpoint (moto's server, started by
+/// `scripts/test`); never a skip: without it the test fails saying how.
+#[cfg(feature = "aws")]
+fn s3(_: &std::path::Path) -> Box<dyn StateStore> {
+    let endpoint = std::env::var("PARE_TEST_S3_ENDPOINT").unwrap_or_else(|_| {
+        panic!(
+            "PARE_TEST_S3_ENDPOINT is not set: the state suite needs the local S3 endpoint.\n\
+             Run the suite with scripts/test, or `scripts/moto start s3` and export\n\
+             PARE_TEST_S3_ENDPOINT=<the URL it prints>"
+        )
+    });
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let prefix = format!(
+        "unit-{}-{nanos}-{}/",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    );
+    Box::new(super::s3::S3Store::for_tests(
+        &endpoint,
+        "pare-unit",
+        &prefix,
+    ))
+}
+
+#[cfg(not(feature = "aws"))]
 const IMPLEMENTATIONS: &[(&str, Make)] = &[("local", local)];
+#[cfg(feature = "aws")]
+const IMPLEMENTATIONS: &[(&str, Make)] = &[("local", local), ("s3", s3)];
 
 fn record(id: &str) -> RunRecord {
     RunRecord {
@@ -325,4 +357,144 @@ fn a_tally_counts_what_completed_failed_and_never_started_as_records_word_them()
     assert_eq!(t.failed, ["b: step 2: InternalError: boom"]);
     assert_eq!(t.skipped, ["c: upstream failed: b"]);
     assert_eq!(t.steps_done, 2);
+}
+
+#[cfg(feature = "aws")]
+mod s3_only {
+    use super::*;
+    use crate::state::s3::S3Store;
+
+    fn pair() -> (S3Store, S3Store) {
+        let endpoint = std::env::var("PARE_TEST_S3_ENDPOINT")
+            .expect("PARE_TEST_S3_ENDPOINT: run the suite with scripts/test");
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        let prefix = format!("pair-{}-{nanos}/", std::process::id());
+        (
+            S3Store::for_tests(&endpoint, "pare-unit", &prefix),
+            S3Store::for_tests(&endpoint, "pare-unit", &prefix),
+        )
+    }
+
+    #[test]
+    fn another_machine_reads_the_runs_and_is_refused_the_lock_naming_its_id() {
+        let (a, b) = pair();
+        let held = a.lock(&holder("alice@runner-1")).unwrap();
+        let mut log = a.create_run(&record("r20261127-174901")).unwrap();
+        log.write(b"{\"record\":\"rec_skipped\",\"rec\":\"a\",\"why\":\"x\"}\n")
+            .unwrap();
+        log.sync().unwrap();
+        let b: &dyn StateStore = &b;
+        let h = b.history().unwrap();
+        assert_eq!(h.runs.len(), 1);
+        assert_eq!(
+            b.journal(&RunId::parse("r20261127-174901").unwrap())
+                .unwrap()
+                .len(),
+            1
+        );
+        let holder = b.lock_holder().expect("the lock says who holds it");
+        assert_eq!(
+            holder.run.as_deref(),
+            Some("r20261127-174901"),
+            "the lock names the run"
+        );
+        let id = holder.lock_id.clone().unwrap();
+        match b.lock(&super::holder("bob@runner-2")) {
+            Err(e @ StateError::Locked { .. }) => {
+                let text = format!(
+                    "{e} {:?}",
+                    miette::Diagnostic::help(&e).map(|h| h.to_string())
+                );
+                assert!(
+                    text.contains("alice@runner-1") && text.contains(&id),
+                    "{text}"
+                );
+                assert!(
+                    text.contains(&format!("pare unlock {id} --force")),
+                    "a live lock needs --force: {text}"
+                );
+            }
+            other => panic!("{:?}", other.err()),
+        }
+        // A live lock is not removed without --force, nor by another id.
+        assert!(matches!(
+            b.unlock(&id, false),
+            Err(StateError::UnlockRefused { .. })
+        ));
+        assert!(matches!(
+            b.unlock("l-0000", true),
+            Err(StateError::UnlockRefused { .. })
+        ));
+        drop(log);
+        drop(held);
+        assert_eq!(b.lock_holder(), None, "released with If-Match on drop");
+        assert!(
+            b.unlock(&id, false).unwrap().is_none(),
+            "nothing left to unlock"
+        );
+    }
+
+    #[test]
+    fn a_run_whose_lock_was_taken_writes_no_further_intent() {
+        let (a, b) = pair();
+        let held = a.lock(&holder("alice@runner-1")).unwrap();
+        let mut log = a.create_run(&record("r20261127-174901")).unwrap();
+        log.write(b"{\"record\":\"rec_skipped\",\"rec\":\"a\",\"why\":\"x\"}\n")
+            .unwrap();
+        log.sync().unwrap();
+        let id = b.lock_holder().unwrap().lock_id.unwrap();
+        b.unlock(&id, true).unwrap().expect("it was locked");
+        // The next heartbeat (every quarter of the lease, 15 s by default)
+        // finds the lock gone; renew now rather than wait for it.
+        let beat = a.held_for_tests().unwrap();
+        beat.renew_for_tests();
+        log.write(b"{\"record\":\"rec_skipped\",\"rec\":\"b\",\"why\":\"y\"}\n")
+            .unwrap();
+        let e = log.sync().unwrap_err();
+        assert!(e.to_string().contains("taken by another run"), "{e}");
+        let b: &dyn StateStore = &b;
+        assert_eq!(
+            b.journal(&RunId::parse("r20261127-174901").unwrap())
+                .unwrap()
+                .len(),
+            1,
+            "nothing written once the lock is lost"
+        );
+        drop(held);
+    }
+
+    #[test]
+    fn a_damaged_entry_of_the_index_is_named_and_the_others_still_read() {
+        let (a, _) = pair();
+        drop(a.create_run(&record("r20261127-174901")).unwrap());
+        drop(a.create_run(&record("r20261127-174902")).unwrap());
+        a.damage_for_tests("r20261127-174902");
+        let h = (&a as &dyn StateStore).history().unwrap();
+        assert_eq!(h.runs.len(), 1);
+        assert_eq!(h.damaged.len(), 1);
+        assert_eq!(h.damaged[0].0, "r20261127-174902");
+    }
+
+    #[test]
+    fn a_lock_expires_once_its_holder_stops_renewing_it_for_longer_than_its_lease() {
+        let mut h = holder("a");
+        h.heartbeat = Some("2026-11-27T17:49:01Z".into());
+        h.lease_s = Some(60);
+        let at = |s: &str| crate::clock::parse_rfc3339(s).unwrap();
+        assert!(!h.expired(at("2026-11-27T17:50:01Z")));
+        assert!(h.expired(at("2026-11-27T17:50:02Z")));
+        h.heartbeat = Some("garbage".into());
+        assert!(
+            h.expired(at("2026-11-27T17:50:02Z")),
+            "an unreadable time is not live"
+        );
+        h.lease_s = None;
+        assert!(
+            !h.expired(at("2030-01-01T00:00:00Z")),
+            "a local lock never expires"
+        );
+    }
 }

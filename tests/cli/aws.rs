@@ -25,6 +25,7 @@ fn client(region: &str) -> aws_sdk_ec2::Client {
         .region(aws_sdk_ec2::config::Region::new(region.to_string()))
         .endpoint_url(endpoint())
         .credentials_provider(creds)
+        .http_client(pare::provider::aws::https_client())
         .build();
     aws_sdk_ec2::Client::from_conf(config)
 }
@@ -330,6 +331,7 @@ fn asg_client(region: &str) -> aws_sdk_autoscaling::Client {
         .region(aws_sdk_autoscaling::config::Region::new(region.to_string()))
         .endpoint_url(endpoint())
         .credentials_provider(creds)
+        .http_client(pare::provider::aws::https_client())
         .build();
     aws_sdk_autoscaling::Client::from_conf(config)
 }
@@ -703,6 +705,7 @@ fn a_missing_permission_blocks_the_recommendation_that_needs_it() {
             .region(aws_sdk_ec2::config::Region::new(region))
             .endpoint_url(&endpoint)
             .credentials_provider(creds)
+            .http_client(pare::provider::aws::https_client())
             .build(),
     );
     let rt = rt();
