@@ -549,8 +549,16 @@ pub trait DocStore: Send + Sync {
     fn read_log(&self, name: &str) -> std::io::Result<Option<String>>;
     /// Removes a log (and is fine if it was not there).
     fn remove_log(&self, name: &str) -> std::io::Result<()>;
-    /// The names of every document and log (a log's name ends in `.log`).
+    /// The names of every document and log (see [`is_log_name`]).
     fn names(&self) -> std::io::Result<Vec<String>>;
+}
+
+/// Whether a document name is a log's (`sandbox.log`, `sandbox.log.3`).
+pub fn is_log_name(name: &str) -> bool {
+    name.ends_with(".log")
+        || name
+            .rsplit_once(".log.")
+            .is_some_and(|(_, n)| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()))
 }
 
 /// A [`DocStore`] in a local directory (the state directory).

@@ -81,7 +81,7 @@ pub fn migrate(session: &Session, target: Arc<dyn StateStore>) -> Result<Migrate
         .map_err(|e| StateError::io(&from, e))?;
     for name in &source_names {
         let io = |e: std::io::Error| StateError::io(&to, format!("{name}: {e}"));
-        if name.ends_with(".log") {
+        if crate::durable::is_log_name(name) {
             let text = session
                 .store
                 .read_log(name)

@@ -130,6 +130,14 @@ pub enum StateError {
         help("check the permissions and free space of the state")
     )]
     Io { location: String, error: String },
+    #[error("state {location}: {error}")]
+    #[diagnostic(
+        code("state::s3"),
+        help(
+            "check that the bucket exists, that these credentials may read and write under the prefix (`pare iam-policy PLAN --state s3://…` lists the S3 actions the state needs) and that S3 is reachable; pare already retried what S3 asked it to retry"
+        )
+    )]
+    Remote { location: String, error: String },
     #[error("{message}")]
     #[diagnostic(code("state::unlock-refused"), help("{help}"))]
     UnlockRefused { message: String, help: String },

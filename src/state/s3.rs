@@ -68,33 +68,28 @@ impl std::fmt::Display for S3Err {
     }
 }
 
-fn classify<E, R>(e: aws_sdk_s3::error::SdkError<E, R>) -> S3Err
+fn classify<E>(
+    e: aws_sdk_s3::error::SdkError<E, aws_smithy_runtime_api::client::orchestrator::HttpResponse>,
+) -> S3Err
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
-    aws_sdk_s3::error::SdkError<E, R>: ProvideErrorMetadata,
 {
-    let status = match &e {
-        aws_sdk_s3::error::SdkError::ServiceError(s) => Some(s.raw()),
-        _ => None,
-    }
-    .map(|r| format!("{r:?}"));
+    let status = e.raw_response().map(|r| r.status().as_u16());
     let code = e.code().map(str::to_string);
-    match code.as_deref() {
-        Some("PreconditionFailed") => return S3Err::Precondition,
-        Some("NoSuchKey") | Some("NotFound") => return S3Err::NotFound,
+    match (code.as_deref(), status) {
+        (Some("PreconditionFailed"), _) | (_, Some(412)) => return S3Err::Precondition,
+        (Some("NoSuchKey") | Some("NotFound"), _) | (_, Some(404)) => return S3Err::NotFound,
         _ => {}
     }
-    if let Some(s) = &status {
-        // The raw response's status when the error carries no code (a HEAD, a 412 without body).
-        if s.contains("StatusCode(412)") || s.contains("status: 412") {
-            return S3Err::Precondition;
-        }
-        if s.contains("StatusCode(404)") || s.contains("status: 404") {
-            return S3Err::NotFound;
-        }
+    // What S3 said, in one line; the whole context only when it said nothing.
+    match (code, e.message(), status) {
+        (Some(code), message, status) => S3Err::Other(format!(
+            "{code}{}{}",
+            message.map_or(String::new(), |m| format!(": {m}")),
+            status.map_or(String::new(), |s| format!(" (HTTP {s})"))
+        )),
+        _ => S3Err::Other(DisplayErrorContext(&e).to_string()),
     }
-    S3Err::Other(DisplayErrorContext(&e).to_string())
 }
 
 /// An object's bytes and its ETag.
@@ -124,6 +119,10 @@ impl Drop for Io {
         }
     }
 }
+
+/// Requests to the state are tried at least this many times in all (with
+/// the SDK's backoff): a journal write that finally fails stops the run.
+const STATE_ATTEMPTS: u32 = 8;
 
 /// 409 ConditionalRequestConflict (two conditional writes of one key at
 /// once) is retried here; the SDK retries 500 and 503 SlowDown itself.
@@ -315,7 +314,8 @@ impl S3Store {
         let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
             .http_client(crate::provider::aws::https_client())
             .retry_config(
-                aws_config::retry::RetryConfig::standard().with_max_attempts(attempts.max(1)),
+                aws_config::retry::RetryConfig::standard()
+                    .with_max_attempts(attempts.max(STATE_ATTEMPTS)),
             )
             .timeout_config(
                 aws_config::timeout::TimeoutConfig::builder()
@@ -415,7 +415,10 @@ impl S3Store {
     }
 
     fn err(&self, what: &str, e: S3Err) -> StateError {
-        StateError::io(self.spec.url(), format!("{what}: {e}"))
+        StateError::Remote {
+            location: self.spec.url(),
+            error: format!("{what}: {e}"),
+        }
     }
 
     /// How many requests this store has made (for the benchmark and tests).

@@ -9,6 +9,8 @@ mod messages;
 mod plan;
 mod safety;
 mod schema;
+#[cfg(feature = "aws")]
+mod team_state;
 mod validate;
 
 use assert_cmd::Command;
