@@ -165,7 +165,7 @@ pub fn run(args: Args) -> ExitCode {
         Command::Rollback(a) => rollback::run(&out, &args.global, a),
         Command::History(a) => history::history(&out, &args.global, a),
         Command::Show(a) => show::show(&out, &args.global, a),
-        Command::IamPolicy(a) => iam_policy::run(&out, a),
+        Command::IamPolicy(a) => iam_policy::run(&out, &args.global, a),
         Command::Sandbox(c) => sandbox::run(&out, &args.global, c),
         Command::Unlock(a) => state::unlock(&out, &args.global, a),
         Command::State(c) => state::run(&out, &args.global, c),

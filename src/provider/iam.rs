@@ -112,10 +112,30 @@ pub fn rec_actions(action: &Action) -> (BTreeSet<&'static str>, BTreeSet<&'stati
     (read, change)
 }
 
-/// The policy document, as pretty JSON.
-pub fn policy(plan: &Plan) -> String {
+/// The policy document, as pretty JSON; with `state`, the S3 actions the
+/// team state needs, on its bucket and prefix only.
+pub fn policy(plan: &Plan, state: Option<&crate::config::S3State>) -> String {
     let (read, change) = actions(plan);
     let mut statements = Vec::new();
+    if let Some(s) = state {
+        let mut list = serde_json::json!({
+            "Sid": "PareStateList",
+            "Effect": "Allow",
+            "Action": ["s3:ListBucket"],
+            "Resource": format!("arn:aws:s3:::{}", s.bucket),
+        });
+        if !s.prefix.is_empty() {
+            list["Condition"] =
+                serde_json::json!({ "StringLike": { "s3:prefix": [format!("{}*", s.prefix)] } });
+        }
+        statements.push(list);
+        statements.push(serde_json::json!({
+            "Sid": "PareStateObjects",
+            "Effect": "Allow",
+            "Action": ["s3:DeleteObject", "s3:GetObject", "s3:PutObject"],
+            "Resource": format!("arn:aws:s3:::{}/{}*", s.bucket, s.prefix),
+        }));
+    }
     if !read.is_empty() {
         statements.push(serde_json::json!({ "Sid": "PareRead", "Effect": "Allow", "Action": read, "Resource": "*" }));
     }
@@ -138,6 +158,20 @@ mod tests {
         crate::plan::load_str(Path::new("p.yaml"), "p.yaml", text)
             .unwrap()
             .plan
+    }
+
+    #[test]
+    fn team_state_adds_s3_on_its_bucket_and_prefix_only() {
+        let p = plan("  - { id: a, action: hibernate, instance: i-0a1b2c3d }\n");
+        let alone: serde_json::Value = serde_json::from_str(&policy(&p, None)).unwrap();
+        assert!(!alone.to_string().contains("s3:"));
+        let state = crate::config::S3State::new("acme-state", "prod/").unwrap();
+        let doc: serde_json::Value = serde_json::from_str(&policy(&p, Some(&state))).unwrap();
+        let st = doc["Statement"].as_array().unwrap();
+        assert_eq!(st[0]["Resource"], "arn:aws:s3:::acme-state");
+        assert_eq!(st[0]["Condition"]["StringLike"]["s3:prefix"][0], "prod/*");
+        assert_eq!(st[1]["Resource"], "arn:aws:s3:::acme-state/prod/*");
+        assert!(!doc.to_string().contains("\"s3:*\""));
     }
 
     #[test]

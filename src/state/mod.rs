@@ -132,12 +132,20 @@ pub enum StateError {
     Io { location: String, error: String },
     #[error("state {location}: {error}")]
     #[diagnostic(
-        code("state::s3"),
+        code("state::remote-failed"),
         help(
             "check that the bucket exists, that these credentials may read and write under the prefix (`pare iam-policy PLAN --state s3://…` lists the S3 actions the state needs) and that S3 is reachable; pare already retried what S3 asked it to retry"
         )
     )]
     Remote { location: String, error: String },
+    #[error("state {location}: {error}")]
+    #[diagnostic(
+        code("state::no-conditional-writes"),
+        help(
+            "use Amazon S3 (or a store that honours If-None-Match and If-Match on PutObject), or keep the state local (`--state-dir`)"
+        )
+    )]
+    Unconditional { location: String, error: String },
     #[error("{message}")]
     #[diagnostic(code("state::unlock-refused"), help("{help}"))]
     UnlockRefused { message: String, help: String },

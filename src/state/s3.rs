@@ -564,10 +564,10 @@ impl S3Store {
     }
 
     fn refuse_unconditional(&self) -> StateError {
-        StateError::io(
-            self.spec.url(),
-            "this store accepted a second create of the same object with If-None-Match: * (S3 refuses it with 412 Precondition Failed): it does not honour conditional writes, so pare's lock would exclude nobody and the state cannot be shared safely there. Use Amazon S3, or a store that supports conditional writes, or keep the state local (`--state-dir`)",
-        )
+        StateError::Unconditional {
+            location: self.spec.url(),
+            error: "this store accepted a second create of the same object with If-None-Match: * (S3 refuses it with 412 Precondition Failed): it does not honour conditional writes, so pare's lock would exclude nobody and the state cannot be shared safely there".into(),
+        }
     }
 }
 
