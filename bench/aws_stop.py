@@ -9,6 +9,10 @@ endpoint, in an account of 2,000 instances.
   custodian Cloud Custodian, a `stop` policy filtered on the tag,
             `--cache-period 0`
 
+--scenario state: the stop, by pare only, with its state in a directory
+and in S3 (the moto S3 server scripts/bench-aws starts; the requests each
+run makes to it are counted from its log), alternating in every round.
+
 --scenario rightsize: 500 of the `env=dev` instances (also tagged
 `resize=yes`) from m5.large to m5.xlarge, restarted:
   pare      `pare apply` of a plan naming the 500 (then `pare rollback`), at
@@ -46,6 +50,7 @@ def main():
     rounds = int(args[args.index("--rounds") + 1]) if "--rounds" in args else 3
     scenario = args[args.index("--scenario") + 1] if "--scenario" in args else "stop"
     resize = scenario == "rightsize"
+    team = scenario == "state"
     # --compare OTHER_PARE: another pare binary (an earlier release), timed
     # side by side in the same rounds, with a state directory of its own.
     other = os.path.abspath(args[args.index("--compare") + 1]) if "--compare" in args else None
@@ -96,6 +101,19 @@ def main():
         )
     with open(os.path.join(work, "pare.toml"), "w") as f:
         f.write("[policy]\nmax_changes = 1000\n")
+        if team:
+            s3 = os.environ["PARE_BENCH_S3"]
+            urllib.request.urlopen(urllib.request.Request(s3 + "/pare-bench", method="PUT")).read()
+            f.write(f'[state]\nbackend = "s3"\nbucket = "pare-bench"\nprefix = "stop/"\nendpoint_url = "{s3}"\n')
+
+    def s3_requests():
+        """(requests so far, of which journal chunks) in the S3 server's log."""
+        path = os.environ.get("PARE_BENCH_S3_LOG")
+        if not path:
+            return (0, 0)
+        with open(path, errors="replace") as f:
+            lines = [l for l in f if any(f'"{m} /' in l for m in ("GET", "PUT", "DELETE", "HEAD", "POST"))]
+        return (len(lines), sum(1 for l in lines if '"PUT /' in l and "/journal/" in l))
     with open(os.path.join(work, "policy.yml"), "w") as f:
         if resize:
             f.write(
@@ -116,13 +134,18 @@ def main():
     def reset():
         urllib.request.urlopen(urllib.request.Request(endpoint + "/_proxy/reset", data=b"", method="POST")).read()
 
-    def timed(cmd):
+    s3_per_run = {}
+
+    def timed(cmd, name=""):
         reset()
+        before = s3_requests()
         t = time.perf_counter()
         p = subprocess.run(cmd, cwd=work, env=env, capture_output=True, text=True)
         wall = time.perf_counter() - t
         if p.returncode != 0:
             sys.exit(f"{cmd[0]} failed ({p.returncode}):\n{p.stdout[-3000:]}\n{p.stderr[-3000:]}")
+        after = s3_requests()
+        s3_per_run[name] = (after[0] - before[0], after[1] - before[1])
         return wall, counts()
 
     def states():
@@ -149,6 +172,8 @@ def main():
     python = sys.executable
     custodian = os.path.join(os.path.dirname(python), "custodian")
     results = {"pare apply": [], "pare rollback": [], "boto3 script": [], "custodian": []}
+    if team:
+        results = {"pare apply": [], "pare rollback": [], "pare apply (S3 state)": [], "pare rollback (S3 state)": []}
     compared = []
     if other:
         results["other pare apply"] = []
@@ -165,7 +190,17 @@ def main():
         results["pare rollback p20"] = []
     for n in range(rounds):
         custodian_run = [custodian, "run", "-s", "out", "--cache-period", "0", "--region", REGION, "policy.yml"]
-        if resize:
+        if team:
+            local = ["--state-dir", ".pare-local"]
+            ours = [
+                ("pare apply", [pare, *local, "apply", "plan.yaml", "--auto-approve", "--quiet"], None),
+                ("pare rollback", [pare, *local, "rollback", "--last", "--auto-approve", "--quiet"], None),
+                ("pare apply (S3 state)", [pare, "apply", "plan.yaml", "--auto-approve", "--quiet"], None),
+                ("pare rollback (S3 state)", [pare, "rollback", "--last", "--auto-approve", "--quiet"], None),
+            ]
+            if n % 2 == 1:
+                ours = ours[2:] + ours[:2]
+        elif resize:
             ours = [
                 ("pare apply", [pare, "apply", "plan.yaml", "--auto-approve", "--quiet"], None),
                 ("pare rollback", [pare, "rollback", "--last", "--auto-approve", "--quiet"], None),
@@ -183,7 +218,7 @@ def main():
         # The other binary goes first in odd rounds and last in even ones, so
         # neither side always meets the endpoint's state at the same age.
         for name, cmd, after in (compared + ours if n % 2 == 0 else ours + compared):
-            wall, c = timed(cmd)
+            wall, c = timed(cmd, name)
             undone = "pare rollback" in name
             if resize:
                 want = {"running m5.large": 500} if undone else {"running m5.xlarge": 500}
@@ -194,7 +229,8 @@ def main():
                 sys.exit(f"{name} left {got}, expected {want}")
             results[name].append(wall)
             calls[name] = c
-            print(f"round {n + 1}: {name:14} {wall:7.2f} s  {sum(c['forwarded'].values())} calls", file=sys.stderr)
+            extra = f", {s3_per_run[name][0]} S3 requests ({s3_per_run[name][1]} journal chunks)" if team else ""
+            print(f"round {n + 1}: {name:14} {wall:7.2f} s  {sum(c['forwarded'].values())} calls{extra}", file=sys.stderr)
             if after:
                 after()
 
@@ -209,7 +245,13 @@ def main():
         dry = sum(c["dry_run"].values())
         print(f"| {k} | {med[k]:.2f} s | {', '.join(f'{x:.2f}' for x in v)} | {sum(c['forwarded'].values())}: {fwd}" + (f" (+{dry} DryRun)" if dry else "") + " |")
     print()
-    if resize:
+    if team:
+        print(f"pare apply, S3 state / local state    = {med['pare apply (S3 state)'] / med['pare apply']:.2f}")
+        print(f"pare rollback, S3 state / local state = {med['pare rollback (S3 state)'] / med['pare rollback']:.2f}")
+        for k in ("pare apply (S3 state)", "pare rollback (S3 state)"):
+            total, chunks = s3_per_run[k]
+            print(f"{k}, last round: {total} S3 requests, {chunks} of them journal chunks (group commits): {total - chunks} besides")
+    elif resize:
         for k in ("pare apply", "pare rollback", "pare apply p20", "pare rollback p20"):
             print(f"{k} / custodian = {med[k] / med['custodian']:.2f}")
     else:

@@ -68,6 +68,15 @@ impl S3State {
     }
 }
 
+/// Whether `r` looks like an AWS region name (`us-east-1`, `us-gov-west-1`):
+/// lowercase letters, digits and hyphens. Anything else would go into a
+/// request's signature, where the SDK cannot send it.
+pub fn is_region_name(r: &str) -> bool {
+    (1..=50).contains(&r.len())
+        && r.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+}
+
 /// S3's rules for bucket names (3–63 of a-z 0-9 . -, starting and ending
 /// with a letter or digit).
 fn check_bucket(b: &str) -> Result<(), String> {
@@ -529,6 +538,20 @@ fn state_section(
             return;
         }
     };
+    if let Some(r) = &raw.region
+        && !is_region_name(r.get_ref())
+    {
+        bad(
+            r.span(),
+            format!(
+                "`{}` is not an AWS region name",
+                crate::vocabulary::words::clean(r.get_ref())
+            ),
+            "not a region",
+            "give the bucket's region as AWS names it, like `us-east-1`, or leave it out",
+        );
+        return;
+    }
     state.region = raw.region.map(Spanned::into_inner);
     state.profile = raw.profile.map(Spanned::into_inner);
     if let Some(u) = raw.endpoint_url {

@@ -46,6 +46,31 @@ pub struct Settings {
 /// file's region, profile, endpoint and lease when it also names S3), or
 /// a directory.
 fn set_location(config: &mut Config, loc: &str, from: &str) -> Result<(), ConfigError> {
+    let bad = |error: String| {
+        Err(ConfigError::Location {
+            from: from.to_string(),
+            error,
+        })
+    };
+    if loc.is_empty() {
+        return bad("the location is empty".into());
+    }
+    // `s3:/bucket`, `S3://…`, `gs://…`: a typo of a URL must not quietly
+    // become a directory on a machine that is thrown away.
+    let scheme = loc.split_once(':').map(|(s, _)| s);
+    if !loc.starts_with("s3://")
+        && scheme.is_some_and(|s| {
+            !s.is_empty()
+                && s.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "+.-".contains(c))
+        })
+        && loc.contains(":/")
+    {
+        return bad(format!(
+            "`{}` looks like a URL, and pare keeps state only in S3 (`s3://bucket/prefix/`) or in a directory",
+            crate::vocabulary::words::clean(loc)
+        ));
+    }
     match crate::config::S3State::parse_url(loc) {
         Some(Ok(mut s3)) => {
             if let Some(file) = &config.s3 {

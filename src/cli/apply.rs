@@ -89,8 +89,9 @@ pub fn run(out: &Output, global: &GlobalArgs, args: ApplyArgs) -> miette::Result
     common::print_outcome(out, &outcome.record);
     let r = &outcome.record;
     if outcome.ending == Ending::Done {
+        let sf = crate::vocabulary::words::state_flag();
         out.status(&format!(
-            "{}. Undo with `pare rollback --last` (or `--run {}`).",
+            "{}. Undo with `pare rollback --last{sf}` (or `--run {}`).",
             crate::vocabulary::words::capitalise(&crate::vocabulary::words::monthly_savings(
                 r.savings_monthly_usd
             )),

@@ -23,7 +23,7 @@ pub use output::Output;
 use crate::config::ConfigError;
 use crate::settings::{Overrides, Settings};
 use clap::{Parser, Subcommand, ValueEnum};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Exit codes, as the README's *Commands and exit codes* fixes them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -140,10 +140,15 @@ impl GlobalArgs {
 /// Resolves the settings (flags > pare.toml > environment > defaults).
 pub(crate) fn settings(out: &Output, overrides: &Overrides) -> Result<Settings, ExitCode> {
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
-    Settings::resolve(overrides, &cwd, &Settings::env).map_err(|e| {
+    let settings = Settings::resolve(overrides, &cwd, &Settings::env).map_err(|e| {
         report_config_error(out, &e);
         ExitCode::Error
-    })
+    })?;
+    // Commands pare suggests name the state when pare.toml does not.
+    let named_elsewhere = !settings.config.state_dir_set
+        && (settings.config.s3.is_some() || settings.config.state_dir != Path::new(".pare"));
+    crate::vocabulary::words::set_state_flag(named_elsewhere.then(|| settings.state_location()));
+    Ok(settings)
 }
 
 /// Prints a config problem, every diagnostic of it.

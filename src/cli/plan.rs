@@ -66,10 +66,11 @@ pub fn run(out: &Output, global: &GlobalArgs, args: PlanArgs) -> miette::Result<
             return Ok(ExitCode::Error);
         }
         out.status(&format!(
-            "Saved to {} (lineage {}); apply it with `pare apply {}`.",
+            "Saved to {} (lineage {}); apply it with `pare apply {}{}`.",
             crate::vocabulary::words::clean(&path.display().to_string()),
             saved.lineage,
-            crate::vocabulary::words::clean(&path.display().to_string())
+            crate::vocabulary::words::clean(&path.display().to_string()),
+            crate::vocabulary::words::state_flag()
         ));
     }
     Ok(if args.detailed_exitcode && planned.summary.changes > 0 {

@@ -53,8 +53,9 @@ pub fn unlock(out: &Output, global: &GlobalArgs, args: UnlockArgs) -> miette::Re
     ));
     if let Some(run) = &h.run {
         let run = clean(run);
+        let sf = format!(" --state {}", store.location());
         out.status(&format!(
-            "Unlocking does not resolve run {run}: if it changed anything, the next apply refuses until you undo it (`pare rollback --run {run}`) or keep it (`pare rollback --run {run} --accept`)."
+            "Unlocking does not resolve run {run}: if it changed anything, the next apply refuses until you undo it (`pare rollback --run {run}{sf}`) or keep it (`pare rollback --run {run} --accept{sf}`)."
         ));
     }
     Ok(ExitCode::Ok)

@@ -214,11 +214,12 @@ impl Session {
             _ => "did not finish rolling back",
         };
         // An unfinished rollback is finished by rolling back its apply run again.
+        let sf = crate::vocabulary::words::state_flag();
         let undo = match (&r.kind, &r.resolves) {
             (crate::state::RunKind::Rollback, Some(target)) => format!(
-                "finish it with `pare rollback --run {target}` (it undoes only what is left)"
+                "finish it with `pare rollback --run {target}{sf}` (it undoes only what is left)"
             ),
-            _ => format!("undo it with `pare rollback --run {}`", r.id),
+            _ => format!("undo it with `pare rollback --run {}{sf}`", r.id),
         };
         Err(Refusal::new(
             "apply::unresolved-run",
@@ -230,7 +231,7 @@ impl Session {
                 r.started_at
             ),
             format!(
-                "{undo}, or keep things as they are with `pare rollback --run {} --accept`",
+                "{undo}, or keep things as they are with `pare rollback --run {} --accept{sf}`",
                 r.id
             ),
         ))

@@ -55,6 +55,8 @@ enum S3Err {
     Precondition,
     /// 404: no such key.
     NotFound,
+    /// A log with a hole: this object is missing and later ones exist.
+    Gap(String),
     Other(String),
 }
 
@@ -63,6 +65,10 @@ impl std::fmt::Display for S3Err {
         match self {
             S3Err::Precondition => f.write_str("a conditional write was refused (412)"),
             S3Err::NotFound => f.write_str("not found (404)"),
+            S3Err::Gap(k) => write!(
+                f,
+                "{k} is missing while later objects of the same log exist: a log with a hole cannot say what happened (restore that object's previous version, the bucket's versioning keeps it)"
+            ),
             S3Err::Other(s) => f.write_str(s),
         }
     }
@@ -74,9 +80,29 @@ fn classify<E>(
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {
+    use aws_sdk_s3::error::SdkError;
+    match &e {
+        SdkError::DispatchFailure(d) => {
+            let why = if d.is_timeout() {
+                "it did not answer in time"
+            } else if d.is_io() {
+                "the connection failed (refused, reset or unreachable)"
+            } else {
+                "the request could not be sent"
+            };
+            return S3Err::Other(format!("cannot reach S3: {why}, after pare's retries"));
+        }
+        SdkError::TimeoutError(_) => {
+            return S3Err::Other("S3 did not answer in time, after pare's retries".into());
+        }
+        _ => {}
+    }
     let status = e.raw_response().map(|r| r.status().as_u16());
     let code = e.code().map(str::to_string);
     match (code.as_deref(), status) {
+        (Some("NoSuchBucket"), _) => {
+            return S3Err::Other("NoSuchBucket: the bucket does not exist (HTTP 404)".into());
+        }
         (Some("PreconditionFailed"), _) | (_, Some(412)) => return S3Err::Precondition,
         (Some("NoSuchKey") | Some("NotFound"), _) | (_, Some(404)) => return S3Err::NotFound,
         _ => {}
@@ -90,6 +116,13 @@ where
         )),
         _ => S3Err::Other(DisplayErrorContext(&e).to_string()),
     }
+}
+
+/// A request that died inside the SDK.
+fn sdk_failed() -> S3Err {
+    S3Err::Other(
+        "the request failed inside the AWS SDK (check the region and endpoint settings)".into(),
+    )
 }
 
 /// An object's bytes and its ETag.
@@ -133,14 +166,15 @@ impl Io {
     fn call<T: Send + 'static>(
         &self,
         fut: impl std::future::Future<Output = T> + Send + 'static,
-    ) -> T {
+    ) -> Option<T> {
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
-        let rt = self.rt.as_ref().expect("the runtime lives as long as Io");
+        let rt = self.rt.as_ref()?;
         rt.spawn(async move {
             let _ = tx.send(fut.await);
         });
-        rx.recv()
-            .expect("the S3 runtime ended a call without answering")
+        // `None`: the request died inside the SDK (a panic there, on input
+        // it cannot send): an error for the caller, never a crash.
+        rx.recv().ok()
     }
 
     fn get(self: &Arc<Self>, key: &str) -> Result<Option<Object>, S3Err> {
@@ -165,6 +199,7 @@ impl Io {
                 },
             }
         })
+        .unwrap_or_else(|| Err(sdk_failed()))
     }
 
     /// Writes `body` at `key` under `cond`; the new version's ETag.
@@ -179,23 +214,25 @@ impl Io {
                 Cond::Version(v) => (None, Some(v.clone())),
             };
             self.requests.fetch_add(1, Ordering::Relaxed);
-            let r = self.call(async move {
-                client
-                    .put_object()
-                    .bucket(bucket)
-                    .key(key)
-                    .body(ByteStream::from(body))
-                    .server_side_encryption(ServerSideEncryption::Aes256)
-                    .set_if_none_match(none)
-                    .set_if_match(version)
-                    .send()
-                    .await
-                    .map(|o| o.e_tag().unwrap_or_default().to_string())
-                    .map_err(|e| {
-                        let conflict = e.code() == Some("ConditionalRequestConflict");
-                        (classify(e), conflict)
-                    })
-            });
+            let r = self
+                .call(async move {
+                    client
+                        .put_object()
+                        .bucket(bucket)
+                        .key(key)
+                        .body(ByteStream::from(body))
+                        .server_side_encryption(ServerSideEncryption::Aes256)
+                        .set_if_none_match(none)
+                        .set_if_match(version)
+                        .send()
+                        .await
+                        .map(|o| o.e_tag().unwrap_or_default().to_string())
+                        .map_err(|e| {
+                            let conflict = e.code() == Some("ConditionalRequestConflict");
+                            (classify(e), conflict)
+                        })
+                })
+                .unwrap_or_else(|| Err((sdk_failed(), false)));
             match r {
                 Ok(etag) => return Ok(etag),
                 Err((_, true)) if tries < CONFLICT_RETRIES => {
@@ -221,6 +258,7 @@ impl Io {
                 .map(|_| ())
                 .map_err(classify)
         })
+        .unwrap_or_else(|| Err(sdk_failed()))
     }
 
     /// Every key under `prefix`, in order.
@@ -232,16 +270,18 @@ impl Io {
                 (self.client.clone(), self.bucket.clone(), prefix.to_string());
             let t = token.clone();
             self.requests.fetch_add(1, Ordering::Relaxed);
-            let out = self.call(async move {
-                client
-                    .list_objects_v2()
-                    .bucket(bucket)
-                    .prefix(prefix)
-                    .set_continuation_token(t)
-                    .send()
-                    .await
-                    .map_err(classify)
-            })?;
+            let out = self
+                .call(async move {
+                    client
+                        .list_objects_v2()
+                        .bucket(bucket)
+                        .prefix(prefix)
+                        .set_continuation_token(t)
+                        .send()
+                        .await
+                        .map_err(classify)
+                })
+                .unwrap_or_else(|| Err(sdk_failed()))?;
             keys.extend(
                 out.contents()
                     .iter()
@@ -333,6 +373,17 @@ impl S3Store {
             loader = loader.endpoint_url(u);
         }
         let sdk = rt.block_on(loader.load());
+        if let Some(r) = sdk.region()
+            && !crate::config::is_region_name(r.as_ref())
+        {
+            return Err(StateError::Remote {
+                location: state.url(),
+                error: format!(
+                    "`{}` (from AWS_REGION, AWS_DEFAULT_REGION or the profile) is not an AWS region name",
+                    crate::vocabulary::words::clean(r.as_ref())
+                ),
+            });
+        }
         Ok(S3Store::with_config(rt, &sdk, state))
     }
 
@@ -398,7 +449,8 @@ impl S3Store {
         let (client, b) = (store.io.client.clone(), bucket.to_string());
         let made = store
             .io
-            .call(async move { client.create_bucket().bucket(b).send().await });
+            .call(async move { client.create_bucket().bucket(b).send().await })
+            .expect("the test's request ran");
         if let Err(e) = made {
             let code = e.code().unwrap_or_default().to_string();
             assert!(
@@ -408,6 +460,26 @@ impl S3Store {
             );
         }
         store
+    }
+
+    /// The lock this process holds on this state (dangling if none).
+    fn held(&self) -> Weak<LockShared> {
+        self.held.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Refuses a write once this process's lock on the state is lost:
+    /// another run may be writing it now.
+    fn guard(&self) -> std::io::Result<()> {
+        match self.held().upgrade() {
+            Some(l) => {
+                let st = l.state.lock().unwrap_or_else(|p| p.into_inner());
+                match &st.lost {
+                    Some(why) => Err(std::io::Error::other(why.clone())),
+                    None => Ok(()),
+                }
+            }
+            None => Ok(()),
+        }
     }
 
     fn key(&self, rest: &str) -> String {
@@ -457,6 +529,8 @@ impl S3Store {
         &self,
         change: impl Fn(&mut Index, bool) -> Result<(), StateError>,
     ) -> Result<(), StateError> {
+        self.guard()
+            .map_err(|e| self.err(&format!("writing {HISTORY}"), S3Err::Other(e.to_string())))?;
         let cached = self.cache.lock().unwrap_or_else(|p| p.into_inner()).clone();
         let (mut index, mut etag) = match cached {
             Some(c) => c,
@@ -486,18 +560,27 @@ impl S3Store {
         }
     }
 
-    /// The lock as stored, and its version.
+    /// The lock as stored, and its version. What it says is checked, since
+    /// anyone who may write the bucket may have written it: an id or run
+    /// that is not one pare makes (and so might carry shell syntax into a
+    /// command pare suggests) makes the lock *unreadable*, named by an id
+    /// made from its ETag instead.
     fn read_lock(&self) -> Result<Option<(Holder, String)>, StateError> {
         match self.io.get(&self.key(LOCK)) {
             Ok(None) => Ok(None),
             Ok(Some((bytes, etag))) => {
-                let h: Holder = serde_json::from_slice(&bytes).unwrap_or_else(|_| Holder {
-                    who: "(unreadable lock)".into(),
-                    doing: "unknown".into(),
-                    since: "unknown".into(),
-                    ..Holder::default()
-                });
-                Ok(Some((h, etag.unwrap_or_default())))
+                let etag = etag.unwrap_or_default();
+                let holder = serde_json::from_slice::<Holder>(&bytes)
+                    .ok()
+                    .filter(|h| {
+                        h.lock_id.as_deref().is_some_and(is_lock_id)
+                            && h.run.as_deref().is_none_or(|r| RunId::parse(r).is_some())
+                            && h.plan_sha256
+                                .as_deref()
+                                .is_none_or(|x| x.chars().all(|c| c.is_ascii_hexdigit()))
+                    })
+                    .unwrap_or_else(|| unreadable_lock(&etag));
+                Ok(Some((holder, etag)))
             }
             Err(e) => Err(self.err("reading the lock", e)),
         }
@@ -523,7 +606,7 @@ impl S3Store {
                 let state = format!("--state {}", self.spec.url());
                 if h.expired(crate::clock::now()) {
                     format!(
-                        "the lock is expired: its holder stopped renewing it for longer than its lease ({} s), so it is most likely gone (a CI runner thrown away). Release it with `pare unlock {id} {state}`; that does not resolve the run it was making (`pare history` shows it)",
+                        "the lock is expired: its holder stopped renewing it for longer than its lease ({} s), so it is most likely gone (a CI runner thrown away). Release it with `pare unlock {id} {state}`; that does not resolve the run it was making (`pare history {state}` shows it)",
                         h.lease_s.unwrap_or_default()
                     )
                 } else {
@@ -551,6 +634,17 @@ impl S3Store {
             .map(LockHandle)
     }
 
+    /// Writes (or with `None` removes) an object under the prefix, as
+    /// someone with access to the bucket could (tests).
+    #[cfg(test)]
+    pub(super) fn tamper_for_tests(&self, rest: &str, bytes: Option<&[u8]>) {
+        let key = self.key(rest);
+        match bytes {
+            Some(b) => drop(self.io.put(&key, b, &Cond::None).unwrap()),
+            None => self.io.delete(&key, None).unwrap(),
+        }
+    }
+
     /// Replaces run `id`'s entry of the index with something unreadable (tests).
     #[cfg(test)]
     pub(super) fn damage_for_tests(&self, id: &str) {
@@ -570,6 +664,10 @@ impl S3Store {
         }
     }
 }
+
+/// A run confirms it still holds its lock before storing an intent when
+/// it last did so longer ago than this.
+const CONFIRM_EVERY: Duration = Duration::from_secs(1);
 
 /// What the lock's holder and its heartbeat share.
 struct LockShared {
@@ -619,9 +717,18 @@ impl LockShared {
         }
     }
 
-    /// Whether the lock is still known to be ours: not lost, and renewed
-    /// within its lease (else another run may have been let in).
+    /// Whether the lock is still ours, checked with S3 itself when it was
+    /// last confirmed more than a second ago (a conditional renewal): what
+    /// a run does before storing an intent, so a run whose lock was taken
+    /// (`pare unlock --force`) stores none, and so starts no change.
     fn check(&self) -> std::io::Result<()> {
+        let stale = {
+            let st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            st.lost.is_none() && st.renewed.elapsed() > CONFIRM_EVERY
+        };
+        if stale {
+            self.renew(|_| {});
+        }
         let st = self.state.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(why) = &st.lost {
             return Err(std::io::Error::other(why.clone()));
@@ -680,6 +787,32 @@ impl Drop for S3Lock {
     }
 }
 
+/// Whether `s` is a lock id as pare makes them: `l-` and 16 hex digits.
+fn is_lock_id(s: &str) -> bool {
+    s.strip_prefix("l-")
+        .is_some_and(|h| h.len() == 16 && h.chars().all(|c| c.is_ascii_hexdigit()))
+}
+
+/// The holder of a lock object pare cannot read (not written by pare, or
+/// damaged): never expired (nothing says when it was renewed), named by an
+/// id made from its ETag so `pare unlock ID --force` removes exactly it.
+fn unreadable_lock(etag: &str) -> Holder {
+    let hex: String = etag
+        .chars()
+        .filter(char::is_ascii_hexdigit)
+        .chain(std::iter::repeat('0'))
+        .take(16)
+        .collect::<String>()
+        .to_ascii_lowercase();
+    Holder {
+        who: "an unreadable lock object (not written by pare, or damaged)".into(),
+        doing: "unknown".into(),
+        since: "unknown".into(),
+        lock_id: Some(format!("l-{hex}")),
+        ..Holder::default()
+    }
+}
+
 fn new_lock_id() -> String {
     let mut bytes = [0u8; 8];
     let ok = std::fs::File::open("/dev/urandom")
@@ -712,6 +845,7 @@ impl DocStore for S3Store {
 
     fn write_doc(&self, name: &str, bytes: &[u8]) -> std::io::Result<()> {
         plain(name)?;
+        self.guard()?;
         self.io
             .put(&self.key(&format!("docs/{name}")), bytes, &Cond::None)
             .map(|_| ())
@@ -720,6 +854,7 @@ impl DocStore for S3Store {
 
     fn remove_doc(&self, name: &str) -> std::io::Result<()> {
         plain(name)?;
+        self.guard()?;
         match self.io.delete(&self.key(&format!("docs/{name}")), None) {
             Ok(()) | Err(S3Err::NotFound) => Ok(()),
             Err(e) => Err(std::io::Error::other(e.to_string())),
@@ -742,7 +877,7 @@ impl DocStore for S3Store {
             Arc::clone(&self.io),
             prefix,
             next,
-            Weak::new(),
+            self.held(),
         )))
     }
 
@@ -756,6 +891,7 @@ impl DocStore for S3Store {
 
     fn remove_log(&self, name: &str) -> std::io::Result<()> {
         plain(name)?;
+        self.guard()?;
         let prefix = self.key(&format!("logs/{name}/"));
         let keys = self
             .io
@@ -817,9 +953,10 @@ fn plain(name: &str) -> std::io::Result<()> {
     }
 }
 
-/// The text of a chunked log: its chunks in order, up to the first one
-/// missing (a writer killed between two chunks leaves no gap, but a reader
-/// stops at one rather than splice around it). `None`: no chunk at all.
+/// The text of a chunked log: its chunks in order. A missing tail (a
+/// writer killed between two chunks) is simply not there; a missing chunk
+/// with later ones present is a hole, and an error: what it held is
+/// unknown. `None`: no chunk at all.
 fn read_chunks(io: &Arc<Io>, prefix: &str) -> Result<Option<String>, S3Err> {
     let keys = io.list(prefix)?;
     let mut numbered: Vec<(u64, String)> = keys
@@ -830,22 +967,22 @@ fn read_chunks(io: &Arc<Io>, prefix: &str) -> Result<Option<String>, S3Err> {
         return Ok(None);
     }
     numbered.sort();
-    let mut upto = 0;
     for (i, (n, _)) in numbered.iter().enumerate() {
-        if *n != i as u64 + 1 {
-            break;
+        let expected = i as u64 + 1;
+        if *n != expected {
+            return Err(S3Err::Gap(format!("{prefix}{expected:010}")));
         }
-        upto = i + 1;
     }
-    numbered.truncate(upto);
-    let bodies = io.get_many(numbered.into_iter().map(|(_, k)| k).collect())?;
+    let keys: Vec<String> = numbered.into_iter().map(|(_, k)| k).collect();
+    let bodies = io.get_many(keys.clone())?;
     let mut text = String::new();
-    for b in bodies {
-        // A chunk listed a moment ago and gone now: the log was removed.
-        let Some(b) = b else { break };
+    for (k, b) in keys.iter().zip(bodies) {
+        let Some(b) = b else {
+            return Err(S3Err::Gap(k.clone()));
+        };
         text.push_str(
             &String::from_utf8(b)
-                .map_err(|e| S3Err::Other(format!("a log chunk is not UTF-8: {e}")))?,
+                .map_err(|e| S3Err::Other(format!("{k} is not UTF-8 text: {e}")))?,
         );
     }
     Ok(Some(text))
@@ -1058,7 +1195,7 @@ impl StateStore for S3Store {
             }
             Ok(())
         })?;
-        let lock = self.held.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let lock = self.held();
         if let Some(l) = lock.upgrade() {
             // The refusal names the run and its plan from now on.
             l.renew(|h| {
@@ -1085,9 +1222,15 @@ impl StateStore for S3Store {
     }
 
     fn read_journal(&self, id: &RunId) -> Result<String, StateError> {
-        read_chunks(&self.io, &self.journal_prefix(id))
-            .map(Option::unwrap_or_default)
-            .map_err(|e| self.err(&format!("reading the journal of {id}"), e))
+        match read_chunks(&self.io, &self.journal_prefix(id)) {
+            Ok(text) => Ok(text.unwrap_or_default()),
+            Err(e @ S3Err::Gap(_)) => Err(StateError::Damaged {
+                id: id.to_string(),
+                message: format!("its journal: {e}"),
+                location: self.spec.url(),
+            }),
+            Err(e) => Err(self.err(&format!("reading the journal of {id}"), e)),
+        }
     }
 
     fn unlock(&self, lock_id: &str, force: bool) -> Result<Option<Holder>, StateError> {

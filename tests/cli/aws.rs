@@ -7,7 +7,7 @@ use aws_sdk_ec2::types as ec2;
 use std::path::Path;
 
 /// The endpoint, or a failure that says how to get one. Never a skip.
-fn endpoint() -> String {
+pub(super) fn endpoint() -> String {
     std::env::var("PARE_TEST_AWS_ENDPOINT").unwrap_or_else(|_| {
         panic!(
             "PARE_TEST_AWS_ENDPOINT is not set: the AWS tests need the local EC2 endpoint.\n\
@@ -17,7 +17,7 @@ fn endpoint() -> String {
     })
 }
 
-fn client(region: &str) -> aws_sdk_ec2::Client {
+pub(super) fn client(region: &str) -> aws_sdk_ec2::Client {
     let creds =
         aws_sdk_ec2::config::Credentials::new("testing", "testing", None, None, "pare-tests");
     let config = aws_sdk_ec2::Config::builder()
@@ -124,7 +124,7 @@ async fn seed(c: &aws_sdk_ec2::Client, zone: &str) -> Fleet {
 }
 
 /// Launches `count` instances of `ty` in `zone`; their ids.
-async fn launch(
+pub(super) async fn launch(
     c: &aws_sdk_ec2::Client,
     zone: &str,
     ty: ec2::InstanceType,
@@ -179,7 +179,7 @@ async fn state(c: &aws_sdk_ec2::Client, id: &str) -> String {
         .to_string()
 }
 
-async fn instance(c: &aws_sdk_ec2::Client, id: &str) -> ec2::Instance {
+pub(super) async fn instance(c: &aws_sdk_ec2::Client, id: &str) -> ec2::Instance {
     c.describe_instances()
         .instance_ids(id)
         .send()

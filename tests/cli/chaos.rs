@@ -10,7 +10,32 @@
 //! chaos -- --nocapture` (the sandbox needs no AWS SDK build; about 4 minutes).
 
 use super::harness::{Sandbox, account_in, assert_restored, at, output, pare_in};
+use pare::provider::Inventory;
 use std::collections::BTreeMap;
+
+/// Where a case keeps its state: the local directory, or S3
+/// (`team_state.rs`), whose cases run the same way.
+pub trait Where {
+    /// Points a command at the state.
+    fn prepare(&self, _cmd: &mut assert_cmd::Command) {}
+    /// The sandbox account as it stands.
+    fn account(&self, s: &Sandbox) -> Inventory {
+        account_in(s.path())
+    }
+    /// The sandbox's faults removed (the cloud recovers), keeping its state.
+    fn heal(&self, s: &Sandbox) {
+        let path = s.path().join(".pare/sandbox.yaml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(&path, without_faults(&text)).unwrap();
+    }
+    /// After a run was killed: what its runner's successor does before
+    /// going on (a local lock is released by the system; S3's is unlocked).
+    fn after_kill(&self, _s: &Sandbox, _hours: u64) {}
+}
+
+/// The state in the sandbox's own `.pare/`.
+pub struct Local;
+impl Where for Local {}
 
 /// xorshift64: one `u64` describes a whole case.
 struct Rng(u64);
@@ -155,22 +180,33 @@ fn faults(rng: &mut Rng) -> String {
 
 /// Runs `args` in the sandbox, killed after journal record `kill` if given;
 /// whether it was killed.
-fn run(s: &Sandbox, args: &[&str], hours: u64, kill: Option<u64>) -> (bool, String) {
+fn run(w: &dyn Where, s: &Sandbox, args: &[&str], hours: u64, kill: Option<u64>) -> (bool, String) {
     let mut cmd = pare_in(s.path());
+    w.prepare(&mut cmd);
     cmd.args(args).env("PARE_FAKE_NOW", at(hours));
     if let Some(k) = kill {
         cmd.env("PARE_TEST_KILL_AFTER_RECORD", k.to_string());
     }
     let (code, _, err) = output(&mut cmd);
-    (code == -1, err)
+    let killed = code == -1;
+    if killed {
+        w.after_kill(s, hours);
+    }
+    (killed, err)
 }
 
-/// The sandbox's faults removed (the cloud recovers), keeping its state.
-fn heal(s: &Sandbox) {
-    let path = s.path().join(".pare/sandbox.yaml");
-    let text = std::fs::read_to_string(&path).unwrap();
-    let cut: String = text
-        .split_inclusive('\n')
+/// The runs, newest first.
+fn history(w: &dyn Where, s: &Sandbox) -> Vec<serde_json::Value> {
+    let mut cmd = pare_in(s.path());
+    w.prepare(&mut cmd);
+    let (code, out, err) = output(cmd.args(["history", "--format", "json"]));
+    assert_eq!(code, 0, "{err}");
+    serde_json::from_str(&out).unwrap()
+}
+
+/// A sandbox account's text without its `faults:` section.
+pub fn without_faults(text: &str) -> String {
+    text.split_inclusive('\n')
         .scan(false, |skipping, line| {
             if line.starts_with("faults:") {
                 *skipping = true;
@@ -183,39 +219,46 @@ fn heal(s: &Sandbox) {
                 line.to_string()
             })
         })
-        .collect();
-    std::fs::write(&path, cut).unwrap();
+        .collect()
 }
 
 /// What a case went through, for the summary line.
 #[derive(Default)]
-struct Seen {
-    applies: u64,
-    killed: u64,
-    rolled_back_by_apply: u64,
-    rollbacks_killed: u64,
-    undone: u64,
+pub struct Seen {
+    pub applies: u64,
+    pub killed: u64,
+    pub rolled_back_by_apply: u64,
+    pub rollbacks_killed: u64,
+    pub undone: u64,
 }
 
-fn case(seed: u64, seen: &mut Seen) {
+pub fn case(w: &dyn Where, seed: u64, seen: &mut Seen) {
     let mut rng = Rng(seed | 1);
     let n = 2 + rng.below(5);
     let acct = account(&mut rng, n);
     let plan_text = plan(&mut rng, n, &acct);
     let with_faults = format!("{acct}{}", faults(&mut rng));
-    let s = Sandbox::new(&plan_text, &with_faults);
+    let s = Sandbox::unseeded(&plan_text, &with_faults);
     s.write("pare.toml", "[policy]\nrequire_approval_at = \"never\"\n");
-    let before = s.account();
+    let (killed, err) = run(w, &s, &["sandbox", "reset", "plan.yaml"], 0, None);
+    assert!(!killed, "{err}");
+    let before = w.account(&s);
     let ctx = format!("seed {seed}\n{plan_text}{with_faults}");
 
     // The apply: maybe killed at a random record.
     let kill = rng.chance(60).then(|| 1 + rng.below(40));
-    let (killed, err) = run(&s, &["apply", "plan.yaml", "--auto-approve", "-q"], 0, kill);
+    let (killed, err) = run(
+        w,
+        &s,
+        &["apply", "plan.yaml", "--auto-approve", "-q"],
+        0,
+        kill,
+    );
     seen.killed += u64::from(killed);
-    let runs = s.history();
+    let runs = history(w, &s);
     let Some(apply) = runs.iter().find(|r| r["kind"] == "apply") else {
         // Killed before its record, or nothing to do: nothing may have changed.
-        assert_eq!(s.account(), before, "{ctx}\n{err}");
+        assert_eq!(w.account(&s), before, "{ctx}\n{err}");
         return;
     };
     let apply_id = apply["id"].as_str().unwrap().to_string();
@@ -229,10 +272,11 @@ fn case(seed: u64, seen: &mut Seen) {
         attempt += 1;
         assert!(attempt < 8, "no end to the recovery\n{ctx}");
         if attempt == 2 {
-            heal(&s);
+            w.heal(&s);
         }
         let kill = (attempt < 3 && rng.chance(50)).then(|| 1 + rng.below(12));
         let (killed, err) = run(
+            w,
             &s,
             &["rollback", "--run", &apply_id, "--auto-approve"],
             7 * attempt,
@@ -245,19 +289,18 @@ fn case(seed: u64, seen: &mut Seen) {
         if err.contains("already rolled back") {
             break;
         }
-        let last = s.last_run();
+        let last = history(w, &s).remove(0);
         if last["kind"] == "rollback" && last["status"] == "completed" {
             break;
         }
     }
-    let after = account_in(s.path());
-    seen.undone += s
-        .history()
+    let after = w.account(&s);
+    seen.undone += history(w, &s)
         .iter()
         .filter_map(|r| r["steps_done"].as_u64().filter(|_| r["kind"] == "rollback"))
         .sum::<u64>();
     let mut renamed: BTreeMap<String, String> = BTreeMap::new();
-    for r in s.history() {
+    for r in history(w, &s) {
         renamed.extend(super::harness::renamed(&r));
     }
     assert_restored(&before, &after, &renamed, &[]);
@@ -285,7 +328,7 @@ fn chaos() {
     let mut rng = Rng(seed | 1);
     let mut seen = Seen::default();
     for _ in 0..cases {
-        case(rng.next(), &mut seen);
+        case(&Local, rng.next(), &mut seen);
     }
     eprintln!(
         "chaos: {cases} cases, {} applies ({} killed, {} rolled back by themselves), {} rollbacks killed, {} undos by rollbacks; every resource back once",

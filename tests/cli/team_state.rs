@@ -742,4 +742,240 @@ fn state_settings_are_checked_with_their_place_in_pare_toml() {
     let (code, _, err) = t.run(&["--state", "s3://x/", "history"]);
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("not an S3 bucket name"), "{err}");
+    // A typo of a URL never quietly becomes a directory on the runner.
+    for typo in ["s3:/bucket/p/", "S3://bucket/p/", "gs://bucket/p/", ""] {
+        let (code, _, err) = t.run(&["--state", typo, "history"]);
+        assert_eq!(code, 1, "{typo}: {err}");
+        assert!(err.contains("config::bad-state"), "{typo}: {err}");
+    }
+    assert!(!t.sandbox.path().join("s3:").exists());
+    t.sandbox.write(
+        "pare.toml",
+        "[state]\nbackend = \"s3\"\nbucket = \"ok-bucket\"\nregion = \"us-east-1\\n\"\n",
+    );
+    let (code, _, err) = t.run(&["history"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("not an AWS region name") && err.contains("pare.toml:"),
+        "{err}"
+    );
+}
+
+/// The chaos run's cases, with the state in S3.
+struct OnS3 {
+    prefix: String,
+}
+
+impl super::chaos::Where for OnS3 {
+    fn prepare(&self, cmd: &mut assert_cmd::Command) {
+        with_backend(
+            cmd,
+            &Backend::S3 {
+                prefix: self.prefix.clone(),
+                endpoint: endpoint(),
+            },
+        );
+    }
+
+    fn account(&self, _: &Sandbox) -> Inventory {
+        account_s3(&self.prefix)
+    }
+
+    fn heal(&self, _: &Sandbox) {
+        let key = format!("{}docs/sandbox.yaml", self.prefix);
+        let rt = rt();
+        let c = s3();
+        rt.block_on(async {
+            let got = c
+                .get_object()
+                .bucket(BUCKET)
+                .key(&key)
+                .send()
+                .await
+                .unwrap();
+            let text =
+                String::from_utf8(got.body.collect().await.unwrap().into_bytes().to_vec()).unwrap();
+            let healed = super::chaos::without_faults(&text);
+            c.put_object()
+                .bucket(BUCKET)
+                .key(&key)
+                .body(healed.into_bytes().into())
+                .send()
+                .await
+                .unwrap();
+        });
+    }
+
+    /// The killed run's lock stays behind; its successor unlocks it once
+    /// its lease has passed (no --force), as the README says to.
+    fn after_kill(&self, s: &Sandbox, hours: u64) {
+        let Some(lock) = objects(&self.prefix).remove("lock") else {
+            return;
+        };
+        let holder: serde_json::Value = serde_json::from_slice(&lock).unwrap();
+        let id = holder["lock_id"].as_str().unwrap().to_string();
+        let mut cmd = super::harness::pare_in(s.path());
+        self.prepare(&mut cmd);
+        let (code, out, err) = output(
+            cmd.args(["unlock", &id])
+                .env("PARE_FAKE_NOW", super::harness::at(hours + 1)),
+        );
+        assert_eq!(code, 0, "{out}{err}");
+    }
+}
+
+#[test]
+fn chaos_with_the_state_in_s3() {
+    // Bounded here; the long run: PARE_CHAOS_S3_CASES=200 cargo test --test
+    // cli chaos_with_the_state_in_s3 -- --nocapture (BENCHMARKS.md).
+    let cases: u64 = std::env::var("PARE_CHAOS_S3_CASES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(4);
+    let mut seed: u64 = std::env::var("PARE_CHAOS_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0x5eed_5300);
+    let mut seen = super::chaos::Seen::default();
+    for _ in 0..cases {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let w = OnS3 {
+            prefix: fresh_prefix("chaos"),
+        };
+        super::chaos::case(&w, seed, &mut seen);
+    }
+    eprintln!(
+        "chaos on S3: {cases} cases, {} applies ({} killed), {} rollbacks killed, {} undos; every resource back once",
+        seen.applies, seen.killed, seen.rollbacks_killed, seen.undone
+    );
+    assert!(
+        seen.applies > 0 && seen.undone > 0,
+        "the cases exercise too little"
+    );
+}
+
+#[test]
+fn an_aws_run_killed_on_one_runner_is_rolled_back_from_another_exactly() {
+    // The AWS provider on the local EC2 endpoint, the state on S3: runner A
+    // applies and is killed after each journal record in turn; runner B, an
+    // empty directory with the plan, finds the lock, unlocks it once
+    // expired, is refused naming the interrupted run, and rolls it back.
+    let (region, zone) = ("ap-southeast-2", "ap-southeast-2a");
+    let c = super::aws::client(region);
+    let rt = rt();
+    let plan = |web: &str, dev: &str, batch: &str| {
+        format!(
+            "version: 1
+provider: {{ aws: {{ region: {region}, endpoint_url: \"{}\" }} }}
+approvals: [ {{ by: t@example.com, covers: [\"*\"] }} ]
+recommendations:
+  - {{ id: size, action: rightsize, instance: {web}, to: m5.large }}
+  - {{ id: park, action: hibernate, instance: {dev}, mode: stop }}
+  - {{ id: batch, action: rightsize, instance: {batch}, to: c5.xlarge, depends_on: [park] }}
+",
+            super::aws::endpoint()
+        )
+    };
+    let runner = |plan: &str, prefix: &str| {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("plan.yaml"), plan).unwrap();
+        std::fs::write(
+            dir.path().join("pare.toml"),
+            format!(
+                "[state]\nbackend = \"s3\"\nbucket = \"{BUCKET}\"\nprefix = \"{prefix}\"\nendpoint_url = \"{}\"\n",
+                endpoint()
+            ),
+        )
+        .unwrap();
+        dir
+    };
+    let aws = |dir: &std::path::Path, args: &[&str], hours: u64| {
+        let mut cmd = super::harness::pare_in(dir);
+        cmd.args(args)
+            .env("PARE_FAKE_NOW", super::harness::at(hours))
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("NO_PROXY", "127.0.0.1,localhost")
+            .env_remove("AWS_PROFILE")
+            .env_remove("AWS_ENDPOINT_URL");
+        cmd
+    };
+    let described = |ids: &[&str]| -> Vec<(String, String, String)> {
+        rt.block_on(async {
+            let mut out = Vec::new();
+            for id in ids {
+                let i = super::aws::instance(&c, id).await;
+                out.push((
+                    i.instance_type().unwrap().as_str().to_string(),
+                    i.state().unwrap().name().unwrap().as_str().to_string(),
+                    i.instance_id().unwrap().to_string(),
+                ));
+            }
+            out
+        })
+    };
+    let mut n = 1;
+    loop {
+        let ids = rt.block_on(super::aws::launch(
+            &c,
+            zone,
+            aws_sdk_ec2::types::InstanceType::M5Xlarge,
+            3,
+        ));
+        let before = described(&[&ids[0], &ids[1], &ids[2]]);
+        let prefix = fresh_prefix("aws-kill");
+        let text = plan(&ids[0], &ids[1], &ids[2]);
+        let a = runner(&text, &prefix);
+        let out = aws(a.path(), &["apply", "plan.yaml", "--auto-approve", "-q"], 0)
+            .env("PARE_TEST_KILL_AFTER_RECORD", n.to_string())
+            .output()
+            .unwrap();
+        if out.status.code().is_some() {
+            // The run wrote fewer than n records: every point was tried.
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert!(n > 10, "only {} kill points", n - 1);
+            break;
+        }
+        drop(a);
+        let b = runner(&text, &prefix);
+        let (code, _, err) = output(&mut aws(
+            b.path(),
+            &["apply", "plan.yaml", "--auto-approve"],
+            1,
+        ));
+        assert_eq!(code, 1, "kill {n}: {err}");
+        assert!(err.contains("expired"), "kill {n}: {err}");
+        let (code, out, err) = output(&mut aws(b.path(), &["unlock", &lock_id(&err)], 1));
+        assert_eq!(code, 0, "kill {n}: {out}{err}");
+        let (code, _, err) = output(&mut aws(
+            b.path(),
+            &["apply", "plan.yaml", "--auto-approve"],
+            1,
+        ));
+        assert_eq!(code, 1, "kill {n}: {err}");
+        assert!(err.contains("was interrupted"), "kill {n}: {err}");
+        let (code, out, _) = output(&mut aws(b.path(), &["history", "--format", "json"], 1));
+        assert_eq!(code, 0);
+        let h: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
+        let run = h[0]["id"].as_str().unwrap().to_string();
+        let (code, _, err) = output(&mut aws(
+            b.path(),
+            &["rollback", "--run", &run, "--auto-approve"],
+            1,
+        ));
+        assert_eq!(code, 0, "kill {n}: {err}");
+        assert_eq!(
+            described(&[&ids[0], &ids[1], &ids[2]]),
+            before,
+            "kill {n}: not restored exactly"
+        );
+        n += 1;
+    }
 }

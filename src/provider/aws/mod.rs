@@ -78,6 +78,14 @@ impl AwsProvider {
             loader = loader.endpoint_url(u);
         }
         let config = rt.block_on(loader.load());
+        if let Some(r) = config.region()
+            && !crate::config::is_region_name(r.as_ref())
+        {
+            return Err(ProviderError::Transport(format!(
+                "`{}` (from the plan, AWS_REGION, AWS_DEFAULT_REGION or the profile) is not an AWS region name",
+                crate::vocabulary::words::clean(r.as_ref())
+            )));
+        }
         Self::from_config(&config, spec)
     }
 
