@@ -196,6 +196,22 @@ pub fn same_length_printable(s: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// ` --state LOCATION` when the state was named on the command line or in
+/// the environment (not by pare.toml, nor the default `.pare`), so that
+/// the commands pare suggests act on the same state when pasted; else "".
+pub fn state_flag() -> &'static str {
+    STATE_FLAG.get().map_or("", String::as_str)
+}
+
+/// Sets what [`state_flag`] says, once per process (the command line's
+/// settings).
+pub fn set_state_flag(location: Option<String>) {
+    let flag = location.map_or(String::new(), |l| format!(" --state {}", clean(&l)));
+    let _ = STATE_FLAG.set(flag);
+}
+
+static STATE_FLAG: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -250,19 +266,3 @@ mod tests {
         assert_eq!(back["n"], "q\u{7f}\u{202e}\u{1b}", "the same JSON");
     }
 }
-
-/// ` --state LOCATION` when the state was named on the command line or in
-/// the environment (not by pare.toml, nor the default `.pare`), so that
-/// the commands pare suggests act on the same state when pasted; else "".
-pub fn state_flag() -> &'static str {
-    STATE_FLAG.get().map_or("", String::as_str)
-}
-
-/// Sets what [`state_flag`] says, once per process (the command line's
-/// settings).
-pub fn set_state_flag(location: Option<String>) {
-    let flag = location.map_or(String::new(), |l| format!(" --state {}", clean(&l)));
-    let _ = STATE_FLAG.set(flag);
-}
-
-static STATE_FLAG: std::sync::OnceLock<String> = std::sync::OnceLock::new();
