@@ -351,39 +351,23 @@ impl S3Store {
             .enable_all()
             .build()
             .map_err(|e| StateError::io(state.url(), e))?;
-        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .http_client(crate::provider::aws::https_client())
-            .retry_config(
-                aws_config::retry::RetryConfig::standard()
-                    .with_max_attempts(attempts.max(STATE_ATTEMPTS)),
-            )
-            .timeout_config(
-                aws_config::timeout::TimeoutConfig::builder()
-                    .operation_attempt_timeout(Duration::from_secs(20))
-                    .operation_timeout(Duration::from_secs(90))
-                    .build(),
-            );
-        if let Some(r) = &state.region {
-            loader = loader.region(aws_config::Region::new(r.clone()));
-        }
-        if let Some(p) = &state.profile {
-            loader = loader.profile_name(p);
-        }
-        if let Some(u) = &state.endpoint_url {
-            loader = loader.endpoint_url(u);
-        }
-        let sdk = rt.block_on(loader.load());
-        if let Some(r) = sdk.region()
-            && !crate::config::is_region_name(r.as_ref())
-        {
-            return Err(StateError::Remote {
-                location: state.url(),
-                error: format!(
-                    "`{}` (from AWS_REGION, AWS_DEFAULT_REGION or the profile) is not an AWS region name",
-                    crate::vocabulary::words::clean(r.as_ref())
-                ),
-            });
-        }
+        let sdk = crate::provider::aws::load_config(
+            &rt,
+            &crate::provider::aws::Connect {
+                region: state.region.as_deref(),
+                profile: state.profile.as_deref(),
+                endpoint_url: state.endpoint_url.as_deref(),
+                attempts: attempts.max(STATE_ATTEMPTS),
+                attempt_timeout: Duration::from_secs(20),
+                timeout: Duration::from_secs(90),
+            },
+        )
+        .map_err(|region| StateError::Remote {
+            location: state.url(),
+            error: format!(
+                "`{region}` (from AWS_REGION, AWS_DEFAULT_REGION or the profile) is not an AWS region name"
+            ),
+        })?;
         Ok(S3Store::with_config(rt, &sdk, state))
     }
 
@@ -673,6 +657,8 @@ const CONFIRM_EVERY: Duration = Duration::from_secs(1);
 struct LockShared {
     io: Arc<Io>,
     key: String,
+    /// The state's `s3://` location, for messages.
+    url: String,
     lease: Duration,
     state: Mutex<LockState>,
 }
@@ -780,8 +766,10 @@ impl Drop for S3Lock {
         {
             Ok(()) | Err(S3Err::NotFound) => {}
             Err(e) => tracing::warn!(
-                "could not release the state's lock ({e}): it expires after its lease ({} s); `pare unlock` then releases it",
-                self.shared.lease.as_secs()
+                "could not release the state's lock ({e}): it expires after its lease ({} s); then `pare unlock {} --state {}` releases it",
+                self.shared.lease.as_secs(),
+                st.holder.lock_id.as_deref().unwrap_or("LOCK_ID"),
+                self.shared.url
             ),
         }
     }
@@ -1112,6 +1100,7 @@ impl StateStore for S3Store {
         let shared = Arc::new(LockShared {
             io: Arc::clone(&self.io),
             key,
+            url: self.spec.url(),
             lease: self.spec.lease,
             state: Mutex::new(LockState {
                 holder,

@@ -44,6 +44,53 @@ pub fn https_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient 
         .build_https()
 }
 
+/// Where and how an SDK client connects (the plan's aws block, or the
+/// team state's `[state]`); unset values come from the standard chain.
+pub struct Connect<'a> {
+    pub region: Option<&'a str>,
+    pub profile: Option<&'a str>,
+    pub endpoint_url: Option<&'a str>,
+    /// Attempts in all for a call that fails transiently (the SDK's backoff).
+    pub attempts: u32,
+    pub attempt_timeout: Duration,
+    pub timeout: Duration,
+}
+
+/// The SDK configuration `c` names: the standard credential chain, pare's
+/// HTTPS client, one retry policy. `Err(region)` (cleaned for printing)
+/// when the region found is not a region name: the SDK would put it in a
+/// request's signature, where it cannot be sent.
+pub fn load_config(
+    rt: &tokio::runtime::Runtime,
+    c: &Connect<'_>,
+) -> Result<aws_config::SdkConfig, String> {
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(https_client())
+        .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(c.attempts))
+        .timeout_config(
+            aws_config::timeout::TimeoutConfig::builder()
+                .operation_attempt_timeout(c.attempt_timeout)
+                .operation_timeout(c.timeout)
+                .build(),
+        );
+    if let Some(r) = c.region {
+        loader = loader.region(aws_config::Region::new(r.to_string()));
+    }
+    if let Some(p) = c.profile {
+        loader = loader.profile_name(p);
+    }
+    if let Some(u) = c.endpoint_url {
+        loader = loader.endpoint_url(u);
+    }
+    let config = rt.block_on(loader.load());
+    match config.region() {
+        Some(r) if !crate::config::is_region_name(r.as_ref()) => {
+            Err(crate::vocabulary::words::clean(r.as_ref()).into_owned())
+        }
+        _ => Ok(config),
+    }
+}
+
 impl AwsProvider {
     /// Connects with the standard credential chain; `spec` overrides region,
     /// profile and endpoint (else `AWS_REGION`, `AWS_PROFILE`, `AWS_ENDPOINT_URL`).
@@ -57,35 +104,22 @@ impl AwsProvider {
             .enable_all()
             .build()
             .map_err(|e| ProviderError::Transport(e.to_string()))?;
-        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .http_client(https_client())
-            .retry_config(
-                aws_config::retry::RetryConfig::standard().with_max_attempts(attempts.max(1)),
-            )
-            .timeout_config(
-                aws_config::timeout::TimeoutConfig::builder()
-                    .operation_attempt_timeout(Duration::from_secs(30))
-                    .operation_timeout(Duration::from_secs(120))
-                    .build(),
-            );
-        if let Some(r) = &spec.region {
-            loader = loader.region(aws_config::Region::new(r.clone()));
-        }
-        if let Some(p) = &spec.profile {
-            loader = loader.profile_name(p);
-        }
-        if let Some(u) = &spec.endpoint_url {
-            loader = loader.endpoint_url(u);
-        }
-        let config = rt.block_on(loader.load());
-        if let Some(r) = config.region()
-            && !crate::config::is_region_name(r.as_ref())
-        {
-            return Err(ProviderError::Transport(format!(
-                "`{}` (from the plan, AWS_REGION, AWS_DEFAULT_REGION or the profile) is not an AWS region name",
-                crate::vocabulary::words::clean(r.as_ref())
-            )));
-        }
+        let config = load_config(
+            &rt,
+            &Connect {
+                region: spec.region.as_deref(),
+                profile: spec.profile.as_deref(),
+                endpoint_url: spec.endpoint_url.as_deref(),
+                attempts: attempts.max(1),
+                attempt_timeout: Duration::from_secs(30),
+                timeout: Duration::from_secs(120),
+            },
+        )
+        .map_err(|region| {
+            ProviderError::Transport(format!(
+                "`{region}` (from the plan, AWS_REGION, AWS_DEFAULT_REGION or the profile) is not an AWS region name"
+            ))
+        })?;
         Self::from_config(&config, spec)
     }
 
