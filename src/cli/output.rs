@@ -39,7 +39,13 @@ impl Output {
         } else {
             GraphicalTheme::unicode_nocolor()
         };
-        let handler = GraphicalReportHandler::new_themed(theme).with_width(100);
+        // Wrapped at spaces only, and a long word never broken: an id like
+        // `l-2b82…` or an `s3://` URL in a suggested command stays whole.
+        let handler = GraphicalReportHandler::new_themed(theme)
+            .with_width(100)
+            .with_word_separator(textwrap::WordSeparator::AsciiSpace)
+            .with_word_splitter(textwrap::WordSplitter::NoHyphenation)
+            .with_break_words(false);
         let mut s = String::new();
         if handler.render_report(&mut s, diag).is_err() {
             s = format!("error: {diag}\n");

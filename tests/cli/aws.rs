@@ -341,6 +341,9 @@ fn spot_autoscale_and_clean_ups_against_the_ec2_api() {
     let (region, zone) = ("ap-southeast-2", "ap-southeast-2a");
     let (c, asg) = (client(region), asg_client(region));
     let rt = rt();
+    // Names of their own, so the suite runs again on the same endpoint.
+    let template = format!("web-{}", std::process::id());
+    let group = format!("web-asg-{}", std::process::id());
     let (worker, data, eip, snap) = rt.block_on(async {
         let worker = launch(&c, zone, ec2::InstanceType::C5Large, 1)
             .await
@@ -377,7 +380,7 @@ fn spot_autoscale_and_clean_ups_against_the_ec2_api() {
             .unwrap()
             .to_string();
         c.create_launch_template()
-            .launch_template_name("web")
+            .launch_template_name(&template)
             .launch_template_data(
                 ec2::RequestLaunchTemplateData::builder()
                     .image_id("ami-12c6146b")
@@ -388,10 +391,10 @@ fn spot_autoscale_and_clean_ups_against_the_ec2_api() {
             .await
             .unwrap();
         asg.create_auto_scaling_group()
-            .auto_scaling_group_name("web-asg")
+            .auto_scaling_group_name(&group)
             .launch_template(
                 aws_sdk_autoscaling::types::LaunchTemplateSpecification::builder()
-                    .launch_template_name("web")
+                    .launch_template_name(&template)
                     .build(),
             )
             .min_size(1)
@@ -419,7 +422,7 @@ provider: {{ aws: {{ region: {region}, endpoint_url: \"{}\" }} }}
 approvals: [ {{ by: t@example.com, covers: [\"*\"] }} ]
 recommendations:
   - {{ id: spot, action: spot, instance: {worker}, max_price_usd_hour: 0.05 }}
-  - {{ id: scale, action: autoscale, group: web-asg, desired: 1 }}
+  - {{ id: scale, action: autoscale, group: {group}, desired: 1 }}
   - {{ id: eip, action: config, fix: release-address, address: {spare} }}
   - {{ id: snap, action: config, fix: delete-snapshot, snapshot: {snap} }}
 ",
@@ -448,7 +451,7 @@ recommendations:
         );
         let g = asg
             .describe_auto_scaling_groups()
-            .auto_scaling_group_names("web-asg")
+            .auto_scaling_group_names(&group)
             .send()
             .await
             .unwrap();
@@ -485,7 +488,7 @@ recommendations:
         assert_eq!(a.addresses()[0].instance_id(), Some(back_to.as_str()));
         let g = asg
             .describe_auto_scaling_groups()
-            .auto_scaling_group_names("web-asg")
+            .auto_scaling_group_names(&group)
             .send()
             .await
             .unwrap();

@@ -224,19 +224,23 @@ fn with_backend(c: &mut assert_cmd::Command, backend: &Backend) {
     }
 }
 
-/// The lock id a refusal names (`pare unlock l-…`, perhaps wrapped).
+/// The lock id a refusal names (`pare unlock l-…`), the lines of the
+/// diagnostic joined (it wraps at spaces).
 fn lock_id(err: &str) -> String {
-    let at = err
+    let joined = err
+        .replace('│', " ")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    let at = joined
         .find("pare unlock l-")
         .unwrap_or_else(|| panic!("no unlock command in: {err}"));
-    let hex: String = err[at + "pare unlock l-".len()..]
+    let id: String = joined[at + "pare unlock ".len()..]
         .chars()
-        .filter(|c| !c.is_whitespace() && *c != '│')
-        .take_while(char::is_ascii_hexdigit)
-        .take(16)
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '-')
         .collect();
-    assert_eq!(hex.len(), 16, "{err}");
-    format!("l-{hex}")
+    assert_eq!(id.len(), 18, "{err}");
+    id
 }
 
 #[test]
