@@ -55,17 +55,25 @@ fn set_location(config: &mut Config, loc: &str, from: &str) -> Result<(), Config
     if loc.is_empty() {
         return bad("the location is empty".into());
     }
-    // `s3:/bucket`, `S3://…`, `gs://…`: a typo of a URL must not quietly
-    // become a directory on a machine that is thrown away.
+    if loc.trim() != loc {
+        return bad(format!(
+            "`{}` starts or ends with spaces",
+            crate::vocabulary::words::clean(loc)
+        ));
+    }
+    // `s3:/bucket`, `s3:x`, `S3://…`, `gs:bucket`, `s3//b/p`: a typo of a
+    // URL must not quietly become a directory on a machine that is thrown
+    // away. A scheme is two or more letters before a colon (one is a
+    // Windows drive).
     let scheme = loc.split_once(':').map(|(s, _)| s);
-    if !loc.starts_with("s3://")
-        && scheme.is_some_and(|s| {
-            !s.is_empty()
-                && s.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "+.-".contains(c))
-        })
-        && loc.contains(":/")
-    {
+    let lower = loc.to_ascii_lowercase();
+    let looks_like_url = scheme.is_some_and(|s| {
+        s.len() >= 2
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "+.-".contains(c))
+    }) || lower.starts_with("s3/")
+        || lower.starts_with("s3\\");
+    if !loc.starts_with("s3://") && looks_like_url {
         return bad(format!(
             "`{}` looks like a URL, and pare keeps state only in S3 (`s3://bucket/prefix/`) or in a directory",
             crate::vocabulary::words::clean(loc)

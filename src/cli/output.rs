@@ -39,13 +39,12 @@ impl Output {
         } else {
             GraphicalTheme::unicode_nocolor()
         };
-        // Wrapped at spaces only, and a long word never broken: an id like
-        // `l-2b82…` or an `s3://` URL in a suggested command stays whole.
+        // Messages and help are not wrapped: a suggested command (`pare
+        // unlock l-… --force --state s3://…`) stays on one line, so pasting
+        // a line never runs half of it against another state.
         let handler = GraphicalReportHandler::new_themed(theme)
             .with_width(100)
-            .with_word_separator(textwrap::WordSeparator::AsciiSpace)
-            .with_word_splitter(textwrap::WordSplitter::NoHyphenation)
-            .with_break_words(false);
+            .with_wrap_lines(false);
         let mut s = String::new();
         if handler.render_report(&mut s, diag).is_err() {
             s = format!("error: {diag}\n");

@@ -198,7 +198,7 @@ impl Session {
                 ),
                 format!(
                     "look at it (`pare show {id}` says what it can), then move its folder out of {}/runs/ (keep it for a post-mortem) and try again",
-                    self.store.location()
+                    self.store.location().trim_end_matches('/')
                 ),
             ));
         }

@@ -299,11 +299,12 @@ pub async fn plan_undos(
             waiting_at.insert(
                 *k,
                 format!(
-                    "{}: {volume} was changed at {}; AWS allows changing it back only from {} (one modification per volume every six hours). Run `pare rollback --run {}` again after then",
+                    "{}: {volume} was changed at {}; AWS allows changing it back only from {} (one modification per volume every six hours). Run `pare rollback --run {}{}` again after then",
                     u.label(),
                     u.done_at,
                     crate::clock::rfc3339(ready),
-                    target
+                    target,
+                    crate::vocabulary::words::state_flag()
                 ),
             );
         }

@@ -66,8 +66,17 @@ pub struct Holder {
 }
 
 impl Holder {
+    /// A lock object pare could not read (see the S3 store): it has no pid,
+    /// no time, and says nothing true about a holder.
+    pub fn is_unreadable(&self) -> bool {
+        self.pid == 0 && self.since == "unknown"
+    }
+
     /// "alice@box (pid 4242), apply plan.yaml, since 2026-11-27T17:49:01Z".
     pub fn describe(&self) -> String {
+        if self.is_unreadable() {
+            return crate::vocabulary::words::clean(&self.who).into_owned();
+        }
         let mut s = format!(
             "{} (pid {}), {}, since {}",
             self.who, self.pid, self.doing, self.since
@@ -276,14 +285,34 @@ impl<'a> dyn StateStore + 'a {
         Ok(id)
     }
 
-    /// A run's journal, parsed.
+    /// A run's journal, parsed. A run whose record says it finished, yet
+    /// whose journal shows fewer changes made than the record counts, lost
+    /// the end of its journal (deleted, not torn: a finished run's journal
+    /// was whole): that is damage, or a rollback would undo less.
     pub fn journal(&self, id: &RunId) -> Result<Vec<Record>, StateError> {
         let text = self.read_journal(id)?;
-        journal::parse(&text).map_err(|d| StateError::Damaged {
+        let records = journal::parse(&text).map_err(|d| StateError::Damaged {
             id: id.to_string(),
             message: format!("its journal {}: {d}", self.journal_name(id)),
             location: self.location(),
-        })
+        })?;
+        if let Ok(r) = self.read_run(id)
+            && !matches!(r.status, RunStatus::Running | RunStatus::Interrupted)
+        {
+            let found = journal::tally(&records).steps_done;
+            if found < r.steps_done {
+                return Err(StateError::Damaged {
+                    id: id.to_string(),
+                    message: format!(
+                        "its record counts {} made, and its journal {} shows only {found}: the end of the journal is missing",
+                        crate::vocabulary::words::plural(r.steps_done, "step"),
+                        self.journal_name(id)
+                    ),
+                    location: self.location(),
+                });
+            }
+        }
+        Ok(records)
     }
 }
 

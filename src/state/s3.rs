@@ -585,6 +585,11 @@ impl S3Store {
 
     fn locked(&self, holder: Option<Holder>) -> StateError {
         let help = match &holder {
+            Some(h) if h.is_unreadable() => format!(
+                "nothing renews or releases a lock pare cannot read: once you have checked that no pare run is using this state (`pare history --state {url}`), remove it with `pare unlock {} --force --state {url}`",
+                h.lock_id.as_deref().unwrap_or("LOCK_ID"),
+                url = self.spec.url()
+            ),
             Some(h) => {
                 let id = h.lock_id.clone().unwrap_or_else(|| "LOCK_ID".into());
                 let state = format!("--state {}", self.spec.url());
@@ -650,8 +655,10 @@ impl S3Store {
 }
 
 /// A run confirms it still holds its lock before storing an intent when
-/// it last did so longer ago than this.
-const CONFIRM_EVERY: Duration = Duration::from_secs(1);
+/// it last did so longer ago than this: always (an attack showed that even
+/// a second's grace let a run whose lock was forced away journal and make
+/// a change after the new holder's rollback had finished).
+const CONFIRM_EVERY: Duration = Duration::ZERO;
 
 /// What the lock's holder and its heartbeat share.
 struct LockShared {
@@ -710,7 +717,7 @@ impl LockShared {
     fn check(&self) -> std::io::Result<()> {
         let stale = {
             let st = self.state.lock().unwrap_or_else(|p| p.into_inner());
-            st.lost.is_none() && st.renewed.elapsed() > CONFIRM_EVERY
+            st.lost.is_none() && st.renewed.elapsed() >= CONFIRM_EVERY
         };
         if stale {
             self.renew(|_| {});
@@ -1212,6 +1219,18 @@ impl StateStore for S3Store {
 
     fn read_journal(&self, id: &RunId) -> Result<String, StateError> {
         match read_chunks(&self.io, &self.journal_prefix(id)) {
+            // A PUT is whole or absent: a chunk that ends mid-line was not
+            // written by pare.
+            Ok(Some(text)) if !text.is_empty() && !text.ends_with('\n') => {
+                Err(StateError::Damaged {
+                    id: id.to_string(),
+                    message: format!(
+                        "its journal's last object ({}) does not end with a whole line, which no write of pare leaves",
+                        self.journal_name(id)
+                    ),
+                    location: self.spec.url(),
+                })
+            }
             Ok(text) => Ok(text.unwrap_or_default()),
             Err(e @ S3Err::Gap(_)) => Err(StateError::Damaged {
                 id: id.to_string(),
@@ -1240,6 +1259,18 @@ impl StateStore for S3Store {
                 help: format!(
                     "a lock is removed only by its own id, so a newer holder's lock is never removed by mistake; if this is the one you mean: `pare unlock {} {state}`",
                     crate::vocabulary::words::clean(&id)
+                ),
+            });
+        }
+        if !force && h.is_unreadable() {
+            return Err(StateError::UnlockRefused {
+                message: format!(
+                    "the lock on {} is {}: pare cannot tell who holds it or whether it is live",
+                    self.spec.url(),
+                    h.who
+                ),
+                help: format!(
+                    "check that no pare run is using this state (`pare history {state}`), then `pare unlock {lock_id} --force {state}`"
                 ),
             });
         }

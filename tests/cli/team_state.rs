@@ -747,7 +747,16 @@ fn state_settings_are_checked_with_their_place_in_pare_toml() {
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("not an S3 bucket name"), "{err}");
     // A typo of a URL never quietly becomes a directory on the runner.
-    for typo in ["s3:/bucket/p/", "S3://bucket/p/", "gs://bucket/p/", ""] {
+    for typo in [
+        "s3:/bucket/p/",
+        "S3://bucket/p/",
+        "gs://bucket/p/",
+        "",
+        "s3:x",
+        "gs:bucket",
+        "s3//bucket/p/",
+        " s3://bucket/p/",
+    ] {
         let (code, _, err) = t.run(&["--state", typo, "history"]);
         assert_eq!(code, 1, "{typo}: {err}");
         assert!(err.contains("config::bad-state"), "{typo}: {err}");

@@ -678,7 +678,7 @@ impl Provider for SandboxProvider {
         }
         let location = format!(
             "{}/{}",
-            self.store.location(),
+            self.store.location().trim_end_matches('/'),
             log_name(st.account.log_generation)
         );
         let io =
