@@ -505,6 +505,21 @@ impl S3Store {
         Ok(read)
     }
 
+    /// The index as it stands: the copy this process last read or wrote
+    /// while it holds the lock (nobody else writes then), else read anew.
+    fn current_index(&self) -> Result<(Index, Option<String>), StateError> {
+        let holding = self
+            .held()
+            .upgrade()
+            .is_some_and(|l| l.state.lock().unwrap_or_else(|p| p.into_inner()).lost.is_none());
+        if holding
+            && let Some(c) = self.cache.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        {
+            return Ok(c);
+        }
+        self.read_index()
+    }
+
     /// Changes the index with `change` and writes it back, conditional on
     /// the version last read or written here; a write that meets a newer
     /// version (a retry already answered, or another writer) reads again
@@ -655,10 +670,11 @@ impl S3Store {
 }
 
 /// A run confirms it still holds its lock before storing an intent when
-/// it last did so longer ago than this: always (an attack showed that even
-/// a second's grace let a run whose lock was forced away journal and make
-/// a change after the new holder's rollback had finished).
-const CONFIRM_EVERY: Duration = Duration::ZERO;
+/// it last did so longer ago than this: about a round trip, so the renewal
+/// that names a new run counts for its first intents (an attack showed
+/// that a second's grace let a run whose lock was forced away journal and
+/// make a change after the new holder's rollback had finished).
+const CONFIRM_EVERY: Duration = Duration::from_millis(50);
 
 /// What the lock's holder and its heartbeat share.
 struct LockShared {
@@ -1117,6 +1133,9 @@ impl StateStore for S3Store {
             }),
         });
         *self.held.lock().unwrap_or_else(|p| p.into_inner()) = Arc::downgrade(&shared);
+        // What was read before the lock may have changed since: the first
+        // read under it is made anew.
+        *self.cache.lock().unwrap_or_else(|p| p.into_inner()) = None;
         let (stop, stopped) = std::sync::mpsc::channel::<()>();
         let every = (self.spec.lease / 4).max(Duration::from_millis(250));
         let beating = Arc::clone(&shared);
@@ -1142,12 +1161,12 @@ impl StateStore for S3Store {
     }
 
     fn run_ids(&self) -> Result<Vec<RunId>, StateError> {
-        let (index, _) = self.read_index()?;
+        let (index, _) = self.current_index()?;
         Ok(index.runs.keys().filter_map(|k| RunId::parse(k)).collect())
     }
 
     fn read_run(&self, id: &RunId) -> Result<RunRecord, StateError> {
-        let (index, _) = self.read_index()?;
+        let (index, _) = self.current_index()?;
         let value = index
             .runs
             .get(&id.to_string())
@@ -1160,7 +1179,7 @@ impl StateStore for S3Store {
     }
 
     fn history_records(&self) -> Result<Vec<(RunId, Result<RunRecord, String>)>, StateError> {
-        let (index, _) = self.read_index()?;
+        let (index, _) = self.current_index()?;
         Ok(index
             .runs
             .into_iter()
