@@ -508,13 +508,14 @@ impl S3Store {
     /// The index as it stands: the copy this process last read or wrote
     /// while it holds the lock (nobody else writes then), else read anew.
     fn current_index(&self) -> Result<(Index, Option<String>), StateError> {
-        let holding = self
-            .held()
-            .upgrade()
-            .is_some_and(|l| l.state.lock().unwrap_or_else(|p| p.into_inner()).lost.is_none());
-        if holding
-            && let Some(c) = self.cache.lock().unwrap_or_else(|p| p.into_inner()).clone()
-        {
+        let holding = self.held().upgrade().is_some_and(|l| {
+            l.state
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .lost
+                .is_none()
+        });
+        if holding && let Some(c) = self.cache.lock().unwrap_or_else(|p| p.into_inner()).clone() {
             return Ok(c);
         }
         self.read_index()

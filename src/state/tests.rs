@@ -381,14 +381,20 @@ mod s3_only {
         )
     }
 
-    #[test]
-    fn another_machine_reads_the_runs_and_is_refused_the_lock_naming_its_id() {
-        let (a, b) = pair();
+    /// Runner A holds the lock and has made a run with one record journaled.
+    fn a_run_under_way(a: &S3Store) -> (Box<dyn LockGuard>, Box<dyn crate::durable::AppendLog>) {
         let held = a.lock(&holder("alice@runner-1")).unwrap();
         let mut log = a.create_run(&record("r20261127-174901")).unwrap();
         log.write(b"{\"record\":\"rec_skipped\",\"rec\":\"a\",\"why\":\"x\"}\n")
             .unwrap();
         log.sync().unwrap();
+        (held, log)
+    }
+
+    #[test]
+    fn another_machine_reads_the_runs_and_is_refused_the_lock_naming_its_id() {
+        let (a, b) = pair();
+        let (held, log) = a_run_under_way(&a);
         let b: &dyn StateStore = &b;
         let h = b.history().unwrap();
         assert_eq!(h.runs.len(), 1);
@@ -443,11 +449,7 @@ mod s3_only {
     #[test]
     fn a_run_whose_lock_was_taken_writes_no_further_intent() {
         let (a, b) = pair();
-        let held = a.lock(&holder("alice@runner-1")).unwrap();
-        let mut log = a.create_run(&record("r20261127-174901")).unwrap();
-        log.write(b"{\"record\":\"rec_skipped\",\"rec\":\"a\",\"why\":\"x\"}\n")
-            .unwrap();
-        log.sync().unwrap();
+        let (held, mut log) = a_run_under_way(&a);
         let id = b.lock_holder().unwrap().lock_id.unwrap();
         b.unlock(&id, true).unwrap().expect("it was locked");
         // The next heartbeat (every quarter of the lease, 15 s by default)

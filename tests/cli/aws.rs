@@ -37,7 +37,7 @@ fn rt() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
-fn aws_pare(dir: &Path) -> assert_cmd::Command {
+pub(super) fn aws_pare(dir: &Path) -> assert_cmd::Command {
     let mut cmd = pare(dir);
     cmd.env("AWS_ACCESS_KEY_ID", "testing")
         .env("AWS_SECRET_ACCESS_KEY", "testing")

@@ -905,15 +905,9 @@ recommendations:
         dir
     };
     let aws = |dir: &std::path::Path, args: &[&str], hours: u64| {
-        let mut cmd = super::harness::pare_in(dir);
+        let mut cmd = super::aws::aws_pare(dir);
         cmd.args(args)
-            .env("PARE_FAKE_NOW", super::harness::at(hours))
-            .env("AWS_ACCESS_KEY_ID", "testing")
-            .env("AWS_SECRET_ACCESS_KEY", "testing")
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .env("NO_PROXY", "127.0.0.1,localhost")
-            .env_remove("AWS_PROFILE")
-            .env_remove("AWS_ENDPOINT_URL");
+            .env("PARE_FAKE_NOW", super::harness::at(hours));
         cmd
     };
     let described = |ids: &[&str]| -> Vec<(String, String, String)> {
