@@ -3,12 +3,14 @@
 benchmarks: it counts the API calls by `Action=` and can answer some of them
 with EC2's throttling error instead of forwarding them.
 
-    ec2-proxy.py UPSTREAM_URL [--throttle ACTION:N ...]
+    ec2-proxy.py UPSTREAM_URL [--throttle ACTION:N ...] [--account ID]
 
 prints the port it listens on (127.0.0.1 only), then serves until killed.
 `--throttle StopInstances:2` answers the first two StopInstances calls with
 HTTP 503 RequestLimitExceeded; they are not forwarded. Calls with DryRun=true
-are counted apart and never throttled.
+are counted apart and never throttled. `--account 111111111111` sends every
+call to that account of the endpoint (moto's `x-moto-account-id` header), as
+credentials for another account would.
 
     GET  /_proxy/counts   {"forwarded": {action: n}, "throttled": {...}, "dry_run": {...}}
     POST /_proxy/reset    zero the counts
@@ -40,9 +42,13 @@ def main():
     if not upstream.startswith("http://127.0.0.1:"):
         sys.exit("the upstream must be a loopback URL like http://127.0.0.1:PORT")
     throttle = {}
+    account = None
     rest = args[1:]
     while rest:
         flag = rest.pop(0)
+        if flag == "--account" and rest and rest[0].isdigit() and len(rest[0]) == 12:
+            account = rest.pop(0)
+            continue
         if flag != "--throttle" or not rest or ":" not in rest[0]:
             sys.exit(__doc__)
         action, n = rest.pop(0).split(":", 1)
@@ -105,6 +111,8 @@ def main():
 
         def forward(self, body):
             headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length", "connection")}
+            if account:
+                headers["x-moto-account-id"] = account
             req = urllib.request.Request(
                 upstream + self.path, data=body if self.command == "POST" else None, headers=headers, method=self.command
             )

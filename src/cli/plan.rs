@@ -40,12 +40,19 @@ pub fn run(out: &Output, global: &GlobalArgs, args: PlanArgs) -> miette::Result<
         Ok(p) => p,
         Err(code) => return Ok(code),
     };
+    // Saved before rendering, so the comment names the saved plan's lineage.
+    let saved = args
+        .out
+        .as_ref()
+        .map(|_| SavedPlan::new(&planned, &prepared.store.location()));
     let started = std::time::Instant::now();
     let text = match args.format {
         Format::Text => crate::preview::text(&planned, out.color_stdout),
         Format::Json => serde_json::to_string_pretty(&crate::preview::to_json(&planned))
             .expect("preview serialises"),
-        Format::Markdown => crate::preview::markdown(&planned),
+        Format::Markdown => {
+            crate::preview::markdown(&planned, saved.as_ref().map(|s| s.lineage.as_str()))
+        }
     };
     tracing::debug!(
         elapsed_ms = started.elapsed().as_millis() as u64,
@@ -55,8 +62,7 @@ pub fn run(out: &Output, global: &GlobalArgs, args: PlanArgs) -> miette::Result<
         Format::Json => out.json(&text),
         _ => out.data(&text),
     }
-    if let Some(path) = &args.out {
-        let saved = SavedPlan::new(&planned, &prepared.store.location());
+    if let (Some(path), Some(saved)) = (&args.out, &saved) {
         let json = serde_json::to_string_pretty(&saved).expect("saved plan serialises");
         if let Err(e) = crate::durable::write_atomic(path, format!("{json}\n").as_bytes()) {
             out.status(&format!(

@@ -65,8 +65,22 @@ pub fn show(out: &Output, global: &GlobalArgs, args: ShowArgs) -> miette::Result
         clean(&record.plan_path),
         clean(&record.plan_sha256)
     );
-    if let Some(url) = record.ci.as_ref().and_then(|c| c.url.as_deref()) {
-        s.push_str(&format!("  CI run {}\n", clean(url)));
+    if let Some(ci) = &record.ci {
+        if let Some(url) = &ci.url {
+            s.push_str(&format!("  CI run {}\n", clean(url)));
+        }
+        if let Some(n) = ci.pull_request {
+            s.push_str(&format!("  pull request #{n}\n"));
+        }
+        if let Some(c) = &ci.commit {
+            s.push_str(&format!("  commit {}\n", clean(c)));
+        }
+        if !ci.approved_by.is_empty() {
+            s.push_str(&format!(
+                "  pull request approved by {}\n",
+                clean(&ci.approved_by.join(", "))
+            ));
+        }
     }
     if let Some(t) = &record.resolves {
         s.push_str(&format!("  resolves run {t}\n"));

@@ -113,6 +113,8 @@ pub struct Planned {
     pub max_changes: usize,
     /// The plan's approvals, as reviewed with it.
     pub approvals: Vec<crate::plan::Approval>,
+    /// The account the provider acted in when planned (AWS's id), if it has one.
+    pub account: Option<String>,
 }
 
 /// Why planning failed.
@@ -165,11 +167,12 @@ pub async fn plan(
         elapsed_ms = started.elapsed().as_millis() as u64,
         "described the named resources"
     );
+    let account = provider.account().await?;
     let denied = permissions(loaded, &observed, provider).await;
     let started = std::time::Instant::now();
     let planned = plan_with(loaded, graph, config, provider, observed, &denied);
     tracing::debug!(elapsed_ms = started.elapsed().as_millis() as u64, "planned");
-    planned
+    planned.map(|p| Planned { account, ..p })
 }
 
 /// Plans against an inventory already read; `denied` are the IAM actions
@@ -232,6 +235,7 @@ pub fn plan_with(
         catalog: crate::pricing::catalog().describe(),
         max_changes: config.max_changes,
         approvals: loaded.plan.approvals.clone(),
+        account: None,
     })
 }
 

@@ -1,12 +1,28 @@
-//! The preview as a pull-request comment: a summary line, savings and risk
-//! tables, blocked items called out, and each change's diff folded away.
+//! The preview as a pull-request comment, read in ten seconds: a headline
+//! (changes, savings, highest risk, irreversible and blocked counts), one
+//! table row per recommendation, each change's reasons, diff and steps
+//! under `<details>` (open for high and critical risk), the approvals
+//! against what they cover, and the plan's sha256 and lineage.
+//!
+//! A comment on GitHub holds at most 65,536 characters. The preview never
+//! exceeds [`BUDGET`] bytes (bytes bound characters from above), leaving
+//! room for the marker and footer a CI script adds: past it, the diffs of
+//! the lowest risks are left out first, then their rows, and what was left
+//! out is counted ("… 412 more low-risk changes").
 
 use super::{diff, duration, money, savings_text};
 use crate::executor::Savings;
-use crate::planner::{Planned, Status};
-use crate::vocabulary::Risk;
-use crate::vocabulary::words::clean;
+use crate::planner::{Planned, PlannedRec, Status};
+use crate::vocabulary::words::{clean, plural};
+use crate::vocabulary::{Attributes, Risk};
 use std::fmt::Write;
+
+/// GitHub's limit on a comment's length, in characters.
+pub const COMMENT_LIMIT: usize = 65_536;
+
+/// The most bytes the markdown preview takes: the comment limit less room
+/// for what a CI script wraps it in (a marker naming the plan, a footer).
+pub const BUDGET: usize = 60_000;
 
 /// Text from outside pare (names, reasons, errors) in markdown: control
 /// characters escaped, and nothing that could open HTML or break a table.
@@ -24,12 +40,17 @@ fn md(s: &str) -> String {
     out
 }
 
-/// A name from outside pare in markdown, where nothing may be markup.
+/// A name from outside pare in markdown, where nothing may be markup: HTML
+/// escaped, a pipe escaped for tables, and markdown's punctuation (and the
+/// backslash itself) backslash-escaped.
 fn md_name(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
-    for c in md(s).chars() {
+    for c in clean(s).chars() {
         match c {
-            '`' | '*' | '_' | '[' | ']' | '#' | '~' => {
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '&' => out.push_str("&amp;"),
+            '|' | '`' | '*' | '_' | '[' | ']' | '#' | '~' | '\\' | '!' => {
                 out.push('\\');
                 out.push(c);
             }
@@ -43,15 +64,30 @@ fn md_name(s: &str) -> String {
 fn md_code(s: &str) -> String {
     let s = clean(s);
     if s.contains(['`', '|', '<', '>', '&']) {
-        let escaped = s
-            .replace('&', "&amp;")
-            .replace('<', "&lt;")
-            .replace('>', "&gt;")
-            .replace('|', "&#124;")
-            .replace('`', "&#96;");
-        format!("<code>{escaped}</code>")
+        format!("<code>{}</code>", html(&s))
     } else {
         format!("`{s}`")
+    }
+}
+
+/// Text for inside an HTML element (a `<summary>`, a `<code>`).
+fn html(s: &str) -> String {
+    clean(s)
+        .replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('|', "&#124;")
+        .replace('`', "&#96;")
+}
+
+/// At most `n` characters of `s`, with `…` when cut.
+fn clip(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_string()
+    } else {
+        let mut t: String = s.chars().take(n.saturating_sub(1)).collect();
+        t.push('…');
+        t
     }
 }
 
@@ -62,34 +98,208 @@ fn fence(text: &str) -> String {
     "`".repeat(longest.max(2) + 1)
 }
 
-pub fn render(p: &Planned) -> String {
+/// How much a row matters to the reviewer: what is left out last.
+fn weight(r: &PlannedRec) -> u8 {
+    match (r.status, r.risk) {
+        (Status::Blocked, _) => 5,
+        (Status::NoChange, _) => 0,
+        (Status::Change, Some(Risk::Critical)) => 4,
+        (Status::Change, Some(Risk::High)) => 3,
+        (Status::Change, Some(Risk::Medium) | None) => 2,
+        (Status::Change, Some(Risk::Low)) => 1,
+    }
+}
+
+/// What a change does, in a table cell: the attributes it changes
+/// (`type: m5.xlarge → m5.large`), at most two, then how many more.
+fn change_cell(r: &PlannedRec) -> String {
+    if r.status == Status::NoChange {
+        return "no change".into();
+    }
+    let flat = |a: Option<&Attributes>| -> Vec<(String, String)> {
+        super::attribute_lines(a)
+            .lines()
+            .filter_map(|l| l.split_once(": "))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    };
+    match (r.before.as_ref(), r.after.as_ref()) {
+        (Some(_), None) => return "removed".into(),
+        (None, Some(_)) => return "created".into(),
+        (None, None) => return "–".into(),
+        _ => {}
+    }
+    let (b, a) = (flat(r.before.as_ref()), flat(r.after.as_ref()));
+    let old_of = |k: &str| b.iter().find(|(bk, _)| bk == k).map(|(_, v)| v.as_str());
+    // Something deleted or terminated: that is the change.
+    if let Some((_, st)) = a.iter().find(|(k, _)| k == "state")
+        && matches!(st.as_str(), "deleted" | "terminated" | "released")
+    {
+        return match old_of("state") {
+            Some(old) => md_name(&format!("state: {} → {st}", clip(old, 24))),
+            None => st.clone(),
+        };
+    }
+    // What a reviewer looks for first, then the rest in name order.
+    const FIRST: [&str; 12] = [
+        "type",
+        "lifecycle",
+        "state",
+        "desired",
+        "min",
+        "max",
+        "monitoring",
+        "hibernation",
+        "active_reservations",
+        "iops",
+        "throughput_mbps",
+        "size_gb",
+    ];
+    let rank = |k: &str| FIRST.iter().position(|f| *f == k).unwrap_or(FIRST.len());
+    let mut keys: Vec<&(String, String)> = a.iter().collect();
+    keys.sort_by_key(|(k, _)| rank(k));
+    let mut changed = Vec::new();
+    for (k, new) in keys {
+        let old = old_of(k);
+        if old != Some(new.as_str()) {
+            changed.push(format!(
+                "{}: {} → {}",
+                clip(k, 24),
+                clip(old.unwrap_or("–"), 24),
+                clip(new, 24)
+            ));
+        }
+    }
+    if changed.is_empty() {
+        for (k, old) in &b {
+            if !a.iter().any(|(ak, _)| ak == k) {
+                changed.push(format!("{}: {} → –", clip(k, 24), clip(old, 24)));
+            }
+        }
+    }
+    let more = changed.len().saturating_sub(2);
+    let mut cell: Vec<String> = changed.iter().take(2).map(|c| md_name(c)).collect();
+    if more > 0 {
+        cell.push(format!("+{more} more"));
+    }
+    if cell.is_empty() {
+        "–".into()
+    } else {
+        cell.join("<br>")
+    }
+}
+
+fn row(r: &PlannedRec) -> String {
+    let mark = match r.status {
+        Status::Change => "~",
+        Status::NoChange => "=",
+        Status::Blocked => "⛔",
+    };
+    let res = match &r.name {
+        Some(n) => format!("{} ({})", md_code(&r.resource), md_name(&clip(n, 64))),
+        None => md_code(&r.resource),
+    };
+    let risk = match (r.status, r.risk) {
+        (Status::NoChange, _) | (_, None) => "–".to_string(),
+        (_, Some(Risk::High | Risk::Critical)) => {
+            format!("**{}**", r.risk.map_or("", |x| x.as_str()))
+        }
+        (_, Some(x)) => x.as_str().to_string(),
+    };
+    let savings = match (&r.savings, r.status) {
+        (_, Status::NoChange) => "–".to_string(),
+        (Savings::Usd(x), _) => money(*x),
+        (Savings::Unknown(_), _) => "unknown".to_string(),
+    };
+    let undo = match r.status {
+        Status::NoChange => "–",
+        _ if r.reversible => "yes",
+        _ => "**irreversible**",
+    };
+    format!(
+        "| {mark} | {} | {} | {res} | {} | {risk} | {undo} | {savings} |\n",
+        md_code(&r.id),
+        r.action,
+        change_cell(r)
+    )
+}
+
+/// A change's reasons, diff and steps, folded unless its risk is high.
+fn details(r: &PlannedRec) -> String {
+    let mut out = String::new();
+    let open = matches!(r.risk, Some(Risk::High | Risk::Critical));
+    let _ = writeln!(
+        out,
+        "<details{}><summary><code>{}</code> {} <code>{}</code>: {} risk, {}</summary>\n",
+        if open { " open" } else { "" },
+        html(&r.id),
+        r.action,
+        html(&r.resource),
+        r.risk.map_or("?", |x| x.as_str()),
+        html(&savings_text(&r.savings, r.savings_source))
+    );
+    for reason in &r.risk_reasons {
+        let _ = writeln!(out, "- {}", md_name(reason));
+    }
+    let d = diff(r.before.as_ref(), r.after.as_ref());
+    if !d.is_empty() {
+        let f = fence(&d);
+        let _ = writeln!(out, "\n{f}diff\n{d}{f}\n");
+    }
+    for (k, st) in r.steps.iter().enumerate() {
+        let _ = writeln!(
+            out,
+            "{}. {} — undo: {}",
+            k + 1,
+            md_name(&st.op.describe()),
+            md_name(&st.inverse.describe())
+        );
+    }
+    let _ = writeln!(out, "\n</details>\n");
+    out
+}
+
+fn headline(p: &Planned, lineage: Option<&str>) -> String {
     let s = &p.summary;
     let mut out = String::new();
     let title = p.name.as_deref().unwrap_or("unnamed plan");
-    let _ = writeln!(out, "### pare plan: {}\n", md_code(title));
-    let unknown = super::unknown_savings(s);
+    let _ = writeln!(out, "### pare plan: {}\n", md_code(&clip(title, 120)));
+    let highest = Risk::ALL
+        .iter()
+        .rev()
+        .find(|r| s.risk.get(r.as_str()).copied().unwrap_or(0) > 0)
+        .map_or("none".to_string(), |r| r.as_str().to_string());
+    let savings = if s.monthly_savings_usd < 0.0 {
+        format!("costs **{}/month** more", money(-s.monthly_savings_usd))
+    } else {
+        format!("saves **{}/month**", money(s.monthly_savings_usd))
+    };
     let _ = writeln!(
         out,
-        "**{} to change, {} no change, {} blocked** · {}{unknown} · {} irreversible · ~{} at parallelism {}\n",
-        s.changes,
-        s.no_change,
-        s.blocked,
-        if s.monthly_savings_usd < 0.0 {
-            format!("costs **{}/month** more", money(-s.monthly_savings_usd))
-        } else {
-            format!("saves **{}/month**", money(s.monthly_savings_usd))
-        },
+        "**{}** · {savings}{} · highest risk **{highest}** · **{} irreversible** · **{} blocked**\n",
+        plural(s.changes, "change"),
+        super::unknown_savings(s),
         s.irreversible,
-        duration(std::time::Duration::from_secs(s.estimated_duration_s)),
-        s.parallelism
+        s.blocked,
     );
     let _ = writeln!(
         out,
-        "{} · sha256 `{}` · provider `{}` · {}\n",
-        md_code(&p.plan_path),
-        &p.plan_sha256[..12],
+        "{} no change · ~{} at parallelism {} · provider `{}` · {}\n",
+        s.no_change,
+        duration(std::time::Duration::from_secs(s.estimated_duration_s)),
+        s.parallelism,
         p.provider,
-        p.catalog
+        md(&p.catalog)
+    );
+    let _ = writeln!(
+        out,
+        "{} · sha256 `{}`{}\n",
+        md_code(&clip(&p.plan_path, 200)),
+        p.plan_sha256,
+        lineage.map_or(String::new(), |l| format!(
+            " · saved plan lineage `{}`",
+            clean(l)
+        ))
     );
 
     if s.blocked > 0 {
@@ -98,10 +308,25 @@ pub fn render(p: &Planned) -> String {
             "> [!CAUTION]\n> **{} blocked: `pare apply` will refuse this plan.**",
             s.blocked
         );
-        for r in p.recs.iter().filter(|r| r.status == Status::Blocked) {
-            for (why, help) in &r.blocked_by {
-                let _ = writeln!(out, "> - `{}`: {}. {}", r.id, md(why), md(help));
-            }
+        let reasons: Vec<String> = p
+            .recs
+            .iter()
+            .filter(|r| r.status == Status::Blocked)
+            .flat_map(|r| {
+                r.blocked_by.iter().map(move |(why, help)| {
+                    format!("> - {}: {}. {}", md_code(&r.id), md_name(why), md(help))
+                })
+            })
+            .collect();
+        for line in reasons.iter().take(10) {
+            let _ = writeln!(out, "{}", clip(line, 600));
+        }
+        if reasons.len() > 10 {
+            let _ = writeln!(
+                out,
+                "> - … and {} more (`pare plan` lists them all)",
+                reasons.len() - 10
+            );
         }
         out.push('\n');
     }
@@ -112,78 +337,188 @@ pub fn render(p: &Planned) -> String {
             s.changes, p.max_changes
         );
     }
+    out
+}
 
-    let _ = writeln!(
-        out,
-        "| | recommendation | action | resource | risk | monthly savings | undo |"
-    );
-    let _ = writeln!(out, "|---|---|---|---|---|---:|---|");
-    for r in &p.recs {
-        let mark = match r.status {
-            Status::Change => "~",
-            Status::NoChange => "=",
-            Status::Blocked => "⛔",
+/// The approvals, each against what it covers in this plan.
+fn approvals(p: &Planned) -> String {
+    let mut out = String::new();
+    if p.approvals.is_empty() {
+        return out;
+    }
+    let _ = writeln!(out, "**Approvals**\n");
+    for a in p.approvals.iter().take(20) {
+        let covered: Vec<&PlannedRec> = p.recs.iter().filter(|r| a.covers(&r.id)).collect();
+        let what = if a.covers.iter().any(|c| c == "*") {
+            format!("all {}", plural(p.recs.len(), "recommendation"))
+        } else {
+            let mut ids: Vec<String> = covered.iter().take(8).map(|r| md_code(&r.id)).collect();
+            if covered.len() > 8 {
+                ids.push(format!("{} more", covered.len() - 8));
+            }
+            let unknown = a
+                .covers
+                .iter()
+                .filter(|c| !p.recs.iter().any(|r| &&r.id == c))
+                .count();
+            if unknown > 0 {
+                ids.push(format!("{} not in this plan", plural(unknown, "id")));
+            }
+            ids.join(", ")
         };
-        let res = match &r.name {
-            Some(n) => format!("{} ({})", md_code(&r.resource), md_name(n)),
-            None => md_code(&r.resource),
-        };
-        let risk = r.risk.map_or("–".to_string(), |x| x.as_str().to_string());
-        let savings = match (&r.savings, r.status) {
-            (_, Status::NoChange) => "–".to_string(),
-            (Savings::Usd(x), _) => money(*x),
-            (Savings::Unknown(_), _) => "unknown".to_string(),
-        };
-        let undo = match r.status {
-            Status::NoChange => "–",
-            _ if r.reversible => "yes",
-            _ => "**irreversible**",
-        };
+        let high = covered
+            .iter()
+            .filter(|r| {
+                r.status != Status::NoChange && matches!(r.risk, Some(Risk::High | Risk::Critical))
+            })
+            .count();
         let _ = writeln!(
             out,
-            "| {mark} | `{}` | {} | {res} | {risk} | {savings} | {undo} |",
-            r.id, r.action
+            "- {} approves {what}{}{}",
+            md_name(&clip(&a.by, 120)),
+            if high > 0 {
+                format!(" ({high} of them high or critical risk)")
+            } else {
+                String::new()
+            },
+            a.reason
+                .as_deref()
+                .map_or(String::new(), |r| format!(": “{}”", md_name(&clip(r, 300))))
+        );
+    }
+    if p.approvals.len() > 20 {
+        let _ = writeln!(out, "- … and {} more approvals", p.approvals.len() - 20);
+    }
+    out.push('\n');
+    out
+}
+
+const TABLE_HEAD: &str = "| | recommendation | action | resource | change | risk | undo | $/month |\n|---|---|---|---|---|---|---|---:|\n";
+
+/// What was left out, by weight, in words.
+fn left_out(counts: &[usize; 6]) -> Vec<String> {
+    let words = [
+        "no-change recommendations",
+        "low-risk changes",
+        "medium-risk changes",
+        "high-risk changes",
+        "critical-risk changes",
+        "blocked recommendations",
+    ];
+    (0..6)
+        .rev()
+        .filter(|&w| counts[w] > 0)
+        .map(|w| format!("{} {}", counts[w], words[w]))
+        .collect()
+}
+
+/// Renders the comment; `lineage` names the saved plan, when one was saved.
+pub fn render(p: &Planned, lineage: Option<&str>) -> String {
+    let head = headline(p, lineage);
+    let approvals = approvals(p);
+    let rows: Vec<String> = p.recs.iter().map(row).collect();
+    let folds: Vec<Option<String>> = p
+        .recs
+        .iter()
+        .map(|r| (r.status == Status::Change).then(|| details(r)))
+        .collect();
+
+    // Everything that may be left out, most important first: a row before
+    // its own diff, blocked and critical before high, high before the rest,
+    // and low-risk diffs last of all. A prefix of this order is shown.
+    let mut order: Vec<(u8, bool, usize)> = Vec::new();
+    for (i, r) in p.recs.iter().enumerate() {
+        let w = weight(r);
+        order.push((w * 2 + 1, false, i));
+        if folds[i].is_some() {
+            let rank = if w >= 3 { w * 2 } else { w };
+            order.push((rank, true, i));
+        }
+    }
+    order.sort_by(|a, b| b.0.cmp(&a.0).then(a.2.cmp(&b.2)).then(a.1.cmp(&b.1)));
+    // Room for the notes about what was left out.
+    const NOTES: usize = 1_200;
+    let mut used = head.len() + approvals.len() + TABLE_HEAD.len() + NOTES;
+    let mut show_row = vec![false; p.recs.len()];
+    let mut show_fold = vec![false; p.recs.len()];
+    for &(_, is_fold, i) in &order {
+        let size = if is_fold {
+            folds[i].as_ref().map_or(0, String::len)
+        } else {
+            rows[i].len()
+        };
+        if used + size > BUDGET {
+            if is_fold {
+                // One long diff does not push out the rows after it.
+                continue;
+            }
+            break;
+        }
+        used += size;
+        if is_fold {
+            show_fold[i] = true;
+        } else {
+            show_row[i] = true;
+        }
+    }
+
+    let mut out = head;
+    out.push_str(TABLE_HEAD);
+    let mut rows_left = [0usize; 6];
+    for (i, r) in p.recs.iter().enumerate() {
+        if show_row[i] {
+            out.push_str(&rows[i]);
+        } else {
+            rows_left[weight(r) as usize] += 1;
+        }
+    }
+    let omitted = left_out(&rows_left);
+    if !omitted.is_empty() {
+        let _ = writeln!(
+            out,
+            "\n… {} more {} not listed, to fit a comment: {}. The full preview is in the job summary (or run `pare plan {}`).",
+            rows_left.iter().sum::<usize>(),
+            if rows_left.iter().sum::<usize>() == 1 {
+                "recommendation"
+            } else {
+                "recommendations"
+            },
+            omitted.join(", "),
+            html(&clip(&p.plan_path, 200))
         );
     }
     out.push('\n');
-
-    let _ = writeln!(out, "| risk | changes |\n|---|---:|");
-    for r in Risk::ALL {
+    out.push_str(&approvals);
+    let changes = folds.iter().filter(|f| f.is_some()).count();
+    let shown = show_fold.iter().filter(|s| **s).count();
+    if shown > 0 {
         let _ = writeln!(
             out,
-            "| {} | {} |",
-            r.as_str(),
-            s.risk.get(r.as_str()).copied().unwrap_or(0)
+            "**Changes** (diffs and steps; high and critical risk open)\n"
         );
     }
-    out.push('\n');
-
-    for r in p.recs.iter().filter(|r| r.status == Status::Change) {
+    for (i, f) in folds.iter().enumerate() {
+        if let (Some(f), true) = (f, show_fold[i]) {
+            out.push_str(f);
+        }
+    }
+    if shown < changes {
         let _ = writeln!(
             out,
-            "<details><summary><code>{}</code> {} <code>{}</code>: {} risk, {}</summary>\n",
-            r.id,
-            r.action,
-            md(&r.resource),
-            r.risk.map_or("?", |x| x.as_str()),
-            md(&savings_text(&r.savings, r.savings_source))
+            "Diffs and steps of {} (the lowest risks first) are left out to fit a comment: the full preview is in the job summary.\n",
+            plural(changes - shown, "change")
         );
-        for reason in &r.risk_reasons {
-            let _ = writeln!(out, "- {}", md(reason));
+    }
+    // The order above keeps the total in the budget; names and reasons are
+    // clipped, so this only holds if that reckoning was wrong.
+    if out.len() > BUDGET {
+        let mut cut = BUDGET - 200;
+        while !out.is_char_boundary(cut) {
+            cut -= 1;
         }
-        let d = diff(r.before.as_ref(), r.after.as_ref());
-        let f = fence(&d);
-        let _ = writeln!(out, "\n{f}diff\n{d}{f}\n");
-        for (k, st) in r.steps.iter().enumerate() {
-            let _ = writeln!(
-                out,
-                "{}. {} — undo: {}",
-                k + 1,
-                md(&st.op.describe()),
-                md(&st.inverse.describe())
-            );
-        }
-        let _ = writeln!(out, "\n</details>\n");
+        let line = out[..cut].rfind('\n').unwrap_or(0);
+        out.truncate(line);
+        out.push_str("\n\n… the preview is cut here to fit a comment: the full preview is in the job summary.\n");
     }
     out
 }

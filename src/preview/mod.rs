@@ -7,7 +7,7 @@ mod markdown;
 pub(crate) mod text;
 
 pub use json::{ImplicitJson, PlanJson, RecJson, StepJson, to_json};
-pub use markdown::render as markdown;
+pub use markdown::{BUDGET as MARKDOWN_BUDGET, COMMENT_LIMIT, render as markdown};
 pub use text::render as text;
 
 use crate::executor::Savings;

@@ -138,6 +138,13 @@ pub trait Provider: Send + Sync {
     /// `sandbox` or `aws`.
     fn name(&self) -> &'static str;
 
+    /// The account the credentials act in (AWS's 12-digit id), so a saved
+    /// plan is applied only where it was planned. The default: a provider
+    /// without accounts names none.
+    async fn account(&self) -> Result<Option<String>, ProviderError> {
+        Ok(None)
+    }
+
     /// Reads every resource the query names, in as few calls as possible.
     /// Resources that do not exist are absent from the answer.
     async fn describe(&self, query: &Query) -> Result<Inventory, ProviderError>;

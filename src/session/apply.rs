@@ -35,6 +35,12 @@ pub struct Prepared {
 
 /// A plan file planned: the plan, the file, its provider, warnings.
 type PlannedFile = (Planned, LoadedPlan, Box<dyn Provider>, Vec<String>);
+type OpenFile = (
+    LoadedPlan,
+    crate::graph::PlanGraph,
+    Box<dyn Provider>,
+    Option<String>,
+);
 
 /// Whether there is anything to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,7 +93,22 @@ impl Session {
             }
         };
         saved.check_plan_file(&plan_text)?;
-        let (planned, loaded, provider, warnings) = self.plan_file(&plan_path)?;
+        // Where it applies is checked before planning again: in another
+        // account the plan's resources are missing, and planning would
+        // report that instead of the reason.
+        let (loaded, graph, provider, warning) = self.open_file(&plan_path)?;
+        saved.check_state(&self.store.location())?;
+        let account = super::runtime()
+            .block_on(provider.account())
+            .map_err(crate::planner::PlanError::from)?;
+        saved.check_account(&account)?;
+        let planned = super::runtime().block_on(crate::planner::plan(
+            &loaded,
+            graph,
+            &self.settings.config,
+            provider.as_ref(),
+        ))?;
+        let warnings = warning.into_iter().collect();
         saved.prove(&planned, &self.store.location())?;
         Ok(Prepared {
             planned,
@@ -98,7 +119,8 @@ impl Session {
         })
     }
 
-    fn plan_file(&self, path: &Path) -> Result<PlannedFile, SessionError> {
+    /// The plan file validated, and its provider open.
+    fn open_file(&self, path: &Path) -> Result<OpenFile, SessionError> {
         let (loaded, graph) = crate::validate::validate(path)?;
         let (provider, warning) = super::open_provider(
             &loaded.plan.provider,
@@ -106,6 +128,11 @@ impl Session {
             &self.store,
             &self.settings,
         )?;
+        Ok((loaded, graph, provider, warning))
+    }
+
+    fn plan_file(&self, path: &Path) -> Result<PlannedFile, SessionError> {
+        let (loaded, graph, provider, warning) = self.open_file(path)?;
         let planned = super::runtime().block_on(crate::planner::plan(
             &loaded,
             graph,

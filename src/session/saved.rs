@@ -34,6 +34,9 @@ pub struct SavedPlan {
     pub parallelism: usize,
     /// Where the state was when it was planned.
     pub state_dir: String,
+    /// The account it was planned in (AWS's id), when the provider has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
     /// `kind:id` → sha256 of the resource's attributes when planned ("absent" if missing).
     pub fingerprints: BTreeMap<String, String>,
     /// `kind:id` → the attributes when planned, to name what changed since.
@@ -65,6 +68,7 @@ impl SavedPlan {
             saved_at,
             parallelism: planned.summary.parallelism,
             state_dir: state.to_string(),
+            account: planned.account.clone(),
             fingerprints: planned.fingerprints.clone(),
             observed: planned.observed.clone(),
             provider_spec: planned.provider_spec.clone(),
@@ -129,10 +133,8 @@ impl SavedPlan {
         Ok(())
     }
 
-    /// Proves that `replanned` (the plan file planned again, now) is what
-    /// was saved: nothing changed in the account since, and every step,
-    /// target, after-state, order and status is the same.
-    pub fn prove(&self, replanned: &Planned, state: &str) -> Result<(), Refusal> {
+    /// A saved plan applies only against the state it was planned against.
+    pub fn check_state(&self, state: &str) -> Result<(), Refusal> {
         if self.state_dir != state {
             return Err(Refusal::new(
                 "saved::other-state",
@@ -144,6 +146,36 @@ impl SavedPlan {
                 "apply it with the state it was planned against (`--state-dir`, or the same [state] settings), or plan again against this one",
             ));
         }
+        Ok(())
+    }
+
+    /// A saved plan applies only in the account it was planned in.
+    pub fn check_account(&self, account: &Option<String>) -> Result<(), Refusal> {
+        if &self.account != account {
+            let name = |a: &Option<String>| {
+                a.as_deref().map_or("no account".to_string(), |a| {
+                    format!("account {}", clean(a))
+                })
+            };
+            return Err(Refusal::new(
+                "saved::other-account",
+                format!(
+                    "the saved plan was made in {}; these credentials act in {}",
+                    name(&self.account),
+                    name(account)
+                ),
+                "apply it with the credentials of the account it was planned in, or plan again in this one",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Proves that `replanned` (the plan file planned again, now) is what
+    /// was saved: nothing changed in the account since, and every step,
+    /// target, after-state, order and status is the same.
+    pub fn prove(&self, replanned: &Planned, state: &str) -> Result<(), Refusal> {
+        self.check_state(state)?;
+        self.check_account(&replanned.account)?;
         if self.provider_spec != replanned.provider_spec {
             return Err(Refusal::new(
                 "saved::differs",
@@ -177,6 +209,7 @@ impl SavedPlan {
             saved_at: self.saved_at.clone(),
             parallelism: self.parallelism,
             state_dir: self.state_dir.clone(),
+            account: replanned.account.clone(),
             fingerprints: replanned.fingerprints.clone(),
             observed: replanned.observed.clone(),
             provider_spec: replanned.provider_spec.clone(),

@@ -77,6 +77,33 @@ pub struct Ci {
     /// Who started the CI run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub actor: Option<String>,
+    /// The commit the CI run is for (`GITHUB_SHA`, `CI_COMMIT_SHA`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit: Option<String>,
+    /// The pull request it belongs to: from `GITHUB_REF` (`refs/pull/N/…`)
+    /// on a pull request, else `PARE_PULL_REQUEST` (a merge job sets it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pull_request: Option<u64>,
+    /// Who approved the pull request (`PARE_APPROVED_BY`, comma-separated,
+    /// set by the merge job from the pull request's reviews).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub approved_by: Vec<String>,
+}
+
+/// A value from the CI's environment as pare records it: printable, short.
+fn ci_value(v: &str) -> Option<String> {
+    let v = crate::vocabulary::words::clean(v.trim());
+    let v: String = v.chars().take(200).collect();
+    (!v.is_empty()).then_some(v)
+}
+
+/// The pull request number in `refs/pull/123/merge`.
+fn pull_from_ref(r: &str) -> Option<u64> {
+    r.strip_prefix("refs/pull/")?
+        .split('/')
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// Everything recorded about one run.
@@ -342,18 +369,31 @@ pub fn who(env: &dyn Fn(&str) -> Option<String>) -> (String, Option<Ci>) {
             system: "github-actions".into(),
             url,
             actor: nonempty("GITHUB_ACTOR"),
+            commit: nonempty("GITHUB_SHA").and_then(|v| ci_value(&v)),
+            pull_request: nonempty("GITHUB_REF")
+                .and_then(|r| pull_from_ref(&r))
+                .or_else(|| nonempty("PARE_PULL_REQUEST").and_then(|n| n.trim().parse().ok())),
+            approved_by: nonempty("PARE_APPROVED_BY")
+                .map(|v| v.split(',').filter_map(ci_value).take(50).collect())
+                .unwrap_or_default(),
         })
     } else if nonempty("GITLAB_CI").is_some() {
         Some(Ci {
             system: "gitlab-ci".into(),
             url: nonempty("CI_JOB_URL"),
             actor: nonempty("GITLAB_USER_LOGIN"),
+            commit: nonempty("CI_COMMIT_SHA").and_then(|v| ci_value(&v)),
+            pull_request: nonempty("CI_MERGE_REQUEST_IID").and_then(|n| n.trim().parse().ok()),
+            approved_by: Vec::new(),
         })
     } else if nonempty("CI").is_some() {
         Some(Ci {
             system: "ci".into(),
             url: nonempty("BUILD_URL").or_else(|| nonempty("CI_JOB_URL")),
             actor: None,
+            commit: None,
+            pull_request: None,
+            approved_by: Vec::new(),
         })
     } else {
         None
@@ -456,13 +496,27 @@ mod tests {
             ("GITHUB_SERVER_URL", "https://github.com"),
             ("GITHUB_REPOSITORY", "acme/infra"),
             ("GITHUB_RUN_ID", "42"),
+            ("GITHUB_SHA", "0123abcd"),
+            ("GITHUB_REF", "refs/pull/17/merge"),
+            ("PARE_APPROVED_BY", "bob, \u{1b}[2Jcarol,,"),
         ]);
         let (who, ci) = super::who(&gh);
         assert_eq!(who, "alice@github-actions");
+        let ci = ci.unwrap();
         assert_eq!(
-            ci.unwrap().url.as_deref(),
+            ci.url.as_deref(),
             Some("https://github.com/acme/infra/actions/runs/42")
         );
+        assert_eq!(ci.commit.as_deref(), Some("0123abcd"));
+        assert_eq!(ci.pull_request, Some(17));
+        assert_eq!(ci.approved_by, ["bob", "\\u{1b}[2Jcarol"]);
+        // On the merge commit's push, the merge job names the pull request.
+        let merged = env(&[
+            ("GITHUB_ACTIONS", "true"),
+            ("GITHUB_REF", "refs/heads/main"),
+            ("PARE_PULL_REQUEST", "17"),
+        ]);
+        assert_eq!(super::who(&merged).1.unwrap().pull_request, Some(17));
         let gl = env(&[
             ("GITLAB_CI", "true"),
             ("GITLAB_USER_LOGIN", "bob"),

@@ -18,12 +18,17 @@ pub(super) fn endpoint() -> String {
 }
 
 pub(super) fn client(region: &str) -> aws_sdk_ec2::Client {
+    client_at(region, &endpoint())
+}
+
+/// A client of `url` (the endpoint, or a proxy in front of it).
+pub(super) fn client_at(region: &str, url: &str) -> aws_sdk_ec2::Client {
     let creds =
         aws_sdk_ec2::config::Credentials::new("testing", "testing", None, None, "pare-tests");
     let config = aws_sdk_ec2::Config::builder()
         .behavior_version(aws_sdk_ec2::config::BehaviorVersion::latest())
         .region(aws_sdk_ec2::config::Region::new(region.to_string()))
-        .endpoint_url(endpoint())
+        .endpoint_url(url)
         .credentials_provider(creds)
         .http_client(pare::provider::aws::https_client())
         .build();
@@ -505,13 +510,24 @@ pub struct Proxy {
 
 impl Proxy {
     pub fn start(upstream: &str, throttle: &[&str]) -> Proxy {
+        let mut args = Vec::new();
+        for t in throttle {
+            args.extend(["--throttle", t]);
+        }
+        Proxy::spawn(upstream, &args)
+    }
+
+    /// A proxy that sends every call to `account` of the endpoint, as
+    /// credentials for that account would.
+    pub fn in_account(upstream: &str, account: &str) -> Proxy {
+        Proxy::spawn(upstream, &["--account", account])
+    }
+
+    fn spawn(upstream: &str, args: &[&str]) -> Proxy {
         use std::io::BufRead;
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/ec2-proxy.py");
         let mut cmd = std::process::Command::new("python3");
-        cmd.arg(script).arg(upstream);
-        for t in throttle {
-            cmd.args(["--throttle", t]);
-        }
+        cmd.arg(script).arg(upstream).args(args);
         let mut child = cmd
             .stdout(std::process::Stdio::piped())
             .spawn()

@@ -4,6 +4,7 @@ mod apply;
 #[cfg(feature = "aws")]
 mod aws;
 mod chaos;
+mod github;
 mod harness;
 mod messages;
 mod plan;

@@ -404,7 +404,7 @@ recommendations:
             // Raw only inside the diff's fenced block, where it is text.
             assert_eq!(out.matches("<img").count(), 1, "{out}");
             assert!(
-                out.contains("runner\\u{1b}\\[8m\\|\\`&lt;img src=x&gt;"),
+                out.contains("runner\\\\u{1b}\\[8m\\|\\`&lt;img src=x&gt;"),
                 "{out}"
             );
         }

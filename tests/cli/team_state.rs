@@ -13,10 +13,10 @@ use std::net::{TcpListener, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-const BUCKET: &str = "pare-cli";
+pub(super) const BUCKET: &str = "pare-cli";
 
 /// The S3 endpoint, or a failure that says how to get one. Never a skip.
-fn endpoint() -> String {
+pub(super) fn endpoint() -> String {
     std::env::var("PARE_TEST_S3_ENDPOINT").unwrap_or_else(|_| {
         panic!(
             "PARE_TEST_S3_ENDPOINT is not set: the team-state tests need the local S3 endpoint.\n\
@@ -49,7 +49,7 @@ fn s3() -> aws_sdk_s3::Client {
 }
 
 /// A prefix of its own for one test (and the bucket, made once).
-fn fresh_prefix(tag: &str) -> String {
+pub(super) fn fresh_prefix(tag: &str) -> String {
     static N: AtomicUsize = AtomicUsize::new(0);
     let rt = rt();
     let _ = rt.block_on(s3().create_bucket().bucket(BUCKET).send());

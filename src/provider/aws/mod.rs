@@ -20,6 +20,7 @@ const CHUNK: usize = 200;
 pub struct AwsProvider {
     ec2: aws_sdk_ec2::Client,
     asg: aws_sdk_autoscaling::Client,
+    sts: aws_sdk_sts::Client,
     region: String,
     /// How long to wait for an image to become available.
     pub image_timeout: Duration,
@@ -142,6 +143,7 @@ impl AwsProvider {
         Ok(AwsProvider {
             ec2: aws_sdk_ec2::Client::from_conf(ec2),
             asg: aws_sdk_autoscaling::Client::from_conf(asg),
+            sts: aws_sdk_sts::Client::from_conf(aws_sdk_sts::config::Builder::from(config).build()),
             region,
             image_timeout: spec
                 .image_timeout_s
@@ -219,6 +221,19 @@ use waiters::Waited;
 impl Provider for AwsProvider {
     fn name(&self) -> &'static str {
         "aws"
+    }
+
+    async fn account(&self) -> Result<Option<String>, ProviderError> {
+        // GetCallerIdentity needs no permission: every caller may ask.
+        let who = self.sts.get_caller_identity().send().await.map_err(|e| {
+            ProviderError::Transport(format!(
+                "reading the account id (sts:GetCallerIdentity) failed: {}",
+                aws_sdk_sts::error::DisplayErrorContext(&e)
+            ))
+        })?;
+        Ok(who
+            .account()
+            .map(|a| crate::vocabulary::words::clean(a).into_owned()))
     }
 
     async fn describe(&self, query: &Query) -> Result<Inventory, ProviderError> {
