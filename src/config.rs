@@ -148,6 +148,9 @@ pub struct Config {
     pub require_approval_at: Option<Risk>,
     pub require_committed_plan: bool,
     pub max_changes: usize,
+    /// An imported recommendation refreshed longer ago than this is
+    /// flagged in the preview.
+    pub max_recommendation_age_days: u32,
 }
 
 impl Default for Config {
@@ -167,6 +170,7 @@ impl Default for Config {
             require_approval_at: Some(Risk::High),
             require_committed_plan: false,
             max_changes: 50,
+            max_recommendation_age_days: 14,
         }
     }
 }
@@ -213,6 +217,7 @@ struct RawPolicy {
     require_approval_at: Option<Spanned<String>>,
     require_committed_plan: Option<bool>,
     max_changes: Option<Spanned<i64>>,
+    max_recommendation_age_days: Option<Spanned<i64>>,
 }
 
 /// Why `pare.toml` could not be used.
@@ -275,7 +280,7 @@ impl Config {
                 let message = e.message().trim().to_string();
                 return Err(vec![
                     Diagnostic::new("config::invalid", &file, Span::new(range.start, range.len()), message, "here")
-                        .with_help("pare.toml has the sections [state] dir (or backend = \"s3\", bucket, prefix, region, profile, endpoint_url, lease_s), [apply] parallelism, batch_size, gather_ms, rollback_on_failure, attempts and retry_backoff_ms, [policy] protected_tags, require_approval_at, require_committed_plan and max_changes"),
+                        .with_help("pare.toml has the sections [state] dir (or backend = \"s3\", bucket, prefix, region, profile, endpoint_url, lease_s), [apply] parallelism, batch_size, gather_ms, rollback_on_failure, attempts and retry_backoff_ms, [policy] protected_tags, require_approval_at, require_committed_plan, max_changes and max_recommendation_age_days"),
                 ]);
             }
         };
@@ -427,6 +432,23 @@ impl Config {
                         "out of range",
                     )
                     .with_help("set `max_changes` to the most changes one run may make"),
+                ),
+            }
+        }
+        if let Some(m) = raw.policy.max_recommendation_age_days {
+            match u32::try_from(*m.get_ref()) {
+                Ok(n) if (1..=3650).contains(&n) => config.max_recommendation_age_days = n,
+                _ => diags.push(
+                    Diagnostic::new(
+                        "config::out-of-range",
+                        &file,
+                        to_span(m.span()),
+                        "`max_recommendation_age_days` must be from 1 to 3650",
+                        "out of range",
+                    )
+                    .with_help(
+                        "set how many days an imported recommendation stays fresh (default 14)",
+                    ),
                 ),
             }
         }

@@ -13,6 +13,7 @@ pub mod executor;
 pub mod generate;
 pub mod graph;
 pub mod hooks;
+pub mod import;
 
 pub mod plan;
 pub mod planner;

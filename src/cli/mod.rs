@@ -7,6 +7,7 @@ mod apply;
 mod common;
 mod history;
 mod iam_policy;
+mod import;
 mod inventory;
 pub mod logging;
 mod output;
@@ -121,6 +122,8 @@ pub enum Command {
     State(state::StateCommand),
     /// Print the JSON Schema of plan files.
     Schema(schema::SchemaArgs),
+    /// Write AWS's own recommendations (Cost Optimization Hub, Compute Optimizer) as a plan file.
+    Import(import::ImportArgs),
 }
 
 impl GlobalArgs {
@@ -175,6 +178,7 @@ pub fn run(args: Args) -> ExitCode {
         Command::Unlock(a) => state::unlock(&out, &args.global, a),
         Command::State(c) => state::run(&out, &args.global, c),
         Command::Schema(a) => schema::run(&out, a),
+        Command::Import(a) => import::run(&out, a),
     };
     match result {
         Ok(code) => code,

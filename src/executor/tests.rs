@@ -71,6 +71,7 @@ fn rec(action: Action) -> Recommendation {
         reason: None,
         savings_monthly_usd: None,
         depends_on: vec![],
+        source: None,
         action,
         spans: RecommendationSpans::default(),
     }

@@ -9,6 +9,7 @@
 use crate::diagnostic::Span;
 use schemars::JsonSchema;
 use serde::Serialize;
+use std::collections::BTreeMap;
 
 /// A plan file.
 #[derive(Debug, Clone, Serialize, JsonSchema)]
@@ -125,11 +126,49 @@ pub struct Recommendation {
     pub savings_monthly_usd: Option<f64>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub depends_on: Vec<String>,
+    /// Where an imported recommendation came from (`pare import`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<Source>,
     #[serde(flatten)]
     pub action: Action,
     /// Where things are in the source file.
     #[serde(skip)]
     pub spans: RecommendationSpans,
+}
+
+/// The services `pare import` reads.
+pub const SOURCE_SERVICES: [&str; 2] = ["cost-optimization-hub", "compute-optimizer"];
+
+/// What the resource was when an imported recommendation was made, by the
+/// attribute names of `pare inventory`: what `pare plan` checks it still is.
+pub const ASSUMED_KEYS: [&str; 8] = [
+    "type",
+    "size_gb",
+    "iops",
+    "throughput_mbps",
+    "min",
+    "max",
+    "desired",
+    "instance_type",
+];
+
+/// Where an imported recommendation came from, and what it assumed.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Source {
+    /// `cost-optimization-hub` or `compute-optimizer`.
+    pub service: String,
+    /// The service's id (or ARN) of the recommendation.
+    pub recommendation_id: String,
+    /// When the service last refreshed it (RFC 3339): past
+    /// `max_recommendation_age_days` (pare.toml), the preview flags it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refreshed_at: Option<String>,
+    /// The resource as the recommendation measured it (`type: m5.xlarge`,
+    /// `size_gb: 500`, `min: 2`, …): if it is not so now, the
+    /// recommendation is blocked.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub assumed: BTreeMap<String, serde_json::Value>,
 }
 
 /// Source positions of a recommendation's parts.

@@ -24,6 +24,8 @@ struct Common {
     savings_monthly_usd: Option<f64>,
     /// Ids of recommendations that must finish first.
     depends_on: Option<Vec<String>>,
+    /// Where an imported recommendation came from (`pare import` writes it).
+    source: Option<model::Source>,
 }
 
 /// Stand-in type whose schema is the `oneOf` over actions.

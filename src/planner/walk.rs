@@ -166,6 +166,7 @@ impl<'a> Walk<'a> {
         let a = risk::assess(&facts, &steps, Some(&rec_tags));
         p.risk = Some(a.risk);
         p.risk_reasons = a.reasons;
+        p.risk_reasons.extend(self.age_reason(rec));
         p.reversible = a.reversible;
         p.savings = match rec.savings_monthly_usd {
             Some(declared) => {
@@ -259,6 +260,7 @@ impl<'a> Walk<'a> {
                 ));
             }
         }
+        blocks.extend(self.assumed_blocks(rec, resource));
         if !reversible && let Some(other) = resource.and_then(|r| self.undo_needs.get(r.id())) {
             blocks.push((
                 format!(
@@ -269,6 +271,65 @@ impl<'a> Walk<'a> {
             ));
         }
         blocks
+    }
+}
+
+impl Walk<'_> {
+    /// An imported recommendation whose resource is no longer what it was
+    /// measured as (another type, size or count) is blocked, naming both.
+    fn assumed_blocks(
+        &self,
+        rec: &Recommendation,
+        resource: Option<&ResourceId>,
+    ) -> Vec<(String, String)> {
+        let (Some(src), Some(r)) = (&rec.source, resource) else {
+            return Vec::new();
+        };
+        let Some(attrs) = self.observed.attributes(r) else {
+            return Vec::new();
+        };
+        let same = |a: &Value, b: &Value| match (a.as_f64(), b.as_f64()) {
+            (Some(x), Some(y)) => x == y,
+            _ => a == b,
+        };
+        let show = |v: &Value| match v {
+            Value::String(s) => crate::vocabulary::words::clean(s).into_owned(),
+            other => other.to_string(),
+        };
+        let mut out = Vec::new();
+        for (k, want) in &src.assumed {
+            let have = attrs.get(k);
+            if have.is_some_and(|h| same(h, want)) {
+                continue;
+            }
+            out.push((
+                format!(
+                    "{} measured {} with {k} {}; it has {k} {} now",
+                    src.service,
+                    r.id(),
+                    show(want),
+                    have.map_or("(none)".to_string(), show)
+                ),
+                "the recommendation is out of date: import it again (`pare import`), or drop it"
+                    .into(),
+            ));
+        }
+        out
+    }
+
+    /// "… 20 days old …" when an imported recommendation is older than
+    /// `max_recommendation_age_days`.
+    fn age_reason(&self, rec: &Recommendation) -> Option<String> {
+        let at = rec.source.as_ref()?.refreshed_at.as_deref()?;
+        let then = crate::clock::parse_rfc3339(at)?;
+        let age = crate::clock::now().duration_since(then).ok()?;
+        let days = age.as_secs() / 86_400;
+        (days > u64::from(self.config.max_recommendation_age_days)).then(|| {
+            format!(
+                "the recommendation is {days} days old (refreshed {at}), past max_recommendation_age_days = {}: what it measured may have changed",
+                self.config.max_recommendation_age_days
+            )
+        })
     }
 }
 

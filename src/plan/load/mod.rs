@@ -11,7 +11,7 @@ use super::ids::{self, IdKind};
 use super::model::*;
 use super::node::{self, Node, Pos, Scalar, Value};
 use crate::diagnostic::{Diagnostic, SourceFile, Span};
-use crate::vocabulary::words::capitalise;
+use crate::vocabulary::words::{capitalise, clean};
 use actions::ActionReader;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -185,12 +185,13 @@ fn looks_like_plan_text(text: &str) -> bool {
 }
 
 /// The fields every recommendation may have.
-const COMMON_FIELDS: [&str; 5] = [
+const COMMON_FIELDS: [&str; 6] = [
     "id",
     "action",
     "reason",
     "savings_monthly_usd",
     "depends_on",
+    "source",
 ];
 
 struct Loader {
@@ -592,6 +593,7 @@ impl Loader {
                 values::MAX_SAVINGS_MONTHLY_USD,
             )
         });
+        let source = f.get("source").and_then(|n| self.source(n));
         let mut depends_on = Vec::new();
         let mut dep_spans = Vec::new();
         if let Some(d) = f.get("depends_on") {
@@ -640,6 +642,7 @@ impl Loader {
             reason,
             savings_monthly_usd: savings,
             depends_on,
+            source,
             action: action?,
             spans: RecommendationSpans {
                 entry,
@@ -648,6 +651,104 @@ impl Loader {
                 resource,
                 depends_on: dep_spans,
             },
+        })
+    }
+
+    /// An imported recommendation's `source` block.
+    fn source(&mut self, node: &Node) -> Option<Source> {
+        let at = span(node.pos);
+        let mut f = self.fields(node, "`source`")?;
+        let service = self
+            .required(
+                &mut f,
+                "service",
+                at,
+                "`source`",
+                "name the service: `cost-optimization-hub` or `compute-optimizer`",
+            )
+            .and_then(|n| {
+                let s = self.string(n, "service")?;
+                if SOURCE_SERVICES.contains(&s.as_str()) {
+                    Some(s)
+                } else {
+                    self.error(
+                        "plan::invalid-value",
+                        span(n.pos),
+                        format!("`{}` is not a service pare imports from", clean(&s)),
+                        "unknown service",
+                    )
+                    .help = Some(format!("use one of {}", SOURCE_SERVICES.join(", ")));
+                    None
+                }
+            });
+        let recommendation_id = self
+            .required(
+                &mut f,
+                "recommendation_id",
+                at,
+                "`source`",
+                "give the service's id of the recommendation",
+            )
+            .and_then(|n| self.text(n, "recommendation_id"));
+        let refreshed_at = f.get("refreshed_at").and_then(|n| {
+            let s = self.string(n, "refreshed_at")?;
+            if crate::clock::parse_rfc3339(&s).is_none() {
+                self.error(
+                    "plan::invalid-value",
+                    span(n.pos),
+                    format!("`{}` is not an RFC 3339 time", clean(&s)),
+                    "not a time",
+                )
+                .help = Some("write it like `2026-11-30T08:00:00Z`".into());
+                return None;
+            }
+            Some(s)
+        });
+        let mut assumed = std::collections::BTreeMap::new();
+        if let Some(n) = f.get("assumed") {
+            match &n.value {
+                Value::Map(entries) => {
+                    for (k, v) in entries {
+                        let key = match &k.value {
+                            Value::Scalar(Scalar::Str(s)) if ASSUMED_KEYS.contains(&s.as_str()) => {
+                                s.clone()
+                            }
+                            _ => {
+                                self.error(
+                                    "plan::unknown-field",
+                                    span(k.pos),
+                                    "not an attribute pare checks",
+                                    "unknown attribute",
+                                )
+                                .help =
+                                    Some(format!("`assumed` takes: {}", ASSUMED_KEYS.join(", ")));
+                                continue;
+                            }
+                        };
+                        let value = match &v.value {
+                            Value::Scalar(Scalar::Str(s)) if s.len() <= 64 => {
+                                serde_json::Value::from(s.clone())
+                            }
+                            Value::Scalar(Scalar::Int(i)) if (0..=i64::MAX as i128).contains(i) => {
+                                serde_json::Value::from(*i as i64)
+                            }
+                            _ => {
+                                self.wrong_type(v, &key, "a short string or a whole number");
+                                continue;
+                            }
+                        };
+                        assumed.insert(key, value);
+                    }
+                }
+                _ => self.wrong_type(n, "assumed", "a mapping"),
+            }
+        }
+        self.finish(f, "plan::unknown-field", "`source`", &[]);
+        Some(Source {
+            service: service?,
+            recommendation_id: recommendation_id?,
+            refreshed_at,
+            assumed,
         })
     }
 

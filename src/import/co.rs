@@ -1,0 +1,486 @@
+//! Compute Optimizer: EC2 instance, EBS volume, Auto Scaling group and
+//! idle-resource recommendations, as the AWS CLI prints them.
+
+use super::*;
+use serde_json::Value;
+
+const EXPECTED: &str = "the output of `aws compute-optimizer get-ec2-instance-recommendations`, `get-ebs-volume-recommendations`, `get-auto-scaling-group-recommendations` or `get-idle-recommendations` (`--output json`)";
+
+pub(super) fn parse(docs: &[(String, Value)], choices: &Choices) -> Result<Parsed, InputError> {
+    let mut out = Parsed::default();
+    for (file, doc) in docs {
+        let list = |key: &str| doc.get(key).and_then(Value::as_array);
+        let mut known = false;
+        if let Some(items) = list("instanceRecommendations") {
+            known = true;
+            for item in items {
+                push(&mut out, instance(item, choices));
+            }
+        }
+        if let Some(items) = list("volumeRecommendations") {
+            known = true;
+            for item in items {
+                push(&mut out, volume(item, choices));
+            }
+        }
+        if let Some(items) = list("autoScalingGroupRecommendations") {
+            known = true;
+            for item in items {
+                push(&mut out, group(item, choices));
+            }
+        }
+        if let Some(items) = list("idleRecommendations") {
+            known = true;
+            for item in items {
+                push(&mut out, idle(item, choices));
+            }
+        }
+        if !known {
+            return Err(InputError {
+                file: file.clone(),
+                line: 1,
+                column: 1,
+                message: format!(
+                    "this is not Compute Optimizer's output{}",
+                    if doc.get("items").is_some() || doc.get("recommendationId").is_some() {
+                        " (it is Cost Optimization Hub's: use `pare import cost-optimization-hub`)"
+                    } else {
+                        ""
+                    }
+                ),
+                help: format!("give {EXPECTED}"),
+            });
+        }
+    }
+    Ok(out)
+}
+
+fn push(out: &mut Parsed, r: Result<Imported, Skipped>) {
+    match r {
+        Ok(i) => out.imported.push(i),
+        Err(s) => out.skipped.push(s),
+    }
+}
+
+/// The option to follow: rank 1, or with `--option lowest-risk` the lowest
+/// performance risk (then rank).
+fn choose<'a>(options: Option<&'a Vec<Value>>, choices: &Choices) -> Option<&'a Value> {
+    let options = options?;
+    let rank = |o: &Value| number(o, &["rank"]).unwrap_or(f64::MAX);
+    let risk = |o: &Value| number(o, &["performanceRisk"]).unwrap_or(f64::MAX);
+    if choices.lowest_risk {
+        options.iter().min_by(|a, b| {
+            risk(a)
+                .total_cmp(&risk(b))
+                .then(rank(a).total_cmp(&rank(b)))
+        })
+    } else {
+        options.iter().min_by(|a, b| rank(a).total_cmp(&rank(b)))
+    }
+}
+
+/// Monthly savings of an option or a recommendation: after discounts where
+/// the service gives them.
+fn savings(v: &Value) -> f64 {
+    number(
+        v,
+        &[
+            "savingsOpportunityAfterDiscounts",
+            "estimatedMonthlySavings",
+            "value",
+        ],
+    )
+    .or_else(|| {
+        number(
+            v,
+            &["savingsOpportunity", "estimatedMonthlySavings", "value"],
+        )
+    })
+    .unwrap_or(0.0)
+    .clamp(0.0, 1.0e9)
+}
+
+/// The utilisation the service measured: "CPU max 11%, memory max 38%".
+fn utilisation(item: &Value) -> Option<String> {
+    let metrics = item.get("utilizationMetrics")?.as_array()?;
+    let parts: Vec<String> = metrics
+        .iter()
+        .filter_map(|m| {
+            let name = text(m, &["name"])?;
+            let value = number(m, &["value"])?;
+            let stat = text(m, &["statistic"])
+                .unwrap_or_default()
+                .to_ascii_lowercase();
+            let unit = if name.contains("CPU") || name.contains("MEMORY") || name.contains("Memory")
+            {
+                "%"
+            } else {
+                ""
+            };
+            Some(format!(
+                "{} {} {:.0}{unit}",
+                name.to_ascii_lowercase().replace('_', " "),
+                if stat == "maximum" {
+                    "max"
+                } else {
+                    stat.as_str()
+                },
+                value
+            ))
+        })
+        .take(4)
+        .collect();
+    (!parts.is_empty()).then(|| parts.join(", "))
+}
+
+struct Common {
+    account: String,
+    region: String,
+    resource: String,
+    tags: Vec<(String, String)>,
+    refreshed_at: Option<String>,
+}
+
+fn common(item: &Value, arn_key: &str) -> Common {
+    let arn = text(item, &[arn_key]).and_then(|a| arn_parts(&a));
+    Common {
+        account: text(item, &["accountId"])
+            .or_else(|| arn.as_ref().map(|a| a.1.clone()))
+            .unwrap_or_default(),
+        region: arn.as_ref().map(|a| a.0.clone()).unwrap_or_default(),
+        resource: text(item, &["resourceId"])
+            .or_else(|| arn.as_ref().map(|a| a.2.clone()))
+            .unwrap_or_default(),
+        tags: tags(item),
+        refreshed_at: timestamp(item, &["lastRefreshTimestamp"]),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn imported(
+    c: Common,
+    act: Act,
+    savings: f64,
+    reason: String,
+    id: String,
+    assumed: BTreeMap<String, Value>,
+    effort: Option<Effort>,
+    performance_risk: Option<f64>,
+) -> Result<Imported, Skipped> {
+    if !crate::plan::ids::is_region(&c.region) {
+        return Err(skipped(
+            "Unknown",
+            &c.resource,
+            "its region is not in its ARN",
+        ));
+    }
+    Ok(Imported {
+        account: c.account,
+        region: c.region,
+        act,
+        name: c
+            .tags
+            .iter()
+            .find(|(k, _)| k == "Name")
+            .map(|(_, v)| v.clone()),
+        tags: c.tags,
+        savings,
+        reason,
+        source: Source {
+            service: Service::ComputeOptimizer.name().into(),
+            recommendation_id: id,
+            refreshed_at: c.refreshed_at,
+            assumed,
+        },
+        effort,
+        performance_risk,
+        restart_needed: None,
+        rollback_possible: None,
+    })
+}
+
+fn risk_words(r: Option<f64>) -> Option<String> {
+    r.map(|r| {
+        let w = match r {
+            x if x < 1.0 => "very low",
+            x if x < 2.0 => "low",
+            x if x < 3.0 => "medium",
+            x if x < 4.0 => "high",
+            _ => "very high",
+        };
+        format!("performance risk {w} ({r:.1})")
+    })
+}
+
+fn instance(item: &Value, choices: &Choices) -> Result<Imported, Skipped> {
+    let c = common(item, "instanceArn");
+    let finding = text(item, &["finding"]).unwrap_or_default();
+    let skip = |why: &str| skipped("Ec2Instance", &c.resource, why);
+    let Some(instance) = instance_id(&c.resource) else {
+        return Err(skip("not an instance id pare can act on"));
+    };
+    if !finding.eq_ignore_ascii_case("Overprovisioned") {
+        return Err(skip(&format!("finding {finding}: nothing to save")));
+    }
+    let option = choose(
+        item.get("recommendationOptions").and_then(Value::as_array),
+        choices,
+    )
+    .ok_or_else(|| skip("no recommendation option"))?;
+    let to = text(option, &["instanceType"])
+        .and_then(|t| instance_type(&t))
+        .ok_or_else(|| skip("the recommended instance type is not given"))?;
+    let from = text(item, &["currentInstanceType"]);
+    let arch = option
+        .get("platformDifferences")
+        .and_then(Value::as_array)
+        .is_some_and(|d| d.iter().any(|x| x.as_str() == Some("Architecture")));
+    if arch
+        || from
+            .as_deref()
+            .is_some_and(|f| super::coh::arm(f) != super::coh::arm(&to))
+    {
+        return Err(skip(&format!(
+            "{} → {to} changes the CPU architecture: it needs a new image",
+            from.as_deref().unwrap_or("?")
+        )));
+    }
+    if from.as_deref() == Some(to.as_str()) {
+        return Err(skip("the recommended type is the current one"));
+    }
+    let mut assumed = BTreeMap::new();
+    if let Some(f) = &from {
+        assumed.insert("type".to_string(), Value::from(f.clone()));
+    }
+    let risk = number(option, &["performanceRisk"]);
+    let effort = text(option, &["migrationEffort"]).and_then(|e| Effort::parse(&e));
+    let reason = words(&[
+        Some(format!(
+            "Compute Optimizer: overprovisioned, {} → {to}",
+            from.as_deref().unwrap_or("?")
+        )),
+        utilisation(item),
+        text(item, &["lookBackPeriodInDays"]).map(|d| format!("{d}-day lookback")),
+        risk_words(risk),
+        effort.map(|e| format!("effort {}", e.as_str())),
+        Some("restart needed".into()),
+    ]);
+    let id = text(item, &["instanceArn"]).unwrap_or_else(|| instance.clone());
+    let s = savings(option);
+    imported(
+        c,
+        Act::Rightsize { instance, to },
+        s,
+        reason,
+        id,
+        assumed,
+        effort,
+        risk,
+    )
+}
+
+fn volume(item: &Value, choices: &Choices) -> Result<Imported, Skipped> {
+    let c = common(item, "volumeArn");
+    let finding = text(item, &["finding"]).unwrap_or_default();
+    let skip = |why: &str| skipped("EbsVolume", &c.resource, why);
+    let Some(volume) = volume_id(&c.resource) else {
+        return Err(skip("not a volume id pare can act on"));
+    };
+    if !finding.eq_ignore_ascii_case("NotOptimized") {
+        return Err(skip(&format!("finding {finding}: nothing to save")));
+    }
+    let option = choose(
+        item.get("volumeRecommendationOptions")
+            .and_then(Value::as_array),
+        choices,
+    )
+    .ok_or_else(|| skip("no recommendation option"))?;
+    let cur = |k: &str| text(item, &["currentConfiguration", k]);
+    let new = |k: &str| text(option, &["configuration", k]);
+    let to = new("volumeType").ok_or_else(|| skip("the recommended volume type is not given"))?;
+    if !matches!(
+        to.as_str(),
+        "gp2" | "gp3" | "io1" | "io2" | "st1" | "sc1" | "standard"
+    ) {
+        return Err(skip(&format!(
+            "`{}` is not a volume type pare knows",
+            crate::vocabulary::words::clean(&to)
+        )));
+    }
+    if new("volumeSize").is_some()
+        && cur("volumeSize").is_some()
+        && new("volumeSize") != cur("volumeSize")
+    {
+        return Err(skip("it changes the volume's size, which pare does not do"));
+    }
+    let in_range = |k: &str, lo: f64, hi: f64| {
+        number(option, &["configuration", k])
+            .filter(|x| *x >= lo && *x <= hi)
+            .map(|x| x as u32)
+    };
+    let (iops, throughput) = match to.as_str() {
+        "gp3" => (
+            in_range("volumeBaselineIOPS", 3000.0, 16000.0),
+            in_range("volumeBaselineThroughput", 125.0, 1000.0),
+        ),
+        "io1" => (in_range("volumeBaselineIOPS", 100.0, 64000.0), None),
+        "io2" => (in_range("volumeBaselineIOPS", 100.0, 256000.0), None),
+        _ => (None, None),
+    };
+    let from = cur("volumeType");
+    if from.as_deref() == Some(to.as_str()) && iops.is_none() && throughput.is_none() {
+        return Err(skip("the recommended configuration is the current one"));
+    }
+    let mut assumed = BTreeMap::new();
+    if let Some(f) = &from {
+        assumed.insert("type".to_string(), Value::from(f.clone()));
+    }
+    if let Some(s) = number(item, &["currentConfiguration", "volumeSize"]) {
+        assumed.insert("size_gb".to_string(), Value::from(s as u64));
+    }
+    let risk = number(option, &["performanceRisk"]);
+    let reason = words(&[
+        Some(format!(
+            "Compute Optimizer: not optimized, {} → {to}",
+            from.as_deref().unwrap_or("?")
+        )),
+        text(item, &["lookBackPeriodInDays"]).map(|d| format!("{d}-day lookback")),
+        risk_words(risk),
+        Some("online, no restart".into()),
+    ]);
+    let id = text(item, &["volumeArn"]).unwrap_or_else(|| volume.clone());
+    let s = savings(option);
+    imported(
+        c,
+        Act::Retype {
+            volume,
+            to,
+            iops,
+            throughput,
+        },
+        s,
+        reason,
+        id,
+        assumed,
+        None,
+        risk,
+    )
+}
+
+fn group(item: &Value, choices: &Choices) -> Result<Imported, Skipped> {
+    let mut c = common(item, "autoScalingGroupArn");
+    if let Some(name) = text(item, &["autoScalingGroupName"]) {
+        c.resource = name;
+    }
+    let skip = |why: &str| skipped("Ec2AutoScalingGroup", &c.resource, why);
+    if c.resource.is_empty() || c.resource.len() > 255 || c.resource.chars().any(char::is_control) {
+        return Err(skip("not a group name pare can act on"));
+    }
+    let option = choose(
+        item.get("recommendationOptions").and_then(Value::as_array),
+        choices,
+    )
+    .ok_or_else(|| skip("no recommendation option"))?;
+    let cur = |k: &str| number(item, &["currentConfiguration", k]);
+    let new = |k: &str| number(option, &["configuration", k]);
+    if text(option, &["configuration", "instanceType"]).is_some()
+        && text(option, &["configuration", "instanceType"])
+            != text(item, &["currentConfiguration", "instanceType"])
+    {
+        return Err(skip(
+            "it changes the group's instance type, which pare does not do (autoscale changes min, max and desired)",
+        ));
+    }
+    let changed = |k: &str| match (cur(k), new(k)) {
+        (c, Some(n)) if c != Some(n) && (0.0..=10_000.0).contains(&n) && n.fract() == 0.0 => {
+            Some(n as u32)
+        }
+        _ => None,
+    };
+    let (min, max, desired) = (
+        changed("minSize"),
+        changed("maxSize"),
+        changed("desiredCapacity"),
+    );
+    if min.is_none() && max.is_none() && desired.is_none() {
+        return Err(skip("it changes nothing pare can change"));
+    }
+    let mut assumed = BTreeMap::new();
+    for (k, key) in [
+        ("minSize", "min"),
+        ("maxSize", "max"),
+        ("desiredCapacity", "desired"),
+    ] {
+        if let Some(v) = cur(k).filter(|v| *v >= 0.0 && v.fract() == 0.0) {
+            assumed.insert(key.to_string(), Value::from(v as u64));
+        }
+    }
+    let risk = number(option, &["performanceRisk"]);
+    let effort = text(option, &["migrationEffort"]).and_then(|e| Effort::parse(&e));
+    let reason = words(&[
+        Some(format!(
+            "Compute Optimizer: {}",
+            text(item, &["finding"])
+                .unwrap_or_else(|| "resize".into())
+                .to_ascii_lowercase()
+        )),
+        utilisation(item),
+        risk_words(risk),
+        effort.map(|e| format!("effort {}", e.as_str())),
+    ]);
+    let id = text(item, &["autoScalingGroupArn"]).unwrap_or_else(|| c.resource.clone());
+    let s = savings(option);
+    let group = c.resource.clone();
+    imported(
+        c,
+        Act::Autoscale {
+            group,
+            min,
+            max,
+            desired,
+        },
+        s,
+        reason,
+        id,
+        assumed,
+        effort,
+        risk,
+    )
+}
+
+fn idle(item: &Value, choices: &Choices) -> Result<Imported, Skipped> {
+    let c = common(item, "resourceArn");
+    let kind = text(item, &["resourceType"]).unwrap_or_else(|| "Unknown".into());
+    let skip = |why: &str| skipped(&kind, &c.resource, why);
+    let act = match kind.as_str() {
+        "EC2Instance" | "Ec2Instance" => {
+            let instance = instance_id(&c.resource)
+                .ok_or_else(|| skip("not an instance id pare can act on"))?;
+            if choices.terminate_idle {
+                Act::Terminate { instance }
+            } else {
+                Act::Stop { instance }
+            }
+        }
+        "EBSVolume" | "EbsVolume" => {
+            let volume =
+                volume_id(&c.resource).ok_or_else(|| skip("not a volume id pare can act on"))?;
+            Act::DeleteVolume { volume }
+        }
+        _ => return Err(skip("pare has no action for it")),
+    };
+    let reason = words(&[
+        Some(format!(
+            "Compute Optimizer: {}",
+            text(item, &["finding"])
+                .unwrap_or_else(|| "idle".into())
+                .to_ascii_lowercase()
+        )),
+        text(item, &["findingDescription"]),
+        utilisation(item),
+        text(item, &["lookBackPeriodInDays"]).map(|d| format!("{d}-day lookback")),
+    ]);
+    let id = text(item, &["resourceArn"]).unwrap_or_else(|| c.resource.clone());
+    let s = savings(item);
+    imported(c, act, s, reason, id, BTreeMap::new(), None, None)
+}
