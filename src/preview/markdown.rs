@@ -24,50 +24,75 @@ pub const COMMENT_LIMIT: usize = 65_536;
 /// for what a CI script wraps it in (a marker naming the plan, a footer).
 pub const BUDGET: usize = 60_000;
 
-/// Text from outside pare (names, reasons, errors) in markdown: control
-/// characters escaped, and nothing that could open HTML or break a table.
-fn md(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in clean(s).chars() {
-        match c {
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '&' => out.push_str("&amp;"),
-            '|' => out.push_str("\\|"),
-            c => out.push(c),
-        }
-    }
-    out
+/// Whether a word would come alive on GitHub: a mention (`@someone`), a
+/// link (`https://…`, `www.…`) or a reference (`#123`, `GH-5`). Such words
+/// are shown as code, which GitHub neither links nor notifies from.
+fn live(word: &str) -> bool {
+    let lower = word.to_ascii_lowercase();
+    let reference = |marker: &str| {
+        lower.match_indices(marker).any(|(i, m)| {
+            lower[i + m.len()..]
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_digit())
+        })
+    };
+    word.contains('@')
+        || lower.contains("://")
+        || lower.contains("www.")
+        || reference("#")
+        || reference("gh-")
 }
 
-/// A name from outside pare in markdown, where nothing may be markup: HTML
-/// escaped, a pipe escaped for tables, and markdown's punctuation (and the
-/// backslash itself) backslash-escaped.
-fn md_name(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in clean(s).chars() {
-        match c {
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '&' => out.push_str("&amp;"),
-            '|' | '`' | '*' | '_' | '[' | ']' | '#' | '~' | '\\' | '!' => {
-                out.push('\\');
-                out.push(c);
-            }
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-/// `s` as inline code: a code span when that is safe, else HTML `<code>`.
-fn md_code(s: &str) -> String {
+/// `s` as a code span that nothing inside can close: fenced with more
+/// backticks than any run in it; in a table, `|` escaped (GFM reads `\|`
+/// inside a table's code span as a pipe).
+fn code(s: &str, table: bool) -> String {
     let s = clean(s);
-    if s.contains(['`', '|', '<', '>', '&']) {
-        format!("<code>{}</code>", html(&s))
+    let s = if table {
+        s.replace('|', "\\|")
     } else {
-        format!("`{s}`")
+        s.into_owned()
+    };
+    let longest = s.split(|c| c != '`').map(str::len).max().unwrap_or(0);
+    let fence = "`".repeat(longest + 1);
+    let pad = if s.starts_with('`') || s.ends_with('`') || s.starts_with(' ') {
+        " "
+    } else {
+        ""
+    };
+    format!("{fence}{pad}{s}{pad}{fence}")
+}
+
+/// Text from outside pare (names, tags, reasons, approvers) in markdown:
+/// control characters escaped, HTML escaped, markdown's punctuation
+/// backslash-escaped, and words that GitHub would turn into a link, a
+/// mention or a reference shown as code.
+fn text(s: &str, table: bool) -> String {
+    let s = clean(s);
+    let mut out = String::with_capacity(s.len());
+    for (k, word) in s.split(' ').enumerate() {
+        if k > 0 {
+            out.push(' ');
+        }
+        if live(word) {
+            out.push_str(&code(word, table));
+            continue;
+        }
+        for c in word.chars() {
+            match c {
+                '<' => out.push_str("&lt;"),
+                '>' => out.push_str("&gt;"),
+                '&' => out.push_str("&amp;"),
+                '|' | '`' | '*' | '_' | '[' | ']' | '#' | '~' | '\\' | '!' | '$' => {
+                    out.push('\\');
+                    out.push(c);
+                }
+                c => out.push(c),
+            }
+        }
     }
+    out
 }
 
 /// Text for inside an HTML element (a `<summary>`, a `<code>`).
@@ -136,7 +161,7 @@ fn change_cell(r: &PlannedRec) -> String {
         && matches!(st.as_str(), "deleted" | "terminated" | "released")
     {
         return match old_of("state") {
-            Some(old) => md_name(&format!("state: {} → {st}", clip(old, 24))),
+            Some(old) => text(&format!("state: {} → {st}", clip(old, 24)), true),
             None => st.clone(),
         };
     }
@@ -178,7 +203,7 @@ fn change_cell(r: &PlannedRec) -> String {
         }
     }
     let more = changed.len().saturating_sub(2);
-    let mut cell: Vec<String> = changed.iter().take(2).map(|c| md_name(c)).collect();
+    let mut cell: Vec<String> = changed.iter().take(2).map(|c| text(c, true)).collect();
     if more > 0 {
         cell.push(format!("+{more} more"));
     }
@@ -196,8 +221,8 @@ fn row(r: &PlannedRec) -> String {
         Status::Blocked => "⛔",
     };
     let res = match &r.name {
-        Some(n) => format!("{} ({})", md_code(&r.resource), md_name(&clip(n, 64))),
-        None => md_code(&r.resource),
+        Some(n) => format!("{} ({})", code(&r.resource, true), text(&clip(n, 64), true)),
+        None => code(&r.resource, true),
     };
     let risk = match (r.status, r.risk) {
         (Status::NoChange, _) | (_, None) => "–".to_string(),
@@ -218,7 +243,7 @@ fn row(r: &PlannedRec) -> String {
     };
     format!(
         "| {mark} | {} | {} | {res} | {} | {risk} | {undo} | {savings} |\n",
-        md_code(&r.id),
+        code(&r.id, true),
         r.action,
         change_cell(r)
     )
@@ -239,7 +264,7 @@ fn details(r: &PlannedRec) -> String {
         html(&savings_text(&r.savings, r.savings_source))
     );
     for reason in &r.risk_reasons {
-        let _ = writeln!(out, "- {}", md_name(reason));
+        let _ = writeln!(out, "- {}", text(reason, false));
     }
     let d = diff(r.before.as_ref(), r.after.as_ref());
     if !d.is_empty() {
@@ -251,8 +276,8 @@ fn details(r: &PlannedRec) -> String {
             out,
             "{}. {} — undo: {}",
             k + 1,
-            md_name(&st.op.describe()),
-            md_name(&st.inverse.describe())
+            text(&st.op.describe(), false),
+            text(&st.inverse.describe(), false)
         );
     }
     let _ = writeln!(out, "\n</details>\n");
@@ -263,7 +288,7 @@ fn headline(p: &Planned, lineage: Option<&str>) -> String {
     let s = &p.summary;
     let mut out = String::new();
     let title = p.name.as_deref().unwrap_or("unnamed plan");
-    let _ = writeln!(out, "### pare plan: {}\n", md_code(&clip(title, 120)));
+    let _ = writeln!(out, "### pare plan: {}\n", code(&clip(title, 120), false));
     let highest = Risk::ALL
         .iter()
         .rev()
@@ -289,12 +314,12 @@ fn headline(p: &Planned, lineage: Option<&str>) -> String {
         duration(std::time::Duration::from_secs(s.estimated_duration_s)),
         s.parallelism,
         p.provider,
-        md(&p.catalog)
+        text(&p.catalog, false)
     );
     let _ = writeln!(
         out,
         "{} · sha256 `{}`{}\n",
-        md_code(&clip(&p.plan_path, 200)),
+        code(&clip(&p.plan_path, 200), false),
         p.plan_sha256,
         lineage.map_or(String::new(), |l| format!(
             " · saved plan lineage `{}`",
@@ -314,7 +339,12 @@ fn headline(p: &Planned, lineage: Option<&str>) -> String {
             .filter(|r| r.status == Status::Blocked)
             .flat_map(|r| {
                 r.blocked_by.iter().map(move |(why, help)| {
-                    format!("> - {}: {}. {}", md_code(&r.id), md_name(why), md(help))
+                    format!(
+                        "> - {}: {}. {}",
+                        code(&r.id, false),
+                        text(why, false),
+                        text(help, false)
+                    )
                 })
             })
             .collect();
@@ -352,7 +382,7 @@ fn approvals(p: &Planned) -> String {
         let what = if a.covers.iter().any(|c| c == "*") {
             format!("all {}", plural(p.recs.len(), "recommendation"))
         } else {
-            let mut ids: Vec<String> = covered.iter().take(8).map(|r| md_code(&r.id)).collect();
+            let mut ids: Vec<String> = covered.iter().take(8).map(|r| code(&r.id, false)).collect();
             if covered.len() > 8 {
                 ids.push(format!("{} more", covered.len() - 8));
             }
@@ -375,15 +405,16 @@ fn approvals(p: &Planned) -> String {
         let _ = writeln!(
             out,
             "- {} approves {what}{}{}",
-            md_name(&clip(&a.by, 120)),
+            text(&clip(&a.by, 120), false),
             if high > 0 {
                 format!(" ({high} of them high or critical risk)")
             } else {
                 String::new()
             },
-            a.reason
-                .as_deref()
-                .map_or(String::new(), |r| format!(": “{}”", md_name(&clip(r, 300))))
+            a.reason.as_deref().map_or(String::new(), |r| format!(
+                ": “{}”",
+                text(&clip(r, 300), false)
+            ))
         );
     }
     if p.approvals.len() > 20 {

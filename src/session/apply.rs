@@ -73,6 +73,24 @@ impl Session {
             });
         }
         let saved = SavedPlan::parse(path, &text)?;
+        // A saved plan applies once: a re-run of a CI job, or an apply after
+        // the run was rolled back, must plan again.
+        if let Some(run) = self.store.history()?.runs.iter().find(|r| {
+            r.kind == crate::state::RunKind::Apply
+                && r.lineage.as_deref() == Some(saved.lineage.as_str())
+        }) {
+            return Err(Refusal::new(
+                "saved::already-applied",
+                format!(
+                    "this saved plan (lineage {}) was applied already, by run {} ({})",
+                    saved.lineage,
+                    run.id,
+                    run.status.as_str()
+                ),
+                "a saved plan applies once: plan again (`pare plan PLAN --out FILE`), review the new preview, and apply that",
+            )
+            .into());
+        }
         let plan_path = PathBuf::from(&saved.preview.plan.path);
         let plan_text = match crate::durable::read_given(
             &plan_path,

@@ -23,6 +23,29 @@ use std::path::Path;
 
 pub const KIND: &str = "pare-saved-plan";
 
+/// The lineage of a saved plan: the first 16 hex digits of the sha256 of
+/// its JSON with the lineage itself left empty.
+fn content_lineage(v: &Value) -> String {
+    let mut v = v.clone();
+    if let Some(o) = v.as_object_mut() {
+        o.insert("lineage".into(), Value::from(""));
+    }
+    hex(&Sha256::digest(v.to_string().as_bytes()))[..16].to_string()
+}
+
+/// Where a state is, as a saved plan records it: an S3 location as is, a
+/// directory as its absolute path (`.pare` in another directory is
+/// another state).
+pub fn state_identity(state: &str) -> String {
+    if state.starts_with("s3://") {
+        return state.to_string();
+    }
+    let path = Path::new(state);
+    std::fs::canonicalize(path)
+        .or_else(|_| std::path::absolute(path))
+        .map_or_else(|_| state.to_string(), |p| p.display().to_string())
+}
+
 #[derive(Debug, Serialize, Deserialize)]
 pub struct SavedPlan {
     /// Always `pare-saved-plan`: how `apply` tells a saved plan from a plan file.
@@ -55,19 +78,13 @@ pub struct SavedPlan {
 
 impl SavedPlan {
     pub fn new(planned: &Planned, state: &str) -> SavedPlan {
-        let now = crate::clock::now();
-        let saved_at = crate::clock::rfc3339(now);
-        let nanos = now
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
-        let seed = format!("{}:{}:{}", planned.plan_sha256, nanos, saved_at);
-        let lineage = hex(&Sha256::digest(seed.as_bytes()))[..16].to_string();
-        SavedPlan {
+        let saved_at = crate::clock::rfc3339(crate::clock::now());
+        let mut saved = SavedPlan {
             kind: KIND.into(),
-            lineage,
+            lineage: String::new(),
             saved_at,
             parallelism: planned.summary.parallelism,
-            state_dir: state.to_string(),
+            state_dir: state_identity(state),
             account: planned.account.clone(),
             fingerprints: planned.fingerprints.clone(),
             observed: planned.observed.clone(),
@@ -75,7 +92,9 @@ impl SavedPlan {
             approvals: planned.approvals.clone(),
             preview: to_json(planned),
             raw: None,
-        }
+        };
+        saved.lineage = content_lineage(&serde_json::to_value(&saved).unwrap_or(Value::Null));
+        saved
     }
 
     /// Whether `text` is a saved plan rather than a plan file.
@@ -112,6 +131,16 @@ impl SavedPlan {
                 "its lineage or time is not one pare writes".into(),
             ));
         }
+        if !(1..=65_535).contains(&saved.parallelism) {
+            return Err(unreadable("its parallelism is not from 1 to 65535".into()));
+        }
+        // The lineage names the content: a changed time, parallelism or
+        // lineage is an edited saved plan.
+        if saved.raw.as_ref().map(content_lineage).as_deref() != Some(saved.lineage.as_str()) {
+            return Err(unreadable(
+                "its lineage does not match its content (it was edited)".into(),
+            ));
+        }
         Ok(saved)
     }
 
@@ -135,13 +164,14 @@ impl SavedPlan {
 
     /// A saved plan applies only against the state it was planned against.
     pub fn check_state(&self, state: &str) -> Result<(), Refusal> {
+        let state = state_identity(state);
         if self.state_dir != state {
             return Err(Refusal::new(
                 "saved::other-state",
                 format!(
                     "the saved plan was made against the state in {}; this apply uses the state in {}",
                     clean(&self.state_dir),
-                    clean(state)
+                    clean(&state)
                 ),
                 "apply it with the state it was planned against (`--state-dir`, or the same [state] settings), or plan again against this one",
             ));

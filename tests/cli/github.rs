@@ -175,6 +175,39 @@ fn a_comment_with_everything_blocked_still_fits_and_says_why() {
     assert_tables_whole(&md);
 }
 
+/// A line without its code spans (a span opened by N backticks ends at the
+/// next run of exactly N).
+fn strip_code(line: &str) -> String {
+    let chars: Vec<char> = line.chars().collect();
+    let (mut out, mut i) = (String::new(), 0);
+    while i < chars.len() {
+        if chars[i] != '`' {
+            out.push(chars[i]);
+            i += 1;
+            continue;
+        }
+        let n = chars[i..].iter().take_while(|c| **c == '`').count();
+        let mut j = i + n;
+        let mut closed = None;
+        while j < chars.len() {
+            let m = chars[j..].iter().take_while(|c| **c == '`').count();
+            if m == n {
+                closed = Some(j + m);
+                break;
+            }
+            j += m.max(1);
+        }
+        match closed {
+            Some(end) => i = end,
+            None => {
+                out.extend(&chars[i..i + n]);
+                i += n;
+            }
+        }
+    }
+    out
+}
+
 #[test]
 fn hostile_names_keep_the_comment_valid() {
     let account = quickstart_account().replace(
@@ -184,7 +217,15 @@ fn hostile_names_keep_the_comment_valid() {
     assert_ne!(account, quickstart_account(), "the quickstart names web-1");
     let plan = std::fs::read_to_string(root().join("examples/quickstart/plan.yaml"))
         .unwrap()
-        .replace("name: quickstart", "name: \"q|`<b>`\"");
+        .replace("name: quickstart", "name: \"q|`<b>` @octocat\"")
+        .replace(
+            "by: alice@example.com",
+            "by: \"@octocat https://evil.example #12 GH-5 www.evil.example $$x$$\"",
+        );
+    assert!(
+        plan.contains("@octocat https"),
+        "the quickstart has alice's approval"
+    );
     let s = Sandbox::new(&plan, &account);
     let (code, md, err) = s.run(&["plan", "plan.yaml", "--format", "markdown"]);
     assert_eq!(code, 0, "{err}");
@@ -203,10 +244,18 @@ fn hostile_names_keep_the_comment_valid() {
         }
     }
     assert!(fence.is_none(), "every fence is closed");
-    assert!(!outside.contains("<script"), "{outside}");
-    assert!(!outside.contains("<b>"), "{outside}");
     assert!(md.contains("🚀"), "emoji are kept");
-    assert!(!outside.contains("[x](h"), "no link made from a name: {md}");
+    // Outside code, nothing GitHub would link, mention or reference.
+    let prose: String = outside
+        .lines()
+        .map(|l| format!("{}\n", strip_code(l)))
+        .collect();
+    for live in [
+        "[x](h", "@octocat", "https://", "#12", "GH-5", "www.evil", "$$",
+    ] {
+        assert!(!prose.contains(live), "{live} outside code: {prose}");
+    }
+    assert!(md.contains("`@octocat`"), "shown as code: {md}");
     let row = md.lines().find(|l| l.contains("rightsize-web-1`")).unwrap();
     assert!(row.contains("web\\|1"), "{row}");
 }
@@ -338,6 +387,19 @@ fn answer(stream: &mut std::net::TcpStream, state: &Mutex<Gh>) -> (u16, String) 
     }
 }
 
+/// The hidden first line of a plan's comment: the hash of its path, then
+/// the path.
+fn marker(plan: &str) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(plan.as_bytes());
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    format!(
+        "<!-- pare-plan: {} {} -->",
+        &hex[..24],
+        plan.replace("--", "-")
+    )
+}
+
 fn sandbox_repo() -> tempfile::TempDir {
     let plan = std::fs::read_to_string(root().join("examples/quickstart/plan.yaml")).unwrap();
     let small = "version: 1\nname: small\nprovider:\n  sandbox: { seed: account.yaml }\nrecommendations:\n  - { id: gp3, action: storage, volume: vol-0a1b2c3d4e5f60001, to: gp3 }\n";
@@ -363,7 +425,7 @@ fn one_comment_per_plan_is_updated_in_place_on_every_push() {
     }
     gh.seed(
         "mallory",
-        "<!-- pare-plan: plans/team/web.yaml -->\nfake preview",
+        &format!("{}\nfake preview", marker("plans/team/web.yaml")),
     );
     let repo = sandbox_repo();
     let out = repo.path().join("out");
@@ -401,7 +463,9 @@ fn one_comment_per_plan_is_updated_in_place_on_every_push() {
     assert_eq!((g.posts, g.patches, g.refused), (2, 4, 0));
     let web = mine
         .iter()
-        .find(|c| c.2.starts_with("<!-- pare-plan: plans/team/web.yaml -->\n"))
+        .find(|c| {
+            c.2.starts_with(&format!("{}\n", marker("plans/team/web.yaml")))
+        })
         .expect("the web plan's comment");
     // The comment is the newest push's preview, as the job wrote it.
     let index: serde_json::Value =
@@ -414,15 +478,15 @@ fn one_comment_per_plan_is_updated_in_place_on_every_push() {
     assert!(latest.contains("quickstart-2"), "{latest}");
     assert_eq!(
         web.2,
-        format!("<!-- pare-plan: plans/team/web.yaml -->\n{latest}")
+        format!("{}\n{latest}", marker("plans/team/web.yaml"))
     );
     assert!(mine.iter().any(|c| {
-        c.2.starts_with("<!-- pare-plan: plans/team/small.yaml -->\n")
+        c.2.starts_with(&format!("{}\n", marker("plans/team/small.yaml")))
     }));
     let fake = g.comments.iter().find(|c| c.1 == "mallory").unwrap();
     assert_eq!(
         fake.2,
-        "<!-- pare-plan: plans/team/web.yaml -->\nfake preview"
+        format!("{}\nfake preview", marker("plans/team/web.yaml"))
     );
 }
 
@@ -490,6 +554,110 @@ fn changed_lists_the_plans_a_branch_changed_and_nothing_else() {
 }
 
 #[test]
+fn a_tampered_artifact_is_refused_before_anything_runs() {
+    let repo = sandbox_repo();
+    let p = repo.path();
+    let (code, o, e) = run(&mut ci(
+        p,
+        &[
+            "pr",
+            "--out",
+            "art",
+            "plans/team/web.yaml",
+            "plans/team/small.yaml",
+        ],
+    ));
+    assert_eq!(code, 0, "{o}{e}");
+    let art = p.join("art");
+    let index: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(art.join("index.json")).unwrap()).unwrap();
+    let (web, small) = (&index[0], &index[1]);
+    assert_eq!(web["plan"], "plans/team/web.yaml");
+    let matrix = |index: &str| {
+        std::fs::write(art.join("index.json"), index).unwrap();
+        run(&mut ci(p, &["matrix", "art"]))
+    };
+    let refused = |index: String, why: &str| {
+        let (code, o, e) = matrix(&index);
+        assert_eq!(code, 1, "{index}: {o}{e}");
+        assert!(e.contains(why), "{index}: {e}");
+        assert!(!e.contains("Traceback"), "{e}");
+    };
+    // The small plan's saved plan under the web plan's name.
+    let web_saved = art.join(web["saved"].as_str().unwrap());
+    let small_saved = art.join(small["saved"].as_str().unwrap());
+    let original = std::fs::read(&web_saved).unwrap();
+    std::fs::copy(&small_saved, &web_saved).unwrap();
+    refused(
+        format!("[{web}]"),
+        "is the saved plan of 'plans/team/small.yaml'",
+    );
+    std::fs::write(&web_saved, &original).unwrap();
+    // Another lineage than the saved plan's.
+    let mut forged = web.clone();
+    forged["lineage"] = "ffffffffffffffff".into();
+    refused(format!("[{forged}]"), "the artifact was altered");
+    refused(format!("[{web}, {web}]"), "names plans/team/web.yaml twice");
+    refused("{\"plan\": 1}".into(), "is not a list of saved plans");
+    refused("[\"x\"]".into(), "is not a list of saved plans");
+    // Only what the merge changed: here, since HEAD, nothing.
+    std::fs::write(art.join("index.json"), format!("[{web}]")).unwrap();
+    let (code, _, e) = run(&mut ci(p, &["matrix", "art", "--since", "HEAD"]));
+    assert_eq!(code, 1);
+    assert!(e.contains("was not changed by this merge"), "{e}");
+    // The apply job takes the saved plan only for the matrix's plan.
+    let (code, _, e) = run(&mut ci(
+        p,
+        &[
+            "apply",
+            "--saved",
+            small_saved.to_str().unwrap(),
+            "--plan",
+            "plans/team/web.yaml",
+        ],
+    ));
+    assert_eq!(code, 1);
+    assert!(
+        e.contains("is the saved plan of plans/team/small.yaml, not of plans/team/web.yaml"),
+        "{e}"
+    );
+}
+
+#[test]
+fn plans_whose_paths_differ_only_in_dashes_get_their_own_comments() {
+    let gh = FakeGitHub::start();
+    let repo = sandbox_repo();
+    let p = repo.path();
+    let plan = std::fs::read_to_string(p.join("plans/team/small.yaml")).unwrap();
+    std::fs::write(p.join("plans/team/a--b.yaml"), &plan).unwrap();
+    std::fs::write(
+        p.join("plans/team/a-b.yaml"),
+        plan.replace("name: small", "name: other"),
+    )
+    .unwrap();
+    let (code, o, e) = run(ci(
+        p,
+        &[
+            "pr",
+            "--out",
+            "out",
+            "plans/team/a--b.yaml",
+            "plans/team/a-b.yaml",
+        ],
+    )
+    .env("GITHUB_TOKEN", "test-token")
+    .env("GITHUB_API_URL", &gh.url)
+    .env("GITHUB_REPOSITORY", "acme/infra")
+    .env("PARE_PULL_REQUEST", "7"));
+    assert_eq!(code, 0, "{o}{e}");
+    assert_eq!(gh.state.lock().unwrap().posts, 2, "{o}");
+    assert_ne!(
+        marker("plans/team/a--b.yaml"),
+        marker("plans/team/a-b.yaml")
+    );
+}
+
+#[test]
 fn validation_errors_become_annotations_on_their_lines() {
     let repo = repo(&[(
         "plans/team/bad.yaml",
@@ -505,6 +673,36 @@ fn validation_errors_become_annotations_on_their_lines() {
     let (code, _, err) = run(&mut ci(repo.path(), &["annotate", "../etc/passwd.yaml"]));
     assert_eq!(code, 1);
     assert!(err.contains("is not a plan file under plans/"), "{err}");
+    for config in [
+        "plans/../pare.toml",
+        "plans/../../x/pare.toml",
+        "/etc/pare.toml",
+        "plans/.x/pare.toml",
+    ] {
+        let (code, _, err) = run(&mut ci(
+            repo.path(),
+            &["rollback", "--config", config, "--run", "r20261127-120000"],
+        ));
+        assert_eq!(code, 1, "{config}");
+        assert!(
+            err.contains("is not a pare.toml under plans/"),
+            "{config}: {err}"
+        );
+    }
+    let (code, _, err) = run(&mut ci(
+        repo.path(),
+        &[
+            "comment",
+            "--plan",
+            "plans/team/bad.yaml",
+            "--body",
+            "x",
+            "--kind",
+            "plan --><img src=x>",
+        ],
+    ));
+    assert_eq!(code, 1);
+    assert!(err.contains("is not `plan` or `apply-LINEAGE`"), "{err}");
 }
 
 #[test]

@@ -15,8 +15,17 @@ fn saved_json(s: &Sandbox, plan: &str) -> Value {
     serde_json::from_str(&std::fs::read_to_string(s.path().join("saved.json")).unwrap()).unwrap()
 }
 
+/// Writes an edited saved plan with its lineage made to match its content
+/// again, as someone who knows how pare derives it would: the deeper
+/// proof must still refuse it.
 fn write_json(s: &Sandbox, name: &str, v: &Value) {
-    s.write(name, &serde_json::to_string_pretty(v).unwrap());
+    use sha2::Digest;
+    let mut v = v.clone();
+    v["lineage"] = "".into();
+    let digest = sha2::Sha256::digest(v.to_string().as_bytes());
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    v["lineage"] = hex[..16].into();
+    s.write(name, &serde_json::to_string_pretty(&v).unwrap());
 }
 
 /// Applies `saved` and expects a refusal before any change.
@@ -103,6 +112,24 @@ recommendations:
         "was made against the state in /tmp/elsewhere",
     );
 
+    // Any edit, the time or the parallelism too, changes what the lineage
+    // names: refused before anything else is read.
+    let mut edited = saved.clone();
+    edited["saved_at"] = "2026-01-01T00:00:00Z".into();
+    s.write(
+        "edited.json",
+        &serde_json::to_string_pretty(&edited).unwrap(),
+    );
+    refused(
+        &s,
+        "edited.json",
+        "its lineage does not match its content (it was edited)",
+    );
+    let mut edited = saved.clone();
+    edited["parallelism"] = 0.into();
+    write_json(&s, "edited.json", &edited);
+    refused(&s, "edited.json", "its parallelism is not from 1 to 65535");
+
     // Not a saved plan at all.
     s.write(
         "junk.json",
@@ -114,6 +141,25 @@ recommendations:
     let (code, _, err) = s.run(&["apply", "saved.json", "--auto-approve"]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(s.last_run()["lineage"], saved["lineage"]);
+    let run = s.last_run()["id"].as_str().unwrap().to_string();
+
+    // Once: not again (a re-run CI job), not even after a rollback.
+    let (code, _, err) = s.run(&["apply", "saved.json", "--auto-approve"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains(&format!("was applied already, by run {run} (applied)")),
+        "{err}"
+    );
+    let (code, _, err) = s.run(&["rollback", "--run", &run, "--auto-approve"]);
+    assert_eq!(code, 0, "{err}");
+    let before = s.account();
+    let (code, _, err) = s.run(&["apply", "saved.json", "--auto-approve"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("a saved plan applies once: plan again"),
+        "{err}"
+    );
+    assert_eq!(s.account(), before, "nothing changed");
 }
 
 #[test]

@@ -44,7 +44,7 @@ SUMMARY_LIMIT = 1_000_000
 ARTIFACT_INDEX = "index.json"
 # Plan files the workflow handles: under plans/, names of letters, digits,
 # `.`, `_`, `-` and `/` only (so a path is one word in the workflow's shell).
-PLAN_GLOB = re.compile(r"^plans/[A-Za-z0-9._/-]+\.ya?ml$")
+PLAN_GLOB = re.compile(r"plans/(?:[A-Za-z0-9_-][A-Za-z0-9._-]*/)*[A-Za-z0-9_-][A-Za-z0-9._-]*\.ya?ml")
 
 
 def fail(message, code=1):
@@ -77,11 +77,11 @@ def plan_path(arg):
     under plans/, an existing file inside the checkout (never a link out)."""
     root = repo_root()
     p = Path(arg)
-    if p.is_absolute() or ".." in p.parts or not PLAN_GLOB.match(p.as_posix()):
+    if p.is_absolute() or ".." in p.parts or not PLAN_GLOB.fullmatch(p.as_posix()):
         fail(f"{arg!r} is not a plan file under plans/ (a relative path ending .yaml)")
     full = (root / p).resolve()
-    if not full.is_relative_to(root) or not full.is_file():
-        fail(f"{arg!r} is not a file in this checkout")
+    if not full.is_relative_to(root / "plans") or not full.is_file():
+        fail(f"{arg!r} is not a file under plans/ in this checkout (a link out of plans/ is refused)")
     return p.as_posix()
 
 
@@ -121,9 +121,11 @@ def slug(plan):
 
 
 def marker(kind, plan):
-    # The plan path is checked against PLAN_GLOB; `--` cannot end a comment
-    # early in it, but make sure.
-    return f"<!-- pare-{kind}: {plan.replace('--', '-')} -->"
+    """The hidden first line of a plan's comment: one-to-one with the plan
+    (the hash of its path; the path is shown for people, with `--`, which
+    would end an HTML comment, made `-`)."""
+    digest = hashlib.sha256(plan.encode()).hexdigest()[:24]
+    return f"<!-- pare-{kind}: {digest} {plan.replace('--', '-')} -->"
 
 
 def write_output(**values):
@@ -220,18 +222,20 @@ def pr_number():
         if event and os.path.isfile(event):
             with open(event, encoding="utf-8") as f:
                 n = str((json.load(f).get("pull_request") or {}).get("number", ""))
-    if not n.isdigit():
+    if not re.fullmatch(r"[0-9]{1,10}", n):
         fail("no pull request number: set PARE_PULL_REQUEST or run on a pull_request event")
     return int(n)
 
 
-def upsert(gh, number, mark, body):
+def upsert(gh, number, mark, body, keep=None):
     """Updates the comment that starts with `mark` (written by the workflow's
-    bot), or creates it: one comment per plan, however many pushes."""
+    bot), or creates it: one comment per plan, however many pushes. A
+    comment for which `keep(body)` is true is left as it is."""
     author = os.environ.get("PARE_COMMENT_AUTHOR", "github-actions[bot]")
     text = f"{mark}\n{body}"
-    if len(text) > COMMENT_LIMIT:
-        fail(f"the comment is {len(text)} characters, over GitHub's {COMMENT_LIMIT}")
+    # Counted in bytes: at least as many as any count GitHub makes.
+    if len(text.encode()) > COMMENT_LIMIT:
+        fail(f"the comment is {len(text.encode())} bytes, over GitHub's {COMMENT_LIMIT}")
     mine = [
         c
         for c in gh.pages(f"/issues/{number}/comments")
@@ -239,7 +243,11 @@ def upsert(gh, number, mark, body):
         and (c.get("user") or {}).get("login") == author
     ]
     if mine:
-        gh.call("PATCH", f"/issues/comments/{mine[0]['id']}", {"body": text})
+        if keep and any(keep(c.get("body") or "") for c in mine):
+            return "kept", mine[0]["id"]
+        # Two runs that raced may both have created one: keep them all current.
+        for c in mine:
+            gh.call("PATCH", f"/issues/comments/{c['id']}", {"body": text})
         return "updated", mine[0]["id"]
     made = gh.call("POST", f"/issues/{number}/comments", {"body": text})
     return "created", (made or {}).get("id")
@@ -307,12 +315,19 @@ def cmd_changed(args):
     )
     if out.returncode != 0:
         fail(f"git diff against {args.base} failed (fetch the base: `fetch-depth: 0`): {out.stderr.strip()}")
-    # YAML under plans/ that is a plan (a sandbox's seed account is not).
-    plans = [
-        p
-        for p in out.stdout.split("\n")
-        if PLAN_GLOB.match(p) and re.search(r"^recommendations:", (root / p).read_text(errors="replace"), re.M)
-    ]
+    # YAML under plans/ that is a plan (a sandbox's seed account is not);
+    # links and anything but a regular file are not read.
+    plans = []
+    for p in out.stdout.split("\n"):
+        path = root / p
+        if not PLAN_GLOB.fullmatch(p) or path.is_symlink() or not path.is_file():
+            if p and PLAN_GLOB.fullmatch(p):
+                print(f"pare-ci: {p} is not a regular file: not planned", file=sys.stderr)
+            continue
+        with open(path, "rb") as f:
+            head = f.read(1 << 20).decode(errors="replace")
+        if re.search(r"^[\"']?recommendations[\"']?\s*:", head, re.M):
+            plans.append(p)
     write_output(plans=" ".join(plans))
     print("\n".join(plans))
 
@@ -374,7 +389,9 @@ def cmd_pr(args):
 
 
 def cmd_comment(args):
-    plan = args.plan if PLAN_GLOB.match(args.plan) else fail(f"{args.plan!r} is not a plan under plans/")
+    plan = args.plan if PLAN_GLOB.fullmatch(args.plan) else fail(f"{args.plan!r} is not a plan under plans/")
+    if not re.fullmatch(r"plan|apply-[0-9a-f]{16}", args.kind):
+        fail(f"--kind {args.kind!r} is not `plan` or `apply-LINEAGE`")
     body = Path(args.body).read_text(encoding="utf-8")
     what, cid = upsert(GitHub(), pr_number(), marker(args.kind, plan), body)
     print(f"{what} comment {cid}")
@@ -417,14 +434,37 @@ def cmd_matrix(args):
         index = json.loads((folder / ARTIFACT_INDEX).read_text(encoding="utf-8"))
     except (OSError, ValueError) as e:
         fail(f"{folder / ARTIFACT_INDEX} cannot be read: {e}")
-    include = []
+    if not isinstance(index, list) or not all(isinstance(i, dict) for i in index):
+        fail(f"{folder / ARTIFACT_INDEX} is not a list of saved plans")
+    changed = None
+    if args.since:
+        out = subprocess.run(
+            ["git", "diff", "--name-only", args.since, "HEAD", "--", "plans/"],
+            cwd=repo_root(), capture_output=True, text=True,
+        )
+        if out.returncode != 0:
+            fail(f"git diff {args.since} HEAD failed (check out with `fetch-depth: 2`): {out.stderr.strip()}")
+        changed = set(out.stdout.split("\n"))
+    include, seen = [], set()
     for item in index:
-        # The artifact came from the pull request's run: take nothing from it
-        # but the plan's name and the saved plan's file, and check both.
+        # The artifact came from the pull request's run: each saved plan must
+        # be for the plan the index names, which the merge changed, once.
         plan = plan_path(str(item.get("plan", "")))
         saved = str(item.get("saved", ""))
         if saved != f"{slug(plan)}.saved.json" or not (folder / saved).is_file():
             fail(f"the artifact's index names {saved!r} for {plan}, which is not its saved plan")
+        try:
+            data = json.loads((folder / saved).read_text(encoding="utf-8"))
+            inner_plan, inner_lineage = data["plan"]["path"], data["lineage"]
+        except (OSError, ValueError, KeyError, TypeError):
+            fail(f"{saved} is not a saved plan")
+        if inner_plan != plan or inner_lineage != item.get("lineage"):
+            fail(f"{saved} is the saved plan of {inner_plan!r} (lineage {inner_lineage!r}), not of {plan} as the index says: the artifact was altered")
+        if plan in seen:
+            fail(f"the artifact names {plan} twice")
+        seen.add(plan)
+        if changed is not None and plan not in changed:
+            fail(f"{plan} was not changed by this merge: its saved plan is not applied")
         config = config_for(plan)
         include.append({"plan": plan, "saved": saved, "config": config, "state": state_of(config)})
     write_output(matrix=json.dumps({"include": include}), count=len(include))
@@ -439,6 +479,8 @@ def cmd_apply(args):
     except (OSError, ValueError, KeyError, TypeError) as e:
         fail(f"{args.saved} is not a saved plan: {e}")
     plan = plan_path(plan)
+    if args.plan is not None and plan != args.plan:
+        fail(f"{args.saved} is the saved plan of {plan}, not of {args.plan}: not applied")
     if not re.fullmatch(r"[0-9a-f]{16}", lineage):
         fail(f"{args.saved} has no lineage pare writes")
     config = config_for(plan)
@@ -456,7 +498,9 @@ def cmd_apply(args):
     summary(body + "\n")
     Path(args.result).write_text(body, encoding="utf-8")
     if os.environ.get("GITHUB_TOKEN") and os.environ.get("PARE_PULL_REQUEST"):
-        what, cid = upsert(GitHub(), pr_number(), marker(f"apply-{lineage}", plan), body)
+        # A re-run that applied nothing never hides the run that did.
+        keep = (lambda old: "\nRun `" in old) if run is None else None
+        what, cid = upsert(GitHub(), pr_number(), marker(f"apply-{lineage}", plan), body, keep)
         print(f"{what} comment {cid}")
     if run:
         write_output(run_id=run["id"])
@@ -498,7 +542,8 @@ def cmd_rollback(args):
     if not re.fullmatch(r"r[0-9]{8}-[0-9]{6}(-[0-9]+)?", args.run):
         fail(f"{args.run!r} is not a run id (r20261202-140311, from `pare history`)")
     config = args.config
-    if not re.fullmatch(r"plans/([A-Za-z0-9._-]+/)*pare\.toml", config) or not (root / config).is_file():
+    ok = re.fullmatch(r"plans/(?:[A-Za-z0-9_-][A-Za-z0-9._-]*/)*pare\.toml", config)
+    if not ok or not (root / config).resolve().is_relative_to(root / "plans") or not (root / config).is_file():
         fail(f"{config!r} is not a pare.toml under plans/")
     code, out, _ = pare(["rollback", "--run", args.run, "--config", config, "--auto-approve", "--color", "never"], cwd=root)
     sys.stdout.write(out)
@@ -532,9 +577,11 @@ def main():
     p.set_defaults(func=cmd_find_pr)
     p = sub.add_parser("matrix")
     p.add_argument("dir")
+    p.add_argument("--since", help="only plans changed between this commit and HEAD (the merge's parent)")
     p.set_defaults(func=cmd_matrix)
     p = sub.add_parser("apply")
     p.add_argument("--saved", required=True)
+    p.add_argument("--plan", help="the plan the saved plan must be for (the matrix's)")
     p.add_argument("--result", default="pare-apply-result.md")
     p.set_defaults(func=cmd_apply)
     p = sub.add_parser("rollback")
