@@ -172,6 +172,63 @@ pub fn account(n: usize) -> String {
     )
 }
 
+/// `n` Cost Optimization Hub recommendations as `aws cost-optimization-hub
+/// list-recommendations --output json` prints them: rightsizings, stops and
+/// volume deletions pare imports, and Savings Plans it skips, for one
+/// account in us-east-1.
+pub fn coh_recommendations(n: usize) -> String {
+    let mut items = Vec::with_capacity(n);
+    for i in 0..n {
+        let (kind, action, resource, summary) = match i % 4 {
+            0 => (
+                "Ec2Instance",
+                "Rightsize",
+                instance_id(i),
+                ("m5.xlarge", "m5.large"),
+            ),
+            1 => (
+                "Ec2Instance",
+                "Stop",
+                instance_id(i),
+                ("m5.large", "Stopped"),
+            ),
+            2 => (
+                "EbsVolume",
+                "Delete",
+                volume_id(i),
+                ("100 GiB gp2", "Delete"),
+            ),
+            _ => (
+                "ComputeSavingsPlans",
+                "PurchaseSavingsPlans",
+                "111122223333".to_string(),
+                ("", ""),
+            ),
+        };
+        items.push(serde_json::json!({
+            "recommendationId": format!("rec-{i:08}"),
+            "accountId": "111122223333",
+            "region": "us-east-1",
+            "resourceId": resource,
+            "resourceArn": format!("arn:aws:ec2:us-east-1:111122223333:{}/{resource}", if kind == "EbsVolume" { "volume" } else { "instance" }),
+            "currentResourceType": kind,
+            "recommendedResourceType": kind,
+            "estimatedMonthlySavings": 10.0 + (i % 97) as f64,
+            "implementationEffort": "Low",
+            "restartNeeded": action == "Rightsize",
+            "rollbackPossible": true,
+            "actionType": action,
+            "currentResourceSummary": summary.0,
+            "recommendedResourceSummary": summary.1,
+            "lastRefreshTimestamp": "2026-11-26T06:12:45.381000+00:00",
+            "recommendationLookbackPeriodInDays": 14,
+            "source": "ComputeOptimizer",
+            "tags": [ { "key": "Name", "value": format!("gen-{i}") }, { "key": "team", "value": "bench" } ]
+        }));
+    }
+    serde_json::to_string_pretty(&serde_json::json!({ "items": items })).unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 fn usage() -> ExitCode {
     eprintln!(
         "usage:\n  pare-bench gen-plan N [--out FILE]     write a generated plan of N recommendations\n  pare-bench gen-account N [--out FILE]  write a sandbox account holding the resources of gen-plan N
+  pare-bench gen-coh N [--out FILE]      write N Cost Optimization Hub recommendations (list-recommendations output)
+  pare-bench import [N] [--runs R]        time `pare import cost-optimization-hub` of N recommendations (default N=10000, R=5)
   pare-bench validate [N] [--runs R]      time `pare validate` on a generated plan (default N=10000, R=10)
   pare-bench plan [N] [--runs R]          time `pare plan` of N recommendations over an N-resource sandbox (default R=5)
   pare-bench apply [N] [--runs R] [--latency-ms L] [--parallelism P] [--batch-size B]
@@ -54,6 +56,14 @@ fn main() -> ExitCode {
             flag("--out"),
         ),
         Some("gen-account") => emit(pare::generate::account(n(10_000)), flag("--out")),
+        Some("gen-coh") => emit(
+            pare::generate::coh_recommendations(n(10_000)),
+            flag("--out"),
+        ),
+        Some("import") => {
+            let runs = flag("--runs").and_then(|s| s.parse().ok()).unwrap_or(5);
+            bench_import(n(10_000), runs)
+        }
         Some("apply") => {
             let runs = flag("--runs").and_then(|s| s.parse().ok()).unwrap_or(3);
             let latency = flag("--latency-ms")
@@ -145,6 +155,54 @@ fn bench_validate(n: usize, runs: usize) -> ExitCode {
         "validate: {n} recommendations, {:.1} MB plan, {runs} runs: median {:.3} s, min {:.3} s, max {:.3} s; peak RSS {:.1} MB",
         text.len() as f64 / 1e6,
         median.as_secs_f64(),
+        times[0].as_secs_f64(),
+        times[times.len() - 1].as_secs_f64(),
+        peak as f64 / 1e6
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    ExitCode::SUCCESS
+}
+
+fn bench_import(n: usize, runs: usize) -> ExitCode {
+    let dir = tempdir();
+    let input = dir.join("coh.json");
+    let text = pare::generate::coh_recommendations(n);
+    std::fs::write(&input, &text).expect("write input");
+    let pare = pare_binary();
+    let cmd = || {
+        let mut c = Command::new(&pare);
+        c.current_dir(&dir)
+            .args([
+                "import",
+                "cost-optimization-hub",
+                "--input",
+                "coh.json",
+                "--out",
+            ])
+            .arg(format!("plan-{}.yaml", std::process::id()))
+            .stderr(Stdio::null());
+        c
+    };
+    let (_, _, ok) = measure(&mut cmd());
+    if !ok {
+        eprintln!("pare import failed on the generated recommendations");
+        return ExitCode::FAILURE;
+    }
+    let mut times = Vec::with_capacity(runs);
+    let mut peak = 0;
+    for _ in 0..runs {
+        // Into a new file each time: a fresh import, not a merge.
+        let _ = std::fs::remove_file(dir.join(format!("plan-{}.yaml", std::process::id())));
+        let (t, rss, ok) = measure(&mut cmd());
+        assert!(ok);
+        times.push(t);
+        peak = peak.max(rss);
+    }
+    times.sort();
+    println!(
+        "import: {n} recommendations, {:.1} MB of JSON, {runs} runs: median {:.3} s, min {:.3} s, max {:.3} s; peak RSS {:.1} MB",
+        text.len() as f64 / 1e6,
+        times[times.len() / 2].as_secs_f64(),
         times[0].as_secs_f64(),
         times[times.len() - 1].as_secs_f64(),
         peak as f64 / 1e6

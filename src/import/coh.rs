@@ -7,10 +7,10 @@ use serde_json::Value;
 
 const EXPECTED: &str = "the output of `aws cost-optimization-hub list-recommendations --output json` (an object with `items`) or of `get-recommendation` (an object with `recommendationId`)";
 
-pub(super) fn parse(docs: &[(String, Value)], choices: &Choices) -> Result<Parsed, InputError> {
+pub(super) fn parse(docs: Vec<(String, Value)>, choices: &Choices) -> Result<Parsed, InputError> {
     let mut items: BTreeMap<String, Value> = BTreeMap::new();
     let mut details: BTreeMap<String, Value> = BTreeMap::new();
-    for (file, doc) in docs {
+    for (file, mut doc) in docs {
         let wrong = |what: String| InputError {
             file: file.clone(),
             line: 1,
@@ -18,18 +18,18 @@ pub(super) fn parse(docs: &[(String, Value)], choices: &Choices) -> Result<Parse
             message: what,
             help: format!("give {EXPECTED}"),
         };
-        if let Some(list) = doc.get("items") {
-            let Some(list) = list.as_array() else {
+        if let Some(list) = doc.get_mut("items").map(Value::take) {
+            let Value::Array(list) = list else {
                 return Err(wrong("`items` is not a list".into()));
             };
             for item in list {
-                let Some(id) = text(item, &["recommendationId"]) else {
+                let Some(id) = text(&item, &["recommendationId"]) else {
                     return Err(wrong("an item of `items` has no `recommendationId`".into()));
                 };
-                items.insert(id, item.clone());
+                items.insert(id, item);
             }
-        } else if let Some(id) = text(doc, &["recommendationId"]) {
-            details.insert(id, doc.clone());
+        } else if let Some(id) = text(&doc, &["recommendationId"]) {
+            details.insert(id, doc);
         } else {
             return Err(wrong(format!(
                 "this is not Cost Optimization Hub's output{}",

@@ -265,7 +265,7 @@ pub fn parse(
         docs.push((file.clone(), value));
     }
     match service {
-        Service::CostOptimizationHub => coh::parse(&docs, choices),
+        Service::CostOptimizationHub => coh::parse(docs, choices),
         Service::ComputeOptimizer => co::parse(&docs, choices),
     }
 }

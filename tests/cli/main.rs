@@ -6,6 +6,7 @@ mod aws;
 mod chaos;
 mod github;
 mod harness;
+mod import;
 mod messages;
 mod plan;
 mod safety;

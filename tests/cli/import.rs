@@ -1,0 +1,238 @@
+//! `pare import`: AWS's recommendations (as the AWS CLI prints them) become
+//! a plan file that validates, plans, applies and rolls back; `pare plan`
+//! checks what an imported recommendation assumed.
+
+use super::harness::{Sandbox, output, quickstart_account};
+use super::{pare, root};
+use std::path::Path;
+
+fn fixture(name: &str) -> String {
+    root()
+        .join("tests/fixtures/import")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+fn import(dir: &Path, args: &[&str]) -> (i32, String, String) {
+    output(pare(dir).arg("import").args(args))
+}
+
+/// An imported plan, made to run on the sandbox holding those resources
+/// (the quickstart account is the fixtures' account).
+fn on_sandbox(plan: &str) -> String {
+    let out = plan.replace(
+        "provider:\n  aws: { region: us-east-1 }",
+        "provider:\n  sandbox: { seed: account.yaml }",
+    );
+    assert_ne!(out, plan);
+    out.replace(
+        "recommendations:\n",
+        "approvals: [ { by: lead@example.com, covers: [\"*\"] } ]\nrecommendations:\n",
+    )
+}
+
+#[test]
+fn cost_optimization_hub_output_becomes_a_valid_plan_byte_for_byte_the_same() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = [
+        "cost-optimization-hub",
+        "--input",
+        &fixture("coh-list.json"),
+        "--input",
+        &fixture("coh-get-volume.json"),
+        "--input",
+        &fixture("coh-get-reservation.json"),
+        "--out",
+        "plan.yaml",
+    ];
+    let (code, _, err) = import(dir.path(), &args);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("skipped 4: Ec2AutoScalingGroup 1, Ec2Instance 1, LambdaFunction 1, PurchaseSavingsPlans 1"),
+        "{err}"
+    );
+    assert!(err.contains("plan.yaml: 5 recommendations for account 111122223333 in us-east-1 (hibernate 1, reserve 1, rightsize 1, storage 2), $485.66/month"), "{err}");
+    let first = std::fs::read(dir.path().join("plan.yaml")).unwrap();
+    let (code, out, err) = output(pare(dir.path()).args(["validate", "plan.yaml"]));
+    assert_eq!(code, 0, "{out}{err}");
+    // Again, into the same file: the same bytes, and nothing changed.
+    let (code, _, err) = import(dir.path(), &args);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("added 0, changed 0, removed 0; kept 0 written by hand"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(dir.path().join("plan.yaml")).unwrap(), first);
+    // To stdout, the same plan.
+    let (code, out, _) = import(dir.path(), &args[..7]);
+    assert_eq!(code, 0);
+    assert_eq!(out.as_bytes(), first.as_slice());
+}
+
+#[test]
+fn compute_optimizer_output_plans_applies_and_rolls_back_on_the_sandbox() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out, err) = import(
+        dir.path(),
+        &[
+            "compute-optimizer",
+            "--input",
+            &fixture("co-ec2.json"),
+            "--input",
+            &fixture("co-ebs.json"),
+            "--input",
+            &fixture("co-asg.json"),
+            "--input",
+            &fixture("co-idle.json"),
+            "--option",
+            "lowest-risk",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("skipped 4: Ec2AutoScalingGroup 1, Ec2Instance 2, RDSDBInstance 1"),
+        "{err}"
+    );
+    let s = Sandbox::new(&on_sandbox(&out), &quickstart_account());
+    let (code, preview, err) = s.run(&["plan", "plan.yaml"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        preview.contains("Summary: 5 recommendations: 5 to change, 0 no change, 0 blocked"),
+        "{preview}"
+    );
+    let before = s.account();
+    let (code, _, err) = s.run(&["apply", "plan.yaml", "--auto-approve"]);
+    assert_eq!(code, 0, "{err}");
+    let after = s.account();
+    assert_eq!(
+        after.instances["i-0a1b2c3d4e5f60001"].instance_type,
+        "m5.large"
+    );
+    // The gp3 retype's undo waits for AWS's six hours.
+    let (code, _, err) = s.run_at(&["rollback", "--last", "--auto-approve"], 7);
+    assert_eq!(code, 0, "{err}");
+    let back = s.account();
+    assert_eq!(
+        back.instances["i-0a1b2c3d4e5f60001"].instance_type,
+        "m5.xlarge"
+    );
+    assert_eq!(back.auto_scaling_groups, before.auto_scaling_groups);
+}
+
+#[test]
+fn plan_blocks_a_recommendation_whose_resource_changed_and_flags_an_old_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out, err) = import(
+        dir.path(),
+        &[
+            "compute-optimizer",
+            "--input",
+            &fixture("co-ec2.json"),
+            "--option",
+            "lowest-risk",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    // Since it was measured, someone resized web-1 by hand.
+    let account = quickstart_account().replacen("type: m5.xlarge", "type: m5.2xlarge", 1);
+    let s = Sandbox::new(&on_sandbox(&out), &account);
+    let (code, preview, err) = s.run(&["plan", "plan.yaml"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        preview.contains("compute-optimizer measured i-0a1b2c3d4e5f60001 with type m5.xlarge; it has type m5.2xlarge now"),
+        "{preview}"
+    );
+    assert!(preview.contains("1 blocked"), "{preview}");
+    let (code, _, err) = s.run(&["apply", "plan.yaml", "--auto-approve"]);
+    assert_eq!(code, 1, "{err}");
+
+    // Refreshed 2026-11-26; the tests' clock says 2026-11-27, then 20 days on.
+    let s = Sandbox::new(&on_sandbox(&out), &quickstart_account());
+    let (_, preview, _) = s.run(&["plan", "plan.yaml"]);
+    assert!(!preview.contains("days old"), "{preview}");
+    let (_, preview, _) = s.run_at(&["plan", "plan.yaml"], 20 * 24);
+    assert!(
+        preview.contains("the recommendation is 21 days old (refreshed 2026-11-26T06:12:45Z), past max_recommendation_age_days = 14"),
+        "{preview}"
+    );
+    s.write("pare.toml", "[policy]\nmax_recommendation_age_days = 30\n");
+    let (_, preview, _) = s.run_at(&["plan", "plan.yaml"], 20 * 24);
+    assert!(!preview.contains("days old"), "{preview}");
+}
+
+#[test]
+fn a_file_that_is_not_the_services_output_is_refused_without_quoting_it() {
+    let dir = super::workdir(&[
+        (".env", "AWS_SECRET_ACCESS_KEY=hunter2-very-secret\n"),
+        (
+            "creds.json",
+            "{\"SecretAccessKey\": \"hunter2-very-secret\"}",
+        ),
+    ]);
+    for file in [".env", "creds.json"] {
+        let (code, out, err) = import(dir.path(), &["cost-optimization-hub", "--input", file]);
+        assert_eq!(code, 1, "{file}");
+        assert!(err.contains("import::unrecognised"), "{err}");
+        assert!(err.contains("list-recommendations"), "{err}");
+        assert!(
+            !err.contains("hunter2") && !out.contains("hunter2"),
+            "{err}"
+        );
+    }
+    let (code, _, err) = import(
+        dir.path(),
+        &["compute-optimizer", "--input", "/proc/self/environ"],
+    );
+    assert_eq!(code, 1);
+    assert!(err.contains("cannot read /proc/self/environ"), "{err}");
+    let (code, _, err) = import(
+        dir.path(),
+        &["compute-optimizer", "--input", &fixture("coh-list.json")],
+    );
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("use `pare import cost-optimization-hub`"),
+        "{err}"
+    );
+}
+
+#[test]
+fn several_accounts_need_a_choice_or_a_plan_each() {
+    let text = std::fs::read_to_string(fixture("co-idle.json")).unwrap();
+    // The same recommendations, for a second account in another region.
+    let other = text
+        .replace("111122223333", "444455556666")
+        .replace("us-east-1", "eu-west-1");
+    let dir = super::workdir(&[("a.json", &text), ("b.json", &other)]);
+    let args = [
+        "compute-optimizer",
+        "--input",
+        "a.json",
+        "--input",
+        "b.json",
+    ];
+    let (code, _, err) = import(dir.path(), &args);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains(
+            "the input holds 2: 111122223333 in us-east-1 (2), 444455556666 in eu-west-1 (2)"
+        ),
+        "{err}"
+    );
+    let (code, out, err) = import(
+        dir.path(),
+        &[&args[..], &["--account", "444455556666"]].concat(),
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("aws: { region: eu-west-1 }"), "{out}");
+    let (code, _, err) = import(dir.path(), &[&args[..], &["--out-dir", "plans"]].concat());
+    assert_eq!(code, 0, "{err}");
+    for f in [
+        "plans/111122223333-us-east-1.yaml",
+        "plans/444455556666-eu-west-1.yaml",
+    ] {
+        let (code, out, err) = output(pare(dir.path()).args(["validate", f]));
+        assert_eq!(code, 0, "{f}: {out}{err}");
+    }
+}
