@@ -105,6 +105,50 @@ pub fn run(out: &Output, args: ImportArgs) -> miette::Result<ExitCode> {
         out.status("error: --min-savings must be a number from 0 to 1,000,000,000");
         return Ok(ExitCode::Error);
     }
+    let refuse = |why: &str| {
+        out.status(&format!("error: {why}"));
+        Ok(ExitCode::Error)
+    };
+    if let Some(r) = args.max_performance_risk
+        && !(r.is_finite() && (0.0..=4.0).contains(&r))
+    {
+        return refuse("--max-performance-risk must be a number from 0 to 4");
+    }
+    let coh = service == Service::CostOptimizationHub;
+    if !coh && (args.restart_needed.is_some() || args.rollback_possible.is_some()) {
+        return refuse(
+            "--restart-needed and --rollback-possible are Cost Optimization Hub's: Compute Optimizer does not say",
+        );
+    }
+    if coh && (args.max_performance_risk.is_some() || args.option == OptionArg::LowestRisk) {
+        return refuse(
+            "--max-performance-risk and --option are Compute Optimizer's: Cost Optimization Hub gives one option, without a risk",
+        );
+    }
+    if let Some(a) = &args.account
+        && !(a.len() == 12 && a.bytes().all(|b| b.is_ascii_digit()))
+    {
+        return refuse(&format!(
+            "--account `{}` is not an account id (12 digits)",
+            clean(a)
+        ));
+    }
+    if let Some(r) = &args.region
+        && !crate::plan::ids::is_region(r)
+    {
+        return refuse(&format!(
+            "--region `{}` is not a region name like us-east-1",
+            clean(r)
+        ));
+    }
+    if let Some(p) = &args.out
+        && p.is_symlink()
+    {
+        return refuse(&format!(
+            "{} is a link: give the plan file itself",
+            clean(&p.display().to_string())
+        ));
+    }
     let mut inputs = Vec::new();
     for path in &args.input {
         match crate::durable::read_given(path, INPUT_LIMIT, "a recommendations file") {

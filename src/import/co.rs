@@ -41,7 +41,8 @@ pub(super) fn parse(docs: &[(String, Value)], choices: &Choices) -> Result<Parse
                 line: 1,
                 column: 1,
                 message: format!(
-                    "this is not Compute Optimizer's output{}",
+                    "{} is not Compute Optimizer's output{}",
+                    crate::vocabulary::words::clean(file),
                     if doc.get("items").is_some() || doc.get("recommendationId").is_some() {
                         " (it is Cost Optimization Hub's: use `pare import cost-optimization-hub`)"
                     } else {
@@ -96,8 +97,8 @@ fn savings(v: &Value) -> f64 {
             &["savingsOpportunity", "estimatedMonthlySavings", "value"],
         )
     })
-    .unwrap_or(0.0)
-    .clamp(0.0, 1.0e9)
+    // Not given: NaN, which the checks after parsing turn into a skip.
+    .unwrap_or(f64::NAN)
 }
 
 /// The utilisation the service measured: "CPU max 11%, memory max 38%".
@@ -135,6 +136,7 @@ fn utilisation(item: &Value) -> Option<String> {
 
 struct Common {
     account: String,
+    arn_account: Option<String>,
     region: String,
     resource: String,
     tags: Vec<(String, String)>,
@@ -147,6 +149,7 @@ fn common(item: &Value, arn_key: &str) -> Common {
         account: text(item, &["accountId"])
             .or_else(|| arn.as_ref().map(|a| a.1.clone()))
             .unwrap_or_default(),
+        arn_account: arn.as_ref().map(|a| a.1.clone()),
         region: arn.as_ref().map(|a| a.0.clone()).unwrap_or_default(),
         resource: text(item, &["resourceId"])
             .or_else(|| arn.as_ref().map(|a| a.2.clone()))
@@ -172,6 +175,13 @@ fn imported(
             "Unknown",
             &c.resource,
             "its region is not in its ARN",
+        ));
+    }
+    if c.arn_account.as_ref().is_some_and(|a| a != &c.account) {
+        return Err(skipped(
+            "Unknown",
+            &c.resource,
+            "its accountId and its ARN name different accounts",
         ));
     }
     Ok(Imported {
@@ -252,7 +262,7 @@ fn instance(item: &Value, choices: &Choices) -> Result<Imported, Skipped> {
     if let Some(f) = &from {
         assumed.insert("type".to_string(), Value::from(f.clone()));
     }
-    let risk = number(option, &["performanceRisk"]);
+    let risk = number(option, &["performanceRisk"]).filter(|r| (0.0..=4.0).contains(r));
     let effort = text(option, &["migrationEffort"]).and_then(|e| Effort::parse(&e));
     let reason = words(&[
         Some(format!(
@@ -298,15 +308,7 @@ fn volume(item: &Value, choices: &Choices) -> Result<Imported, Skipped> {
     let cur = |k: &str| text(item, &["currentConfiguration", k]);
     let new = |k: &str| text(option, &["configuration", k]);
     let to = new("volumeType").ok_or_else(|| skip("the recommended volume type is not given"))?;
-    if !matches!(
-        to.as_str(),
-        "gp2" | "gp3" | "io1" | "io2" | "st1" | "sc1" | "standard"
-    ) {
-        return Err(skip(&format!(
-            "`{}` is not a volume type pare knows",
-            crate::vocabulary::words::clean(&to)
-        )));
-    }
+    volume_type(&to).map_err(|why| skip(&why))?;
     if new("volumeSize").is_some()
         && cur("volumeSize").is_some()
         && new("volumeSize") != cur("volumeSize")
@@ -338,7 +340,7 @@ fn volume(item: &Value, choices: &Choices) -> Result<Imported, Skipped> {
     if let Some(s) = number(item, &["currentConfiguration", "volumeSize"]) {
         assumed.insert("size_gb".to_string(), Value::from(s as u64));
     }
-    let risk = number(option, &["performanceRisk"]);
+    let risk = number(option, &["performanceRisk"]).filter(|r| (0.0..=4.0).contains(r));
     let reason = words(&[
         Some(format!(
             "Compute Optimizer: not optimized, {} → {to}",
@@ -415,7 +417,7 @@ fn group(item: &Value, choices: &Choices) -> Result<Imported, Skipped> {
             assumed.insert(key.to_string(), Value::from(v as u64));
         }
     }
-    let risk = number(option, &["performanceRisk"]);
+    let risk = number(option, &["performanceRisk"]).filter(|r| (0.0..=4.0).contains(r));
     let effort = text(option, &["migrationEffort"]).and_then(|e| Effort::parse(&e));
     let reason = words(&[
         Some(format!(

@@ -26,13 +26,22 @@ pub(super) fn parse(docs: Vec<(String, Value)>, choices: &Choices) -> Result<Par
                 let Some(id) = text(&item, &["recommendationId"]) else {
                     return Err(wrong("an item of `items` has no `recommendationId`".into()));
                 };
+                // The same recommendation twice must say the same thing: which
+                // one to believe is not for pare to guess.
+                if items.get(&id).is_some_and(|old| *old != item) {
+                    return Err(wrong(format!(
+                        "recommendation {} is given twice, differently",
+                        clip(&id)
+                    )));
+                }
                 items.insert(id, item);
             }
         } else if let Some(id) = text(&doc, &["recommendationId"]) {
             details.insert(id, doc);
         } else {
             return Err(wrong(format!(
-                "this is not Cost Optimization Hub's output{}",
+                "{} is not Cost Optimization Hub's output{}",
+                crate::vocabulary::words::clean(&file),
                 if doc.get("instanceRecommendations").is_some()
                     || doc.get("volumeRecommendations").is_some()
                     || doc.get("idleRecommendations").is_some()
@@ -76,6 +85,14 @@ fn one(
         skipped(&k, &resource, why)
     };
     let arn = text(item, &["resourceArn"]).and_then(|a| arn_parts(&a));
+    if let Some((_, arn_account, arn_resource)) = &arn
+        && (arn_resource != &resource
+            || text(item, &["accountId"]).is_some_and(|a| &a != arn_account))
+    {
+        return Err(skip(
+            "its resourceId or accountId and its resourceArn name different resources",
+        ));
+    }
     let account = text(item, &["accountId"])
         .or_else(|| arn.as_ref().map(|a| a.1.clone()))
         .unwrap_or_default();
@@ -148,15 +165,7 @@ fn one(
             if to_size.is_some() && from_size.is_some() && to_size != from_size {
                 return Err(skip("it changes the volume's size, which pare does not do"));
             }
-            if !matches!(
-                to.as_str(),
-                "gp2" | "gp3" | "io1" | "io2" | "st1" | "sc1" | "standard"
-            ) {
-                return Err(skip(&format!(
-                    "`{}` is not a volume type pare knows",
-                    crate::vocabulary::words::clean(&to)
-                )));
-            }
+            volume_type(&to).map_err(|why| skip(&why))?;
             if let Some(t) = cfg("currentResourceDetails", &["storage", "type"]) {
                 assumed.insert("type".to_string(), Value::from(t));
             }
@@ -296,9 +305,8 @@ fn one(
             .find(|(k, _)| k == "Name")
             .map(|(_, v)| v.clone()),
         tags,
-        savings: number(item, &["estimatedMonthlySavings"])
-            .unwrap_or(0.0)
-            .clamp(0.0, 1.0e9),
+        // Not given: NaN, which the checks after parsing turn into a skip.
+        savings: number(item, &["estimatedMonthlySavings"]).unwrap_or(f64::NAN),
         reason,
         source: Source {
             service: Service::CostOptimizationHub.name().into(),

@@ -252,11 +252,13 @@ pub fn parse(
 ) -> Result<Parsed, InputError> {
     let mut docs = Vec::new();
     for (file, text) in inputs {
+        // A byte-order mark is not part of the JSON.
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         let value: serde_json::Value = serde_json::from_str(text).map_err(|e| InputError {
             file: file.clone(),
             line: e.line(),
             column: e.column(),
-            message: format!("not JSON: {e}"),
+            message: format!("{} is not JSON: {e}", crate::vocabulary::words::clean(file)),
             help: format!(
                 "give what `aws {} … --output json` prints",
                 cli_name(service)
@@ -264,9 +266,91 @@ pub fn parse(
         })?;
         docs.push((file.clone(), value));
     }
-    match service {
-        Service::CostOptimizationHub => coh::parse(docs, choices),
-        Service::ComputeOptimizer => co::parse(&docs, choices),
+    let parsed = match service {
+        Service::CostOptimizationHub => coh::parse(docs, choices)?,
+        Service::ComputeOptimizer => co::parse(&docs, choices)?,
+    };
+    Ok(checked(parsed))
+}
+
+/// What every imported recommendation must be, whichever service said it:
+/// a 12-digit account, savings given and plausible; and one recommendation
+/// per resource (the one that saves most, then by id: the same whatever the
+/// order of the input).
+fn checked(parsed: Parsed) -> Parsed {
+    let mut out = Parsed {
+        imported: Vec::new(),
+        skipped: parsed.skipped,
+    };
+    let mut by_resource: BTreeMap<String, Vec<Imported>> = BTreeMap::new();
+    for r in parsed.imported {
+        let why = if !(r.account.len() == 12 && r.account.bytes().all(|b| b.is_ascii_digit())) {
+            Some(format!(
+                "its account id `{}` is not 12 digits",
+                clip(&r.account)
+            ))
+        } else if r.savings.is_nan() {
+            Some("its monthly savings are not given".to_string())
+        } else if r.savings < 0.0 {
+            Some(format!(
+                "it costs more than it saves ({:.2}/month)",
+                r.savings
+            ))
+        } else if r.savings > crate::plan::MAX_SAVINGS_MONTHLY_USD {
+            Some("its monthly savings are implausible (over 1,000,000,000)".to_string())
+        } else {
+            None
+        };
+        match why {
+            Some(why) => out
+                .skipped
+                .push(skipped("Invalid", &r.source.recommendation_id, why)),
+            None => {
+                let key = match &r.act {
+                    Act::Reserve { .. } => format!("{:?}", r.act),
+                    other => other.resource().to_string(),
+                };
+                by_resource
+                    .entry(format!("{}/{}/{key}", r.account, r.region))
+                    .or_default()
+                    .push(r);
+            }
+        }
+    }
+    for (_, mut recs) in by_resource {
+        recs.sort_by(|a, b| {
+            b.savings
+                .total_cmp(&a.savings)
+                .then_with(|| a.source.recommendation_id.cmp(&b.source.recommendation_id))
+        });
+        let mut recs = recs.into_iter();
+        if let Some(best) = recs.next() {
+            for other in recs {
+                if other.act == best.act && other.source == best.source {
+                    continue; // the same recommendation given twice
+                }
+                out.skipped.push(skipped(
+                    other.act.action(),
+                    other.act.resource(),
+                    format!(
+                        "another recommendation for the same resource saves more ({})",
+                        clip(&best.source.recommendation_id)
+                    ),
+                ));
+            }
+            out.imported.push(best);
+        }
+    }
+    out
+}
+
+/// At most 80 characters of text from the input, for a message.
+fn clip(s: &str) -> String {
+    let s = crate::vocabulary::words::clean(s);
+    if s.chars().count() > 80 {
+        format!("{}…", s.chars().take(79).collect::<String>())
+    } else {
+        s.into_owned()
     }
 }
 
@@ -420,7 +504,12 @@ fn iso_seconds(s: &str) -> Option<f64> {
         None => (time, "Z"),
     };
     let clock = clock.split('.').next()?;
-    let base = crate::clock::parse_rfc3339(&format!("{date}T{clock}Z"))?;
+    let stamp = format!("{date}T{clock}Z");
+    let base = crate::clock::parse_rfc3339(&stamp)?;
+    // A real time: no 30 February, no second 60.
+    if crate::clock::rfc3339(base) != stamp {
+        return None;
+    }
     let mut secs = base.duration_since(std::time::UNIX_EPOCH).ok()?.as_secs() as f64;
     if offset != "Z" {
         let sign = if offset.starts_with('-') { 1.0 } else { -1.0 };
@@ -442,8 +531,8 @@ fn arn_parts(arn: &str) -> Option<(String, String, String)> {
 
 fn skipped(kind: &str, resource: &str, why: impl Into<String>) -> Skipped {
     Skipped {
-        kind: kind.to_string(),
-        resource: resource.to_string(),
+        kind: clip(kind),
+        resource: clip(resource),
         why: why.into(),
     }
 }
@@ -454,6 +543,21 @@ fn instance_id(id: &str) -> Option<String> {
 
 fn volume_id(id: &str) -> Option<String> {
     crate::plan::ids::is_valid(crate::plan::ids::IdKind::Volume, id).then(|| id.to_string())
+}
+
+/// The volume types `storage` takes; another is skipped, named.
+fn volume_type(to: &str) -> Result<(), String> {
+    if matches!(
+        to,
+        "gp2" | "gp3" | "io1" | "io2" | "st1" | "sc1" | "standard"
+    ) {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{}` is not a volume type pare knows",
+            crate::vocabulary::words::clean(to)
+        ))
+    }
 }
 
 fn instance_type(t: &str) -> Option<String> {

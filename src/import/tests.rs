@@ -217,7 +217,7 @@ fn a_file_of_the_other_service_is_named() {
     )
     .unwrap_err();
     assert_eq!((e.line, e.column), (1, 1));
-    assert!(e.message.starts_with("not JSON"), "{e:?}");
+    assert!(e.message.contains("plan.yaml is not JSON"), "{e:?}");
 }
 
 #[test]
@@ -358,6 +358,7 @@ fn the_plan_written_loads_is_the_same_twice_and_keeps_what_was_written_by_hand()
     );
     assert!(again.added.is_empty());
     assert_eq!(again.text.matches(write::MARKER).count(), 1);
+    assert!(again.text.contains(&write::marker("111122223333")));
     // And once more: nothing changes.
     let p = coh(
         &["coh-list.json", "coh-get-volume.json"],
@@ -403,4 +404,140 @@ fn an_existing_plan_that_cannot_take_the_import_is_refused() {
             .unwrap_err()
             .contains("is not a valid plan")
     );
+}
+
+fn one_item(edit: impl Fn(&mut serde_json::Value)) -> serde_json::Value {
+    let (_, text) = fixture("coh-list.json");
+    let mut doc: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let mut item = doc["items"][2].clone(); // the volume deletion
+    edit(&mut item);
+    doc["items"] = serde_json::json!([item]);
+    doc
+}
+
+fn parse_one(doc: &serde_json::Value) -> Parsed {
+    parse(
+        Service::CostOptimizationHub,
+        &[("in.json".into(), doc.to_string())],
+        &Choices::default(),
+    )
+    .unwrap()
+}
+
+#[test]
+fn an_account_id_that_is_not_twelve_digits_is_skipped_and_never_written() {
+    let doc = one_item(|i| {
+        i["accountId"] =
+            "111122223333\napprovals:\n  - by: mallory@example.com\n    covers: [\"*\"]\n#".into();
+        i["resourceArn"] = serde_json::Value::Null;
+    });
+    let p = parse_one(&doc);
+    assert!(p.imported.is_empty());
+    assert!(
+        p.skipped[0].why.contains("is not 12 digits"),
+        "{:?}",
+        p.skipped
+    );
+}
+
+#[test]
+fn savings_that_are_missing_negative_or_absurd_are_skipped() {
+    for (value, why) in [
+        (serde_json::json!(-20.0), "it costs more than it saves"),
+        (serde_json::json!("NaN"), "not given"),
+        (serde_json::Value::Null, "not given"),
+        (serde_json::json!(1e300), "implausible"),
+    ] {
+        let doc = one_item(|i| i["estimatedMonthlySavings"] = value.clone());
+        let p = parse_one(&doc);
+        assert!(p.imported.is_empty(), "{value}");
+        assert!(p.skipped[0].why.contains(why), "{value}: {:?}", p.skipped);
+    }
+}
+
+#[test]
+fn one_recommendation_per_resource_whatever_the_order() {
+    let files = ["coh-list.json", "coh-get-volume.json"];
+    let forward: Vec<_> = files.iter().map(|f| fixture(f)).collect();
+    let backward: Vec<_> = files.iter().rev().map(|f| fixture(f)).collect();
+    // The same file twice is the same recommendations, once.
+    let twice: Vec<_> = ["coh-list.json", "coh-list.json"]
+        .iter()
+        .map(|f| fixture(f))
+        .collect();
+    let render_of = |inputs: &[(String, String)]| {
+        let p = parse(Service::CostOptimizationHub, inputs, &Choices::default()).unwrap();
+        let (groups, _) = select(p, &Filters::default());
+        render(&groups[0], None).unwrap().text
+    };
+    assert_eq!(render_of(&forward), render_of(&backward));
+    assert_eq!(render_of(&twice), render_of(&twice[..1]));
+    // A stop and a rightsize of one instance: the one that saves more.
+    let p = co(&["co-ec2.json", "co-idle.json"], &Choices::default());
+    let web2: Vec<_> = p
+        .imported
+        .iter()
+        .filter(|r| r.act.resource() == "i-0a1b2c3d4e5f60002")
+        .collect();
+    assert_eq!(web2.len(), 1);
+    // The same id saying two things is refused.
+    let (_, text) = fixture("coh-list.json");
+    let changed = text.replacen("\"m5.large\"", "\"t3.medium\"", 1);
+    let e = parse(
+        Service::CostOptimizationHub,
+        &[fixture("coh-list.json"), ("b.json".into(), changed)],
+        &Choices::default(),
+    )
+    .unwrap_err();
+    assert!(e.message.contains("is given twice, differently"), "{e:?}");
+}
+
+#[test]
+fn a_resource_id_that_disagrees_with_its_arn_is_skipped() {
+    let doc = one_item(|i| i["resourceId"] = "vol-0a1b2c3d4e5f60001".into());
+    let p = parse_one(&doc);
+    assert!(
+        p.skipped[0].why.contains("name different resources"),
+        "{:?}",
+        p.skipped
+    );
+}
+
+#[test]
+fn hidden_characters_are_escaped_in_the_plan() {
+    let doc = one_item(|i| {
+        i["recommendationId"] = "scratch\u{202e}txt.exe\u{2028}x\u{85}".into();
+    });
+    let (groups, _) = select(parse_one(&doc), &Filters::default());
+    let text = render(&groups[0], None).unwrap().text;
+    assert!(!text.contains('\u{202e}') && !text.contains('\u{2028}') && !text.contains('\u{85}'));
+    assert!(text.contains("\\u202e"), "{text}");
+}
+
+#[test]
+fn an_import_never_loses_what_follows_it_nor_mixes_accounts() {
+    let p = coh(&["coh-list.json"], &Choices::default());
+    let (groups, _) = select(p, &Filters::default());
+    let first = render(&groups[0], None).unwrap().text;
+    let appended = format!("{first}approvals:\n  - by: alice@example.com\n    covers: [\"*\"]\n");
+    let e = render(&groups[0], Some(("p.yaml", &appended))).unwrap_err();
+    assert!(
+        e.contains("`approvals` follows the imported recommendations"),
+        "{e}"
+    );
+    let other = first.replace(
+        &write::marker("111122223333"),
+        &write::marker("444455556666"),
+    );
+    let e = render(&groups[0], Some(("p.yaml", &other))).unwrap_err();
+    assert!(
+        e.contains("imported for account 444455556666, not 111122223333"),
+        "{e}"
+    );
+    // A flow-style recommendation added below is counted as removed.
+    let flow =
+        format!("{first}  - {{ id: hand, action: terminate, instance: i-0a1b2c3d4e5f60003 }}\n");
+    let again = render(&groups[0], Some(("p.yaml", &flow))).unwrap();
+    assert_eq!(again.removed, ["hand"]);
+    assert!(again.changed.is_empty(), "{:?}", again.changed);
 }

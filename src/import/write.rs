@@ -11,8 +11,15 @@ use crate::plan::Recommendation;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 
-/// The line that starts the imported recommendations.
-pub const MARKER: &str = "  # --- imported by `pare import`: everything below this line is replaced by the next import; edit above it ---";
+/// How the line that starts the imported recommendations begins.
+pub const MARKER: &str = "  # --- imported by `pare import` for account ";
+
+/// The line that starts the imported recommendations of `account`.
+pub fn marker(account: &str) -> String {
+    format!(
+        "{MARKER}{account}: everything below this line is replaced by the next import; edit above it ---"
+    )
+}
 
 /// A written plan, and how it differs from the one it replaces.
 #[derive(Debug)]
@@ -24,9 +31,29 @@ pub struct Written {
     pub kept: usize,
 }
 
-/// A string as a YAML double-quoted scalar (JSON's escapes are YAML's).
+/// A string as a YAML double-quoted scalar (JSON's escapes are YAML's),
+/// with the characters that reorder, hide or break lines of text in a
+/// reviewer's diff escaped too (C1 controls, NEL, zero-width characters,
+/// bidi controls, line and paragraph separators).
 fn q(s: &str) -> String {
-    serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into())
+    let json = serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into());
+    let mut out = String::with_capacity(json.len());
+    for c in json.chars() {
+        let hidden = matches!(
+            c,
+            '\u{80}'..='\u{9f}'
+                | '\u{200b}'..='\u{200f}'
+                | '\u{2028}'..='\u{202e}'
+                | '\u{2060}'..='\u{2069}'
+                | '\u{feff}'
+        );
+        if hidden {
+            out.push_str(&format!("\\u{:04x}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 fn slug(s: &str, max: usize) -> String {
@@ -150,7 +177,7 @@ fn rec_yaml(id: &str, r: &Imported) -> String {
 /// The plan for `group`; `existing` is the plan file it replaces, if any
 /// (its path and text). An error says why it cannot be written.
 pub fn render(group: &Group, existing: Option<(&str, &str)>) -> Result<Written, String> {
-    let (head, old_imported, taken) = match existing {
+    let (head, old, taken) = match existing {
         None => {
             let mut h = String::new();
             let _ = writeln!(
@@ -158,6 +185,8 @@ pub fn render(group: &Group, existing: Option<(&str, &str)>) -> Result<Written, 
                 "# yaml-language-server: $schema=../schemas/plan.schema.json"
             );
             let _ = writeln!(h, "#");
+            // The account is 12 digits and the region a region name (both
+            // checked on import): nothing from the input is written raw.
             let _ = writeln!(
                 h,
                 "# Imported by `pare import` from AWS's recommendations for account {} in {}.\n# Review it in a pull request; add approvals for what needs them.",
@@ -177,7 +206,7 @@ pub fn render(group: &Group, existing: Option<(&str, &str)>) -> Result<Written, 
     };
     let mut ids: BTreeSet<String> = taken.clone();
     let mut body = String::new();
-    let mut new_recs: BTreeMap<String, String> = BTreeMap::new();
+    let mut mine = BTreeSet::new();
     for r in &group.recs {
         let base = base_id(r);
         let mut id = base.clone();
@@ -187,16 +216,15 @@ pub fn render(group: &Group, existing: Option<(&str, &str)>) -> Result<Written, 
             n += 1;
         }
         ids.insert(id.clone());
-        let y = rec_yaml(&id, r);
-        body.push_str(&y);
-        new_recs.insert(id, y);
+        body.push_str(&rec_yaml(&id, r));
+        mine.insert(id);
     }
     let mut text = head;
-    if !group.recs.is_empty() || !old_imported.is_empty() {
+    if !group.recs.is_empty() || !old.is_empty() {
         if !text.ends_with('\n') {
             text.push('\n');
         }
-        let _ = writeln!(text, "{MARKER}");
+        let _ = writeln!(text, "{}", marker(&group.account));
         text.push_str(&body);
     }
     if group.recs.is_empty() && text.trim_end().ends_with("recommendations:") {
@@ -207,25 +235,33 @@ pub fn render(group: &Group, existing: Option<(&str, &str)>) -> Result<Written, 
     }
     // Valid by construction, and checked: a plan pare cannot load is never written.
     let path = std::path::Path::new(existing.map_or("imported.yaml", |(p, _)| p));
-    if let Err(diags) = crate::plan::load_str(path, &path.display().to_string(), text.clone()) {
-        let first = diags.first().map(|d| d.message.clone()).unwrap_or_default();
-        return Err(format!(
-            "the plan it would write does not load ({first}); nothing was written"
-        ));
-    }
-    let added = new_recs
+    let loaded = crate::plan::load_str(path, &path.display().to_string(), text.clone()).map_err(
+        |diags| {
+            let first = diags.first().map(|d| d.message.clone()).unwrap_or_default();
+            format!("the plan it would write does not load ({first}); nothing was written")
+        },
+    )?;
+    // Added, changed and removed, compared as loaded (not as text).
+    let new: BTreeMap<String, serde_json::Value> = loaded
+        .plan
+        .recommendations
+        .iter()
+        .filter(|r| mine.contains(&r.id))
+        .map(|r| (r.id.clone(), serde_json::to_value(r).unwrap_or_default()))
+        .collect();
+    let added = new
         .keys()
-        .filter(|k| !old_imported.contains_key(*k))
+        .filter(|k| !old.contains_key(*k))
         .cloned()
         .collect();
-    let changed = new_recs
+    let changed = new
         .iter()
-        .filter(|(k, y)| old_imported.get(*k).is_some_and(|old| old != *y))
+        .filter(|(k, v)| old.get(*k).is_some_and(|o| o != *v))
         .map(|(k, _)| k.clone())
         .collect();
-    let removed = old_imported
+    let removed = old
         .keys()
-        .filter(|k| !new_recs.contains_key(*k))
+        .filter(|k| !new.contains_key(*k))
         .cloned()
         .collect();
     Ok(Written {
@@ -238,9 +274,12 @@ pub fn render(group: &Group, existing: Option<(&str, &str)>) -> Result<Written, 
 }
 
 /// An existing plan split at the marker: the text above it (kept), the
-/// imported recommendations below it (id → their YAML as this import would
-/// write it, to tell changed from unchanged), and the ids above it.
-type Split = (String, BTreeMap<String, String>, BTreeSet<String>);
+/// recommendations below it (id → as loaded), and the ids above it.
+type Split = (
+    String,
+    BTreeMap<String, serde_json::Value>,
+    BTreeSet<String>,
+);
 
 fn split_existing(path: &str, text: &str, group: &Group) -> Result<Split, String> {
     let loaded = crate::plan::load_str(std::path::Path::new(path), path, text.to_string()).map_err(|d| {
@@ -258,12 +297,34 @@ fn split_existing(path: &str, text: &str, group: &Group) -> Result<Split, String
             ));
         }
     }
-    let (above, below) = match text.find(&format!("\n{MARKER}\n")) {
-        Some(i) => (&text[..=i], &text[i + MARKER.len() + 2..]),
+    let at = text.find(&format!("\n{MARKER}")).map(|i| i + 1);
+    let (above, below) = match at {
+        Some(i) => {
+            let end = text[i..].find('\n').map_or(text.len(), |n| i + n + 1);
+            let account = text[i + MARKER.len()..end].split(':').next().unwrap_or("");
+            if account != group.account {
+                return Err(format!(
+                    "{path} holds recommendations imported for account {}, not {}: import into a plan of that account, or into a new file",
+                    crate::vocabulary::words::clean(account),
+                    group.account
+                ));
+            }
+            (&text[..i], &text[end..])
+        }
         None => (text, ""),
     };
-    let root_keys = top_level_keys(above);
-    if below.is_empty() && root_keys.last().map(String::as_str) != Some("recommendations") {
+    // Below the marker there are only imported recommendations: anything
+    // else would be lost by the next import.
+    if let Some(line) = below
+        .lines()
+        .find(|l| !l.is_empty() && !l.starts_with([' ', '\t', '#', '-']))
+    {
+        return Err(format!(
+            "{path}: `{}` follows the imported recommendations; move it above the line `# --- imported by pare import …`",
+            crate::vocabulary::words::clean(line.split(':').next().unwrap_or(line))
+        ));
+    }
+    if at.is_none() && top_level_keys(above).last().map(String::as_str) != Some("recommendations") {
         return Err(format!(
             "{path}: `recommendations` must be the last key of the plan (a block list) so the imported ones can follow it"
         ));
@@ -273,7 +334,7 @@ fn split_existing(path: &str, text: &str, group: &Group) -> Result<Split, String
             "{path}: write `recommendations:` as a block list (not `[]`) to import into it"
         ));
     }
-    let below_ids: BTreeSet<String> = crate::plan::load_str(
+    let old: BTreeMap<String, serde_json::Value> = crate::plan::load_str(
         std::path::Path::new(path),
         path,
         format!("version: 1\nprovider: {{ aws: {{}} }}\nrecommendations:\n{below}"),
@@ -282,34 +343,16 @@ fn split_existing(path: &str, text: &str, group: &Group) -> Result<Split, String
         l.plan
             .recommendations
             .iter()
-            .map(|r| r.id.clone())
+            .map(|r| (r.id.clone(), serde_json::to_value(r).unwrap_or_default()))
             .collect()
     })
     .unwrap_or_default();
-    let mut old = BTreeMap::new();
-    let mut current: Option<(String, String)> = None;
-    for line in below.lines() {
-        if let Some(id) = line.strip_prefix("  - id: ") {
-            if let Some((k, v)) = current.take() {
-                old.insert(k, v);
-            }
-            current = Some((id.trim().to_string(), String::new()));
-        }
-        if let Some((_, v)) = current.as_mut() {
-            v.push_str(line);
-            v.push('\n');
-        }
-    }
-    if let Some((k, v)) = current.take() {
-        old.insert(k, v);
-    }
-    old.retain(|k, _| below_ids.contains(k));
     let taken: BTreeSet<String> = loaded
         .plan
         .recommendations
         .iter()
         .map(|r: &Recommendation| r.id.clone())
-        .filter(|id| !below_ids.contains(id))
+        .filter(|id| !old.contains_key(id))
         .collect();
     Ok((above.to_string(), old, taken))
 }

@@ -320,9 +320,18 @@ impl Walk<'_> {
     /// "… 20 days old …" when an imported recommendation is older than
     /// `max_recommendation_age_days`.
     fn age_reason(&self, rec: &Recommendation) -> Option<String> {
-        let at = rec.source.as_ref()?.refreshed_at.as_deref()?;
+        let source = rec.source.as_ref()?;
+        let Some(at) = source.refreshed_at.as_deref() else {
+            return Some(
+                "the recommendation's age is unknown (its source gives no refreshed_at): what it measured may have changed".into(),
+            );
+        };
         let then = crate::clock::parse_rfc3339(at)?;
-        let age = crate::clock::now().duration_since(then).ok()?;
+        let Ok(age) = crate::clock::now().duration_since(then) else {
+            return Some(format!(
+                "the recommendation says it was refreshed in the future ({at}): its age is unknown"
+            ));
+        };
         let days = age.as_secs() / 86_400;
         (days > u64::from(self.config.max_recommendation_age_days)).then(|| {
             format!(

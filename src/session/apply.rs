@@ -120,12 +120,7 @@ impl Session {
             .block_on(provider.account())
             .map_err(crate::planner::PlanError::from)?;
         saved.check_account(&account)?;
-        let planned = super::runtime().block_on(crate::planner::plan(
-            &loaded,
-            graph,
-            &self.settings.config,
-            provider.as_ref(),
-        ))?;
+        let planned = self.plan_open(&loaded, graph, provider.as_ref())?;
         let warnings = warning.into_iter().collect();
         saved.prove(&planned, &self.store.location())?;
         Ok(Prepared {
@@ -151,13 +146,23 @@ impl Session {
 
     fn plan_file(&self, path: &Path) -> Result<PlannedFile, SessionError> {
         let (loaded, graph, provider, warning) = self.open_file(path)?;
-        let planned = super::runtime().block_on(crate::planner::plan(
-            &loaded,
+        let planned = self.plan_open(&loaded, graph, provider.as_ref())?;
+        Ok((planned, loaded, provider, warning.into_iter().collect()))
+    }
+
+    /// Plans a validated plan file with its provider.
+    fn plan_open(
+        &self,
+        loaded: &LoadedPlan,
+        graph: crate::graph::PlanGraph,
+        provider: &dyn Provider,
+    ) -> Result<Planned, SessionError> {
+        Ok(super::runtime().block_on(crate::planner::plan(
+            loaded,
             graph,
             &self.settings.config,
-            provider.as_ref(),
-        ))?;
-        Ok((planned, loaded, provider, warning.into_iter().collect()))
+            provider,
+        ))?)
     }
 
     /// The checks before any change, on what was planned: nothing blocked,

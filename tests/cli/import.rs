@@ -236,3 +236,112 @@ fn several_accounts_need_a_choice_or_a_plan_each() {
         assert_eq!(code, 0, "{f}: {out}{err}");
     }
 }
+
+#[test]
+fn filters_that_cannot_apply_and_hand_edited_sources_are_refused_with_reasons() {
+    let dir = tempfile::tempdir().unwrap();
+    let coh = fixture("coh-list.json");
+    let co = fixture("co-ec2.json");
+    for (args, why) in [
+        (
+            vec![
+                "compute-optimizer",
+                "--input",
+                &co,
+                "--max-performance-risk",
+                "NaN",
+            ],
+            "from 0 to 4",
+        ),
+        (
+            vec![
+                "compute-optimizer",
+                "--input",
+                &co,
+                "--restart-needed",
+                "false",
+            ],
+            "are Cost Optimization Hub's",
+        ),
+        (
+            vec![
+                "cost-optimization-hub",
+                "--input",
+                &coh,
+                "--max-performance-risk",
+                "1",
+            ],
+            "are Compute Optimizer's",
+        ),
+        (
+            vec![
+                "cost-optimization-hub",
+                "--input",
+                &coh,
+                "--account",
+                "1111-2222-3333",
+            ],
+            "is not an account id",
+        ),
+        (
+            vec![
+                "cost-optimization-hub",
+                "--input",
+                &coh,
+                "--region",
+                "US-EAST-1",
+            ],
+            "is not a region name",
+        ),
+    ] {
+        let (code, _, err) = import(dir.path(), &args);
+        assert_eq!(code, 1, "{args:?}");
+        assert!(err.contains(why), "{args:?}: {err}");
+    }
+    // A source block edited by hand: located errors with help.
+    let plan = "version: 1
+provider: { aws: { region: us-east-1 } }
+recommendations:
+  - id: a
+    action: terminate
+    instance: i-0a1b2c3d4e5f60001
+    source:
+      service: cost-optimization-hub
+      recommendation_id: x
+      refreshed_at: \"2026-02-30T00:00:00Z\"
+      assumed: { desired: \"4\", type: 5, colour: red }
+";
+    let dir = super::workdir(&[("plan.yaml", plan)]);
+    let (code, _, err) = output(pare(dir.path()).args(["validate", "plan.yaml"]));
+    assert_eq!(code, 1);
+    for want in [
+        "plan.yaml:10:21",
+        "is not an RFC 3339 time",
+        "`desired` must be a whole number from 0",
+        "`type` must be a name such as `m5.xlarge` or `gp2`",
+        "`assumed` takes: type, size_gb",
+    ] {
+        assert!(err.contains(want), "{want}: {err}");
+    }
+}
+
+#[test]
+fn a_recommendation_without_a_refresh_time_is_flagged() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(fixture("co-ebs.json"))
+        .unwrap()
+        .replace(
+            "\"lastRefreshTimestamp\": \"2026-11-26T06:12:45.381000+00:00\",",
+            "",
+        );
+    std::fs::write(dir.path().join("ebs.json"), text).unwrap();
+    let (code, out, err) = import(dir.path(), &["compute-optimizer", "--input", "ebs.json"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(!out.contains("refreshed_at"), "{out}");
+    let s = Sandbox::new(&on_sandbox(&out), &quickstart_account());
+    let (_, preview, _) = s.run(&["plan", "plan.yaml"]);
+    assert!(
+        preview.contains("the recommendation's age is unknown"),
+        "{preview}"
+    );
+}

@@ -657,13 +657,13 @@ impl Loader {
     /// An imported recommendation's `source` block.
     fn source(&mut self, node: &Node) -> Option<Source> {
         let at = span(node.pos);
-        let mut f = self.fields(node, "`source`")?;
+        let mut f = self.fields(node, "source")?;
         let service = self
             .required(
                 &mut f,
                 "service",
                 at,
-                "`source`",
+                "the `source` block",
                 "name the service: `cost-optimization-hub` or `compute-optimizer`",
             )
             .and_then(|n| {
@@ -686,20 +686,25 @@ impl Loader {
                 &mut f,
                 "recommendation_id",
                 at,
-                "`source`",
+                "the `source` block",
                 "give the service's id of the recommendation",
             )
             .and_then(|n| self.text(n, "recommendation_id"));
         let refreshed_at = f.get("refreshed_at").and_then(|n| {
             let s = self.string(n, "refreshed_at")?;
-            if crate::clock::parse_rfc3339(&s).is_none() {
+            // Exactly as pare writes it, and a real time (no 30 February).
+            if crate::clock::parse_rfc3339(&s)
+                .map(crate::clock::rfc3339)
+                .as_deref()
+                != Some(s.as_str())
+            {
                 self.error(
                     "plan::invalid-value",
                     span(n.pos),
                     format!("`{}` is not an RFC 3339 time", clean(&s)),
                     "not a time",
                 )
-                .help = Some("write it like `2026-11-30T08:00:00Z`".into());
+                .help = Some("write it in UTC to the second, like `2026-11-30T08:00:00Z`".into());
                 return None;
             }
             Some(s)
@@ -725,15 +730,24 @@ impl Loader {
                                 continue;
                             }
                         };
+                        // Types are names; the rest are counts.
+                        let named = matches!(key.as_str(), "type" | "instance_type");
                         let value = match &v.value {
-                            Value::Scalar(Scalar::Str(s)) if s.len() <= 64 => {
+                            Value::Scalar(Scalar::Str(s)) if named && s.len() <= 64 => {
                                 serde_json::Value::from(s.clone())
                             }
-                            Value::Scalar(Scalar::Int(i)) if (0..=i64::MAX as i128).contains(i) => {
+                            Value::Scalar(Scalar::Int(i))
+                                if !named && (0..=1_000_000_000).contains(i) =>
+                            {
                                 serde_json::Value::from(*i as i64)
                             }
                             _ => {
-                                self.wrong_type(v, &key, "a short string or a whole number");
+                                let expected = if named {
+                                    "a name such as `m5.xlarge` or `gp2`"
+                                } else {
+                                    "a whole number from 0"
+                                };
+                                self.wrong_type(v, &key, expected);
                                 continue;
                             }
                         };
@@ -743,7 +757,7 @@ impl Loader {
                 _ => self.wrong_type(n, "assumed", "a mapping"),
             }
         }
-        self.finish(f, "plan::unknown-field", "`source`", &[]);
+        self.finish(f, "plan::unknown-field", "the `source` block", &[]);
         Some(Source {
             service: service?,
             recommendation_id: recommendation_id?,
