@@ -36,8 +36,16 @@ pub struct ImportArgs {
     pub service: ServiceArg,
     /// What the AWS CLI printed (`--output json`); repeat for several files
     /// (pages, `get-recommendation` outputs, several Compute Optimizer calls).
-    #[arg(long, value_name = "FILE", required = true)]
+    /// Without it, pare calls the service itself (every page).
+    #[arg(long, value_name = "FILE")]
     pub input: Vec<PathBuf>,
+    /// Without --input: the AWS profile to call the service with (else the
+    /// standard credential chain).
+    #[arg(long, value_name = "NAME", conflicts_with = "input")]
+    pub profile: Option<String>,
+    /// Without --input: an endpoint to call instead of AWS's.
+    #[arg(long, value_name = "URL", conflicts_with = "input")]
+    pub endpoint_url: Option<String>,
     /// Write the plan here (an existing plan keeps its name, approvals and
     /// hand-written recommendations); else print it.
     #[arg(long, value_name = "PLAN", conflicts_with = "out_dir")]
@@ -150,6 +158,12 @@ pub fn run(out: &Output, args: ImportArgs) -> miette::Result<ExitCode> {
         ));
     }
     let mut inputs = Vec::new();
+    if args.input.is_empty() {
+        match call_service(service, &args) {
+            Ok(pages) => inputs = pages,
+            Err(why) => return refuse(&why),
+        }
+    }
     for path in &args.input {
         match crate::durable::read_given(path, INPUT_LIMIT, "a recommendations file") {
             Ok(text) => inputs.push((path.display().to_string(), text)),
@@ -360,4 +374,38 @@ fn file_part(s: &str) -> String {
         })
         .take(64)
         .collect()
+}
+
+/// The service's answers, called with the standard credential chain (or
+/// `--profile`); Compute Optimizer in `--region` (else the configured one).
+#[cfg(feature = "aws")]
+fn call_service(service: Service, args: &ImportArgs) -> Result<Vec<(String, String)>, String> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let config = crate::provider::aws::load_config(
+        &rt,
+        &crate::provider::aws::Connect {
+            region: args.region.as_deref(),
+            profile: args.profile.as_deref(),
+            endpoint_url: args.endpoint_url.as_deref(),
+            attempts: 4,
+            attempt_timeout: std::time::Duration::from_secs(30),
+            timeout: std::time::Duration::from_secs(300),
+        },
+    )
+    .map_err(|region| format!("`{region}` is not an AWS region name"))?;
+    if service == Service::ComputeOptimizer && config.region().is_none() {
+        return Err("no AWS region for Compute Optimizer: give --region, or set AWS_REGION".into());
+    }
+    crate::import::fetch::fetch(&rt, service, &config)
+}
+
+#[cfg(not(feature = "aws"))]
+fn call_service(_: Service, _: &ImportArgs) -> Result<Vec<(String, String)>, String> {
+    Err(
+        "this pare was built without the AWS SDK: give what the AWS CLI printed with --input FILE"
+            .into(),
+    )
 }

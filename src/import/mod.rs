@@ -12,6 +12,8 @@
 
 mod co;
 mod coh;
+#[cfg(feature = "aws")]
+pub mod fetch;
 mod write;
 
 pub use write::{Written, render};

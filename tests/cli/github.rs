@@ -4,7 +4,7 @@
 //! endpoints and against the local EC2 and S3 endpoints, and actionlint on
 //! every workflow file.
 
-use super::harness::{NOW, Sandbox, output, quickstart_account};
+use super::harness::{NOW, Sandbox, quickstart_account};
 use super::root;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
@@ -78,6 +78,7 @@ fn repo(files: &[(&str, &str)]) -> tempfile::TempDir {
 }
 
 /// Another checkout of `from`'s repository, as a fresh runner makes.
+#[cfg(feature = "aws")]
 fn clone(from: &Path) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     git(
@@ -730,6 +731,7 @@ fn actionlint_passes_every_workflow_in_the_repository() {
 
 #[cfg(feature = "aws")]
 mod on_aws {
+    use super::super::harness::output;
     use super::*;
     use crate::aws;
     use crate::team_state::{BUCKET, endpoint as s3_endpoint, fresh_prefix};

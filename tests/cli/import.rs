@@ -345,3 +345,141 @@ fn a_recommendation_without_a_refresh_time_is_flagged() {
         "{preview}"
     );
 }
+
+/// A loopback stand-in for Cost Optimization Hub: answers by `X-Amz-Target`.
+#[cfg(feature = "aws")]
+fn fake_hub(with_reservation: bool) -> String {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let epoch = |mut v: serde_json::Value| {
+        v["lastRefreshTimestamp"] = serde_json::json!(1764137565.381);
+        v
+    };
+    let list: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture("coh-list.json")).unwrap()).unwrap();
+    let items: Vec<_> = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .cloned()
+        .map(epoch)
+        .collect();
+    let list = serde_json::json!({ "items": items }).to_string();
+    let detail: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture("coh-get-volume.json")).unwrap())
+            .unwrap();
+    let detail = epoch(detail).to_string();
+    let reservation: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(fixture("coh-get-reservation.json")).unwrap(),
+    )
+    .unwrap();
+    let reservation = epoch(reservation).to_string();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let (mut target, mut length) = (String::new(), 0usize);
+            let mut line = String::new();
+            let _ = reader.read_line(&mut line);
+            loop {
+                let mut h = String::new();
+                if reader.read_line(&mut h).is_err() || h.trim().is_empty() {
+                    break;
+                }
+                if let Some((k, v)) = h.trim().split_once(':') {
+                    match k.to_ascii_lowercase().as_str() {
+                        "x-amz-target" => target = v.trim().to_string(),
+                        "content-length" => length = v.trim().parse().unwrap_or(0),
+                        _ => {}
+                    }
+                }
+            }
+            let mut body = vec![0; length];
+            let _ = reader.read_exact(&mut body);
+            let (status, answer) = match target.as_str() {
+                "CostOptimizationHubService.ListRecommendations" => (200, list.clone()),
+                "CostOptimizationHubService.GetRecommendation"
+                    if with_reservation && String::from_utf8_lossy(&body).contains("X3JpX201") =>
+                {
+                    (200, reservation.clone())
+                }
+                "CostOptimizationHubService.GetRecommendation" if String::from_utf8_lossy(&body).contains("X2Vic191cGdyYWRl") => (200, detail.clone()),
+                _ => (400, "{\"__type\":\"ResourceNotFoundException\",\"message\":\"no such recommendation\"}".to_string()),
+            };
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {status} X\r\nContent-Type: application/x-amz-json-1.0\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
+                answer.len()
+            );
+        }
+    });
+    url
+}
+
+#[cfg(feature = "aws")]
+#[test]
+fn without_input_pare_calls_cost_optimization_hub_itself() {
+    let url = fake_hub(false);
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = pare(dir.path());
+    cmd.args([
+        "import",
+        "cost-optimization-hub",
+        "--endpoint-url",
+        &url,
+        "--out",
+        "plan.yaml",
+    ])
+    .env("AWS_ACCESS_KEY_ID", "testing")
+    .env("AWS_SECRET_ACCESS_KEY", "testing")
+    .env("AWS_EC2_METADATA_DISABLED", "true")
+    .env("NO_PROXY", "127.0.0.1")
+    .env_remove("AWS_PROFILE")
+    .env_remove("AWS_ENDPOINT_URL");
+    let (code, _, err) = output(&mut cmd);
+    // The reservation's details could not be read: the whole import stops,
+    // naming the call, rather than write a plan without it unsaid.
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("Cost Optimization Hub's GetRecommendation failed"),
+        "{err}"
+    );
+    assert!(!dir.path().join("plan.yaml").exists());
+}
+
+#[cfg(feature = "aws")]
+#[test]
+fn the_plan_from_the_service_is_the_plan_from_its_files() {
+    let url = fake_hub(true);
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = pare(dir.path());
+    cmd.args(["import", "cost-optimization-hub", "--endpoint-url", &url])
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("NO_PROXY", "127.0.0.1")
+        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_ENDPOINT_URL");
+    let (code, called, err) = output(&mut cmd);
+    assert_eq!(code, 0, "{err}");
+    let (code, files, err) = import(
+        dir.path(),
+        &[
+            "cost-optimization-hub",
+            "--input",
+            &fixture("coh-list.json"),
+            "--input",
+            &fixture("coh-get-volume.json"),
+            "--input",
+            &fixture("coh-get-reservation.json"),
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    // The API gives seconds since the epoch (a year earlier in the fake),
+    // the CLI prints ISO 8601: otherwise the same plan.
+    assert_eq!(
+        called.replace("2025-11-26T06:12:45Z", "2026-11-26T06:12:45Z"),
+        files
+    );
+}
