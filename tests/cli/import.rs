@@ -417,27 +417,27 @@ fn fake_hub(with_reservation: bool) -> String {
     url
 }
 
+/// `pare import cost-optimization-hub` calling the stand-in at `url`.
+#[cfg(feature = "aws")]
+fn from_hub(dir: &Path, url: &str, args: &[&str]) -> (i32, String, String) {
+    let mut cmd = pare(dir);
+    cmd.args(["import", "cost-optimization-hub", "--endpoint-url", url])
+        .args(args)
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("NO_PROXY", "127.0.0.1")
+        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_ENDPOINT_URL");
+    output(&mut cmd)
+}
+
 #[cfg(feature = "aws")]
 #[test]
 fn without_input_pare_calls_cost_optimization_hub_itself() {
     let url = fake_hub(false);
     let dir = tempfile::tempdir().unwrap();
-    let mut cmd = pare(dir.path());
-    cmd.args([
-        "import",
-        "cost-optimization-hub",
-        "--endpoint-url",
-        &url,
-        "--out",
-        "plan.yaml",
-    ])
-    .env("AWS_ACCESS_KEY_ID", "testing")
-    .env("AWS_SECRET_ACCESS_KEY", "testing")
-    .env("AWS_EC2_METADATA_DISABLED", "true")
-    .env("NO_PROXY", "127.0.0.1")
-    .env_remove("AWS_PROFILE")
-    .env_remove("AWS_ENDPOINT_URL");
-    let (code, _, err) = output(&mut cmd);
+    let (code, _, err) = from_hub(dir.path(), &url, &["--out", "plan.yaml"]);
     // The reservation's details could not be read: the whole import stops,
     // naming the call, rather than write a plan without it unsaid.
     assert_eq!(code, 1, "{err}");
@@ -453,15 +453,7 @@ fn without_input_pare_calls_cost_optimization_hub_itself() {
 fn the_plan_from_the_service_is_the_plan_from_its_files() {
     let url = fake_hub(true);
     let dir = tempfile::tempdir().unwrap();
-    let mut cmd = pare(dir.path());
-    cmd.args(["import", "cost-optimization-hub", "--endpoint-url", &url])
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("NO_PROXY", "127.0.0.1")
-        .env_remove("AWS_PROFILE")
-        .env_remove("AWS_ENDPOINT_URL");
-    let (code, called, err) = output(&mut cmd);
+    let (code, called, err) = from_hub(dir.path(), &url, &[]);
     assert_eq!(code, 0, "{err}");
     let (code, files, err) = import(
         dir.path(),
