@@ -1,8 +1,8 @@
-//! Without `--input`: Cost Optimization Hub called through the AWS SDK,
-//! every page followed. Its answers are the same JSON the AWS CLI prints
-//! (the service speaks JSON), so each answer's body is kept as it came and
-//! read by the same parser as `--input` files. Compute Optimizer's API
-//! answers in CBOR, which pare does not read: for it, `--input` is needed.
+//! Without `--input`: the two services called through the AWS SDK, every
+//! page followed. Each answer's body is kept as it came: Cost Optimization
+//! Hub's is the JSON the AWS CLI prints; Compute Optimizer's is CBOR, the
+//! same document in binary, which is read into JSON. Both are then read by
+//! the same parsers as `--input` files.
 
 use super::Service;
 use aws_sdk_costoptimizationhub::config::interceptors::AfterDeserializationInterceptorContextRef;
@@ -17,10 +17,18 @@ const MAX_PAGES: usize = 1_000;
 
 /// Keeps the body of every successful answer, in order.
 #[derive(Debug, Clone, Default)]
-struct Keep(Arc<Mutex<Vec<String>>>);
+struct Keep(Arc<Mutex<Vec<Vec<u8>>>>);
 
 impl Keep {
+    /// The JSON answers.
     fn take(&self) -> Vec<String> {
+        self.take_bytes()
+            .into_iter()
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .collect()
+    }
+
+    fn take_bytes(&self) -> Vec<Vec<u8>> {
         std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner()))
     }
 }
@@ -43,7 +51,7 @@ impl Intercept for Keep {
             self.0
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .push(String::from_utf8_lossy(bytes).into_owned());
+                .push(bytes.to_vec());
         }
         Ok(())
     }
@@ -58,9 +66,7 @@ pub fn fetch(
 ) -> Result<Vec<(String, String)>, String> {
     match service {
         Service::CostOptimizationHub => hub(rt, config),
-        Service::ComputeOptimizer => Err(
-            "pare does not call Compute Optimizer itself (its API answers in CBOR): give what `aws compute-optimizer get-ec2-instance-recommendations --output json` (and the EBS, Auto Scaling group and idle calls) printed with --input FILE, or import from Cost Optimization Hub, which includes Compute Optimizer's recommendations".into(),
-        ),
+        Service::ComputeOptimizer => optimizer(rt, config),
     }
 }
 
@@ -173,6 +179,84 @@ fn hub(
     Ok(out)
 }
 
+fn optimizer(
+    rt: &tokio::runtime::Runtime,
+    config: &aws_config::SdkConfig,
+) -> Result<Vec<(String, String)>, String> {
+    use aws_sdk_computeoptimizer as co;
+    const ENROL: &str = "aws compute-optimizer update-enrollment-status --status Active";
+    let keep = Keep::default();
+    let conf = co::config::Builder::from(config)
+        .interceptor(keep.clone())
+        .build();
+    let client = co::Client::from_conf(conf);
+    let mut out = Vec::new();
+    // Each call, every page: the token of the last answer, until none.
+    macro_rules! pages {
+        ($name:literal, $call:ident) => {{
+            let mut token: Option<String> = None;
+            for page in 1..=MAX_PAGES {
+                let answer = rt
+                    .block_on(client.$call().set_next_token(token.clone()).send())
+                    .map_err(|e| failed(concat!("Compute Optimizer's ", $name), &e, ENROL))?;
+                for body in keep.take_bytes() {
+                    out.push((format!("{} page {page}", $name), cbor_to_json(&body)?));
+                }
+                token = answer
+                    .next_token()
+                    .map(str::to_string)
+                    .filter(|t| !t.is_empty());
+                if token.is_none() {
+                    break;
+                }
+            }
+        }};
+    }
+    pages!(
+        "GetEC2InstanceRecommendations",
+        get_ec2_instance_recommendations
+    );
+    pages!(
+        "GetEBSVolumeRecommendations",
+        get_ebs_volume_recommendations
+    );
+    pages!(
+        "GetAutoScalingGroupRecommendations",
+        get_auto_scaling_group_recommendations
+    );
+    pages!("GetIdleRecommendations", get_idle_recommendations);
+    Ok(out)
+}
+
+/// A CBOR document as the JSON the AWS CLI would print for it: maps,
+/// lists, text, numbers; a time (tag 1) as seconds since the epoch.
+fn cbor_to_json(bytes: &[u8]) -> Result<String, String> {
+    fn convert(v: ciborium::Value, depth: usize) -> serde_json::Value {
+        use ciborium::Value as C;
+        use serde_json::Value as J;
+        if depth > 64 {
+            return J::Null;
+        }
+        match v {
+            C::Integer(i) => i64::try_from(i128::from(i)).map_or(J::Null, J::from),
+            C::Float(f) => serde_json::Number::from_f64(f).map_or(J::Null, J::Number),
+            C::Text(t) => J::String(t),
+            C::Bool(b) => J::Bool(b),
+            C::Array(a) => J::Array(a.into_iter().map(|x| convert(x, depth + 1)).collect()),
+            C::Map(m) => J::Object(
+                m.into_iter()
+                    .filter_map(|(k, v)| Some((k.into_text().ok()?, convert(v, depth + 1))))
+                    .collect(),
+            ),
+            C::Tag(_, inner) => convert(*inner, depth + 1),
+            _ => J::Null,
+        }
+    }
+    let value: ciborium::Value = ciborium::from_reader(bytes)
+        .map_err(|e| format!("Compute Optimizer's answer could not be read as CBOR: {e}"))?;
+    Ok(convert(value, 0).to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -184,41 +268,62 @@ mod tests {
     use aws_smithy_types::body::SdkBody;
     use std::collections::{BTreeMap, VecDeque};
 
-    /// Target → its answers, (status, body), in order.
-    type Answers = BTreeMap<String, VecDeque<(u16, String)>>;
+    /// Operation → its answers, (status, body), in order.
+    type Answers = BTreeMap<String, VecDeque<(u16, Vec<u8>)>>;
 
-    /// Answers by `X-Amz-Target`, in order, as the services would; records
-    /// each request's target and body.
+    /// Answers by operation (the `X-Amz-Target` of JSON calls, the last part
+    /// of the path of CBOR ones), in order, as the services would; records
+    /// each request's operation and body.
     #[derive(Debug, Clone, Default)]
     struct Recorded {
         answers: Arc<Mutex<Answers>>,
         seen: Arc<Mutex<Vec<(String, String)>>>,
     }
 
+    impl Recorded {
+        fn answer(&self, op: &str, status: u16, body: Vec<u8>) {
+            self.answers
+                .lock()
+                .unwrap()
+                .entry(op.to_string())
+                .or_default()
+                .push_back((status, body));
+        }
+    }
+
     impl HttpConnector for Recorded {
         fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
-            let target = request
-                .headers()
-                .get("x-amz-target")
-                .unwrap_or("")
-                .to_string();
+            let cbor = request.headers().get("smithy-protocol").is_some();
+            let op = match request.headers().get("x-amz-target") {
+                Some(t) => t.rsplit('.').next().unwrap_or("").to_string(),
+                None => request.uri().rsplit('/').next().unwrap_or("").to_string(),
+            };
             let body = request
                 .body()
                 .bytes()
                 .map(|b| String::from_utf8_lossy(b).into_owned())
                 .unwrap_or_default();
-            self.seen.lock().unwrap().push((target.clone(), body));
-            let (status, text) = self
+            self.seen.lock().unwrap().push((op.clone(), body));
+            let (status, bytes) = self
                 .answers
                 .lock()
                 .unwrap()
-                .get_mut(&target)
+                .get_mut(&op)
                 .and_then(VecDeque::pop_front)
-                .unwrap_or((400, format!("{{\"__type\":\"ValidationException\",\"message\":\"no recorded answer for {target}\"}}")));
-            let mut response = HttpResponse::new(status.try_into().unwrap(), SdkBody::from(text));
-            response
-                .headers_mut()
-                .insert("content-type", "application/x-amz-json-1.0");
+                .unwrap_or((400, format!("{{\"__type\":\"ValidationException\",\"message\":\"no recorded answer for {op}\"}}").into_bytes()));
+            let mut response = HttpResponse::new(status.try_into().unwrap(), SdkBody::from(bytes));
+            if cbor {
+                response
+                    .headers_mut()
+                    .insert("content-type", "application/cbor");
+                response
+                    .headers_mut()
+                    .insert("smithy-protocol", "rpc-v2-cbor");
+            } else {
+                response
+                    .headers_mut()
+                    .insert("content-type", "application/x-amz-json-1.0");
+            }
             HttpConnectorFuture::ready(Ok(response))
         }
     }
@@ -260,39 +365,74 @@ mod tests {
             .unwrap()
     }
 
+    /// The API gives times as seconds since the epoch.
+    fn epoch(mut v: serde_json::Value) -> serde_json::Value {
+        v["lastRefreshTimestamp"] = serde_json::json!(1764137565.381);
+        v
+    }
+
+    /// A JSON document as the service's CBOR: times (`lastRefreshTimestamp`)
+    /// as tag 1, whole numbers as integers, the rest as floats.
+    fn cbor(v: &serde_json::Value) -> Vec<u8> {
+        fn convert(key: &str, v: &serde_json::Value) -> ciborium::Value {
+            use ciborium::Value as C;
+            use serde_json::Value as J;
+            match v {
+                J::String(s) if key == "lastRefreshTimestamp" => {
+                    let t = crate::clock::parse_rfc3339(&format!("{}Z", &s[..19])).unwrap();
+                    let secs = t
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .unwrap()
+                        .as_secs_f64();
+                    C::Tag(1, Box::new(C::Float(secs)))
+                }
+                J::String(s) => C::Text(s.clone()),
+                J::Number(n) if n.is_i64() => C::Integer(n.as_i64().unwrap().into()),
+                J::Number(n) => C::Float(n.as_f64().unwrap()),
+                J::Bool(b) => C::Bool(*b),
+                J::Null => C::Null,
+                J::Array(a) => C::Array(a.iter().map(|x| convert("", x)).collect()),
+                J::Object(o) => C::Map(
+                    o.iter()
+                        .map(|(k, x)| (C::Text(k.clone()), convert(k, x)))
+                        .collect(),
+                ),
+            }
+        }
+        let mut bytes = Vec::new();
+        ciborium::into_writer(&convert("", v), &mut bytes).unwrap();
+        bytes
+    }
+
     #[test]
     fn cost_optimization_hub_is_read_page_by_page_with_the_details_it_needs() {
-        // The fixture's items in two pages, timestamps as the API gives them
-        // (seconds since the epoch), then the two details.
+        // The fixture's items in two pages, then the two details.
         let list = fixture("coh-list.json");
         let items = list["items"].as_array().unwrap().clone();
-        let epoch = |mut v: serde_json::Value| {
-            v["lastRefreshTimestamp"] = serde_json::json!(1764137565.381);
-            v
-        };
         let first: Vec<_> = items[..4].iter().cloned().map(epoch).collect();
         let second: Vec<_> = items[4..].iter().cloned().map(epoch).collect();
         let r = Recorded::default();
-        {
-            let mut a = r.answers.lock().unwrap();
-            a.insert(
-                "CostOptimizationHubService.ListRecommendations".into(),
-                VecDeque::from([
-                    (
-                        200,
-                        serde_json::json!({"items": first, "nextToken": "page-2"}).to_string(),
-                    ),
-                    (200, serde_json::json!({"items": second}).to_string()),
-                ]),
-            );
-            a.insert(
-                "CostOptimizationHubService.GetRecommendation".into(),
-                VecDeque::from([
-                    (200, epoch(fixture("coh-get-reservation.json")).to_string()),
-                    (200, epoch(fixture("coh-get-volume.json")).to_string()),
-                ]),
-            );
-        }
+        let json = |v: serde_json::Value| v.to_string().into_bytes();
+        r.answer(
+            "ListRecommendations",
+            200,
+            json(serde_json::json!({"items": first, "nextToken": "page-2"})),
+        );
+        r.answer(
+            "ListRecommendations",
+            200,
+            json(serde_json::json!({"items": second})),
+        );
+        r.answer(
+            "GetRecommendation",
+            200,
+            json(epoch(fixture("coh-get-reservation.json"))),
+        );
+        r.answer(
+            "GetRecommendation",
+            200,
+            json(epoch(fixture("coh-get-volume.json"))),
+        );
         let pages = fetch(
             &rt(),
             Service::CostOptimizationHub,
@@ -327,21 +467,67 @@ mod tests {
     }
 
     #[test]
-    fn an_account_that_is_not_enrolled_is_told_how_to_enrol() {
-        let e = fetch(
-            &rt(),
-            Service::ComputeOptimizer,
-            &config(&Recorded::default(), "us-east-1"),
-        )
-        .unwrap_err();
-        assert!(e.contains("give what `aws compute-optimizer"), "{e}");
+    fn compute_optimizer_is_read_from_its_cbor_page_by_page() {
         let r = Recorded::default();
-        r.answers.lock().unwrap().insert(
-            "CostOptimizationHubService.ListRecommendations".into(),
-            VecDeque::from([(
-                400,
-                "{\"__type\":\"AccessDeniedException\",\"message\":\"Account is not enrolled in Cost Optimization Hub\"}".into(),
-            )]),
+        let ec2 = fixture("co-ec2.json");
+        let recs = ec2["instanceRecommendations"].as_array().unwrap().clone();
+        r.answer(
+            "GetEC2InstanceRecommendations",
+            200,
+            cbor(&serde_json::json!({"instanceRecommendations": recs[..1], "nextToken": "t"})),
+        );
+        r.answer(
+            "GetEC2InstanceRecommendations",
+            200,
+            cbor(&serde_json::json!({"instanceRecommendations": recs[1..]})),
+        );
+        for (op, file) in [
+            ("GetEBSVolumeRecommendations", "co-ebs.json"),
+            ("GetAutoScalingGroupRecommendations", "co-asg.json"),
+            ("GetIdleRecommendations", "co-idle.json"),
+        ] {
+            r.answer(op, 200, cbor(&fixture(file)));
+        }
+        let pages = fetch(&rt(), Service::ComputeOptimizer, &config(&r, "us-east-1")).unwrap();
+        assert_eq!(pages.len(), 5, "{pages:?}");
+        assert_eq!(
+            r.seen.lock().unwrap().len(),
+            5,
+            "the second page was asked for"
+        );
+        let parsed = super::super::parse(
+            Service::ComputeOptimizer,
+            &pages,
+            &super::super::Choices::default(),
+        )
+        .unwrap();
+        assert_eq!(parsed.imported.len(), 5, "{:?}", parsed.skipped);
+        assert!(
+            parsed
+                .imported
+                .iter()
+                .all(|i| i.source.refreshed_at.as_deref() == Some("2026-11-26T06:12:45Z"))
+        );
+    }
+
+    #[test]
+    fn an_account_that_is_not_enrolled_is_told_how_to_enrol() {
+        let r = Recorded::default();
+        r.answer(
+            "GetEC2InstanceRecommendations",
+            400,
+            cbor(&serde_json::json!({"__type": "com.amazonaws.computeoptimizer#OptInRequiredException", "message": "The account is not opted in to Compute Optimizer"})),
+        );
+        let e = fetch(&rt(), Service::ComputeOptimizer, &config(&r, "us-east-1")).unwrap_err();
+        assert!(
+            e.contains("aws compute-optimizer update-enrollment-status --status Active"),
+            "{e}"
+        );
+        let r = Recorded::default();
+        r.answer(
+            "ListRecommendations",
+            400,
+            b"{\"__type\":\"AccessDeniedException\",\"message\":\"Account is not enrolled in Cost Optimization Hub\"}".to_vec(),
         );
         let e = fetch(
             &rt(),
