@@ -404,6 +404,20 @@ mod tests {
         bytes
     }
 
+    /// The pages read by the `--input` parser: the fixtures' five
+    /// recommendations, each refreshed at `refreshed`.
+    fn all_five(service: Service, pages: &[(String, String)], refreshed: &str) {
+        let parsed =
+            super::super::parse(service, pages, &super::super::Choices::default()).unwrap();
+        assert_eq!(parsed.imported.len(), 5, "{:?}", parsed.skipped);
+        assert!(
+            parsed
+                .imported
+                .iter()
+                .all(|i| i.source.refreshed_at.as_deref() == Some(refreshed))
+        );
+    }
+
     #[test]
     fn cost_optimization_hub_is_read_page_by_page_with_the_details_it_needs() {
         // The fixture's items in two pages, then the two details.
@@ -451,19 +465,7 @@ mod tests {
             seen[0].1.contains("\"includeAllRecommendations\":true"),
             "{seen:?}"
         );
-        let parsed = super::super::parse(
-            Service::CostOptimizationHub,
-            &pages,
-            &super::super::Choices::default(),
-        )
-        .unwrap();
-        assert_eq!(parsed.imported.len(), 5, "{:?}", parsed.skipped);
-        assert!(
-            parsed
-                .imported
-                .iter()
-                .all(|i| i.source.refreshed_at.as_deref() == Some("2025-11-26T06:12:45Z"))
-        );
+        all_five(Service::CostOptimizationHub, &pages, "2025-11-26T06:12:45Z");
     }
 
     #[test]
@@ -495,19 +497,7 @@ mod tests {
             5,
             "the second page was asked for"
         );
-        let parsed = super::super::parse(
-            Service::ComputeOptimizer,
-            &pages,
-            &super::super::Choices::default(),
-        )
-        .unwrap();
-        assert_eq!(parsed.imported.len(), 5, "{:?}", parsed.skipped);
-        assert!(
-            parsed
-                .imported
-                .iter()
-                .all(|i| i.source.refreshed_at.as_deref() == Some("2026-11-26T06:12:45Z"))
-        );
+        all_five(Service::ComputeOptimizer, &pages, "2026-11-26T06:12:45Z");
     }
 
     #[test]
