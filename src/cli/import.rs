@@ -35,7 +35,8 @@ pub struct ImportArgs {
     #[arg(value_enum)]
     pub service: ServiceArg,
     /// What the AWS CLI printed (`--output json`); repeat for several files
-    /// (pages, `get-recommendation` outputs, several Compute Optimizer calls).
+    /// (pages, `get-recommendation` outputs, several Compute Optimizer calls),
+    /// or Compute Optimizer's CSV export of EC2 instance recommendations.
     /// Without it, pare calls the service itself (every page).
     #[arg(long, value_name = "FILE")]
     pub input: Vec<PathBuf>,
@@ -195,7 +196,8 @@ pub fn run(out: &Output, args: ImportArgs) -> miette::Result<ExitCode> {
                 "import::unrecognised",
                 &file,
                 crate::diagnostic::Span::new(offset, 1),
-                e.message,
+                // The lines are not shown, so the position is said.
+                format!("{}:{}:{}: {}", clean(&e.file), e.line, e.column, e.message),
                 "here",
             )
             .with_help(e.help);

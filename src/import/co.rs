@@ -4,7 +4,7 @@
 use super::*;
 use serde_json::Value;
 
-const EXPECTED: &str = "the output of `aws compute-optimizer get-ec2-instance-recommendations`, `get-ebs-volume-recommendations`, `get-auto-scaling-group-recommendations` or `get-idle-recommendations` (`--output json`)";
+const EXPECTED: &str = "the output of `aws compute-optimizer get-ec2-instance-recommendations`, `get-ebs-volume-recommendations`, `get-auto-scaling-group-recommendations` or `get-idle-recommendations` (`--output json`), or the CSV file of `export-ec2-instance-recommendations`";
 
 pub(super) fn parse(docs: &[(String, Value)], choices: &Choices) -> Result<Parsed, InputError> {
     let mut out = Parsed::default();
@@ -81,24 +81,29 @@ fn choose<'a>(options: Option<&'a Vec<Value>>, choices: &Choices) -> Option<&'a 
 }
 
 /// Monthly savings of an option or a recommendation: after discounts where
-/// the service gives them.
-fn savings(v: &Value) -> f64 {
-    number(
-        v,
-        &[
-            "savingsOpportunityAfterDiscounts",
-            "estimatedMonthlySavings",
-            "value",
-        ],
-    )
-    .or_else(|| {
-        number(
-            v,
-            &["savingsOpportunity", "estimatedMonthlySavings", "value"],
-        )
-    })
+/// the service gives them. Savings in another currency than the plan's
+/// (USD) are refused with that currency: they would read as dollars.
+fn savings(v: &Value) -> Result<f64, String> {
+    let after = [
+        "savingsOpportunityAfterDiscounts",
+        "estimatedMonthlySavings",
+    ];
+    let before = ["savingsOpportunity", "estimatedMonthlySavings"];
+    let base = if number(v, &[after[0], after[1], "value"]).is_some() {
+        after
+    } else {
+        before
+    };
+    if let Some(c) = text(v, &[base[0], base[1], "currency"])
+        && !c.eq_ignore_ascii_case("USD")
+    {
+        return Err(format!(
+            "its savings are in {}, and a plan's are in USD",
+            clip(&c)
+        ));
+    }
     // Not given: NaN, which the checks after parsing turn into a skip.
-    .unwrap_or(f64::NAN)
+    Ok(number(v, &[base[0], base[1], "value"]).unwrap_or(f64::NAN))
 }
 
 /// The utilisation the service measured: "CPU max 11%, memory max 38%".
@@ -270,13 +275,13 @@ fn instance(item: &Value, choices: &Choices) -> Result<Imported, Skipped> {
             from.as_deref().unwrap_or("?")
         )),
         utilisation(item),
-        text(item, &["lookBackPeriodInDays"]).map(|d| format!("{d}-day lookback")),
+        lookback(item, "lookBackPeriodInDays"),
         risk_words(risk),
         effort.map(|e| format!("effort {}", e.as_str())),
         Some("restart needed".into()),
     ]);
     let id = text(item, &["instanceArn"]).unwrap_or_else(|| instance.clone());
-    let s = savings(option);
+    let s = savings(option).map_err(|why| skip(&why))?;
     imported(
         c,
         Act::Rightsize { instance, to },
@@ -346,12 +351,12 @@ fn volume(item: &Value, choices: &Choices) -> Result<Imported, Skipped> {
             "Compute Optimizer: not optimized, {} → {to}",
             from.as_deref().unwrap_or("?")
         )),
-        text(item, &["lookBackPeriodInDays"]).map(|d| format!("{d}-day lookback")),
+        lookback(item, "lookBackPeriodInDays"),
         risk_words(risk),
         Some("online, no restart".into()),
     ]);
     let id = text(item, &["volumeArn"]).unwrap_or_else(|| volume.clone());
-    let s = savings(option);
+    let s = savings(option).map_err(|why| skip(&why))?;
     imported(
         c,
         Act::Retype {
@@ -431,7 +436,7 @@ fn group(item: &Value, choices: &Choices) -> Result<Imported, Skipped> {
         effort.map(|e| format!("effort {}", e.as_str())),
     ]);
     let id = text(item, &["autoScalingGroupArn"]).unwrap_or_else(|| c.resource.clone());
-    let s = savings(option);
+    let s = savings(option).map_err(|why| skip(&why))?;
     let group = c.resource.clone();
     imported(
         c,
@@ -480,9 +485,9 @@ fn idle(item: &Value, choices: &Choices) -> Result<Imported, Skipped> {
         )),
         text(item, &["findingDescription"]),
         utilisation(item),
-        text(item, &["lookBackPeriodInDays"]).map(|d| format!("{d}-day lookback")),
+        lookback(item, "lookBackPeriodInDays"),
     ]);
     let id = text(item, &["resourceArn"]).unwrap_or_else(|| c.resource.clone());
-    let s = savings(item);
+    let s = savings(item).map_err(|why| skip(&why))?;
     imported(c, act, s, reason, id, BTreeMap::new(), None, None)
 }

@@ -279,7 +279,7 @@ fn one(
             }
         )),
         text(item, &["source"]).map(|s| format!("from {s}")),
-        text(item, &["recommendationLookbackPeriodInDays"]).map(|d| format!("{d}-day lookback")),
+        lookback(item, "recommendationLookbackPeriodInDays"),
         effort.map(|e| format!("effort {}", e.as_str())),
         restart_needed.map(|r| {
             if r {

@@ -4,14 +4,15 @@
 //! Optimization Hub's `list-recommendations` (and `get-recommendation`, for
 //! the details a list item lacks) or Compute Optimizer's
 //! `get-ec2-instance-recommendations`, `get-ebs-volume-recommendations`,
-//! `get-auto-scaling-group-recommendations` and `get-idle-recommendations`.
-//! Each recommendation becomes one of pare's actions, or is skipped with a
+//! `get-auto-scaling-group-recommendations` and `get-idle-recommendations`,
+//! and Compute Optimizer's CSV export of EC2 instance recommendations. Each recommendation becomes one of pare's actions, or is skipped with a
 //! reason and counted; nothing is dropped silently. The plan written is
 //! valid by construction (it is loaded again before it is written) and
 //! byte-identical for the same input.
 
 mod co;
 mod coh;
+mod csv;
 #[cfg(feature = "aws")]
 pub mod fetch;
 mod write;
@@ -256,11 +257,41 @@ pub fn parse(
     for (file, text) in inputs {
         // A byte-order mark is not part of the JSON.
         let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+        if csv::looks_like_csv(text) {
+            match service {
+                Service::ComputeOptimizer => {
+                    docs.push((file.clone(), csv::read(file, text)?));
+                    continue;
+                }
+                Service::CostOptimizationHub => {
+                    return Err(InputError {
+                        file: file.clone(),
+                        line: 1,
+                        column: 1,
+                        message: format!(
+                            "{} is a CSV file: Cost Optimization Hub's recommendations are read as JSON",
+                            crate::vocabulary::words::clean(file)
+                        ),
+                        help: format!(
+                            "give what `aws {} … --output json` prints (a CSV export of Compute Optimizer's EC2 instance recommendations is read by `pare import compute-optimizer`)",
+                            cli_name(service)
+                        ),
+                    });
+                }
+            }
+        }
         let value: serde_json::Value = serde_json::from_str(text).map_err(|e| InputError {
             file: file.clone(),
             line: e.line(),
             column: e.column(),
-            message: format!("{} is not JSON: {e}", crate::vocabulary::words::clean(file)),
+            message: format!(
+                "{} is not JSON: {}",
+                crate::vocabulary::words::clean(file),
+                // The position is given once, before the message.
+                e.to_string()
+                    .rsplit_once(" at line ")
+                    .map_or_else(|| e.to_string(), |(m, _)| m.to_string())
+            ),
             help: format!(
                 "give what `aws {} … --output json` prints",
                 cli_name(service)
@@ -567,6 +598,16 @@ fn instance_type(t: &str) -> Option<String> {
 }
 
 /// "overprovisioned; CPU max 11%; performance risk low; effort Low; restart needed".
+/// "14-day lookback" (the services give the days as a number, `14.0`).
+fn lookback(item: &serde_json::Value, key: &str) -> Option<String> {
+    let days = match number(item, &[key]) {
+        Some(d) if d.fract() == 0.0 && (0.0..1e6).contains(&d) => format!("{d:.0}"),
+        Some(d) if (0.0..1e6).contains(&d) => format!("{d}"),
+        _ => text(item, &[key])?,
+    };
+    Some(format!("{days}-day lookback"))
+}
+
 fn words(parts: &[Option<String>]) -> String {
     parts
         .iter()

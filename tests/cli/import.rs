@@ -475,3 +475,101 @@ fn the_plan_from_the_service_is_the_plan_from_its_files() {
         files
     );
 }
+
+#[test]
+fn compute_optimizers_csv_export_becomes_the_same_plan_as_its_json() {
+    let dir = tempfile::tempdir().unwrap();
+    for option in ["rank", "lowest-risk"] {
+        let (code, from_json, err) = import(
+            dir.path(),
+            &[
+                "compute-optimizer",
+                "--input",
+                &fixture("co-ec2.json"),
+                "--option",
+                option,
+            ],
+        );
+        assert_eq!(code, 0, "{err}");
+        let (code, from_csv, err) = import(
+            dir.path(),
+            &[
+                "compute-optimizer",
+                "--input",
+                &fixture("co-ec2.csv"),
+                "--option",
+                option,
+            ],
+        );
+        assert_eq!(code, 0, "{err}");
+        assert_eq!(from_csv, from_json, "{option}");
+        // The Graviton option and the optimised instance are skipped, saying why.
+        assert!(err.contains("skipped 2: Ec2Instance 2"), "{err}");
+        assert!(err.contains("changes the CPU architecture"), "{err}");
+    }
+}
+
+#[test]
+fn a_csv_that_is_not_the_ec2_export_is_refused_where_it_is_wrong() {
+    let header = std::fs::read_to_string(fixture("co-ec2.csv")).unwrap();
+    let header = header.lines().next().unwrap().to_string();
+    let width = header.split(',').count();
+    let short_row = format!(
+        "{header}\r\n111122223333,arn:aws:ec2:us-east-1:111122223333:instance/i-0a1b2c3d4e5f60001\r\n"
+    );
+    let open_quote = format!("{header}\r\n\"111122223333{}\r\n", ",".repeat(width - 1));
+    let dir = super::workdir(&[
+        (
+            "ebs.csv",
+            "accountId,volumeArn,finding,currentConfiguration_volumeType\n111122223333,arn:aws:ec2:us-east-1:111122223333:volume/vol-1,NotOptimized,gp2\n",
+        ),
+        (
+            "few.csv",
+            "accountId,instanceArn,finding\n111122223333,arn:aws:ec2:us-east-1:111122223333:instance/i-1,Overprovisioned\n",
+        ),
+        ("short.csv", &short_row),
+        ("open.csv", &open_quote),
+    ]);
+    let (code, _, err) = import(dir.path(), &["compute-optimizer", "--input", "ebs.csv"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("export of EBS volume recommendations"),
+        "{err}"
+    );
+    assert!(err.contains("get-ebs-volume-recommendations"), "{err}");
+    let (code, _, err) = import(dir.path(), &["compute-optimizer", "--input", "few.csv"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("CurrentInstanceType RecommendationOptionsInstanceType RecommendationOptionsEstimatedMonthlySavingsValue"),
+        "{err}"
+    );
+    let (code, _, err) = import(dir.path(), &["compute-optimizer", "--input", "short.csv"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("short.csv:2:1"), "{err}");
+    assert!(
+        err.contains(&format!("2 fields where the header names {width}")),
+        "{err}"
+    );
+    let (code, _, err) = import(dir.path(), &["compute-optimizer", "--input", "open.csv"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("open.csv:2:1"), "{err}");
+    assert!(err.contains("never closed"), "{err}");
+    // Cost Optimization Hub has no CSV input: say which command reads one.
+    let (code, _, err) = import(dir.path(), &["cost-optimization-hub", "--input", "few.csv"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("pare import compute-optimizer"), "{err}");
+    // Nothing was written.
+    assert!(!dir.path().join("plan.yaml").exists());
+}
+
+#[test]
+fn savings_in_another_currency_are_skipped_not_read_as_dollars() {
+    let csv = std::fs::read_to_string(fixture("co-ec2.csv"))
+        .unwrap()
+        .replace(",USD,79.5,", ",CNY,79.5,");
+    let dir = super::workdir(&[("cny.csv", &csv)]);
+    let (code, out, err) = import(dir.path(), &["compute-optimizer", "--input", "cny.csv"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("its savings are in CNY"), "{err}");
+    assert!(!out.contains("i-0a1b2c3d4e5f60001"), "{out}");
+}
