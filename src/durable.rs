@@ -257,6 +257,13 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
             Err(e) => return Err(e),
         }
     };
+    // A file replaced keeps its mode (a plan a team made group-writable stays
+    // so); a new one is owner-only.
+    if let Ok(meta) = std::fs::symlink_metadata(path)
+        && meta.is_file()
+    {
+        let _ = f.set_permissions(meta.permissions());
+    }
     let written = f.write_all(bytes).and_then(|()| f.sync_data());
     drop(f);
     if let Err(e) = written.and_then(|()| std::fs::rename(&tmp, path)) {

@@ -229,10 +229,98 @@ pub fn coh_recommendations(n: usize) -> String {
     serde_json::to_string_pretty(&serde_json::json!({ "items": items })).unwrap_or_default()
 }
 
+/// `n` EC2 instance recommendations as Compute Optimizer's CSV export
+/// writes them (a row per instance, three ranked options, as an export of
+/// every field holds): overprovisioned instances pare rightsizes, a fifth of
+/// them optimised ones it skips, for one account in us-east-1.
+pub fn co_ec2_csv(n: usize) -> String {
+    let mut cols = vec![
+        "accountId".to_string(),
+        "instanceArn".into(),
+        "instanceName".into(),
+        "finding".into(),
+        "currentInstanceType".into(),
+        "lookbackPeriodInDays".into(),
+        "lastRefreshTimestamp_UTC".into(),
+        "utilizationMetrics_cpu_maximum".into(),
+        "utilizationMetrics_memory_maximum".into(),
+    ];
+    let per_option = [
+        "instanceType",
+        "estimatedMonthlySavings_currency",
+        "estimatedMonthlySavings_value",
+        "performanceRisk",
+        "migrationEffort",
+        "platformDifferences_isArchitectureDifferent",
+    ];
+    for rank in 1..=3 {
+        for f in per_option {
+            cols.push(format!("recommendationOptions_{rank}_{f}"));
+        }
+    }
+    cols.push("tags".into());
+    let mut out = cols.join(",");
+    out.push_str("\r\n");
+    for i in 0..n {
+        let id = instance_id(i);
+        let optimised = i % 5 == 4;
+        let mut row = vec![
+            "111122223333".to_string(),
+            format!("arn:aws:ec2:us-east-1:111122223333:instance/{id}"),
+            format!("gen-{i}"),
+            if optimised {
+                "Optimized"
+            } else {
+                "Overprovisioned"
+            }
+            .into(),
+            "m5.xlarge".into(),
+            "14.0".into(),
+            "2026-11-26 06:12:45".into(),
+            format!("{}", 5 + i % 30),
+            format!("{}", 20 + i % 40),
+        ];
+        for (rank, to) in [(1, "m5.large"), (2, "t3.xlarge"), (3, "m6g.large")] {
+            if optimised {
+                row.extend(std::iter::repeat_n(String::new(), per_option.len()));
+                continue;
+            }
+            row.extend([
+                to.to_string(),
+                "USD".into(),
+                format!("{:.2}", 10.0 + (i % 97) as f64 / rank as f64),
+                format!("{rank}.0"),
+                "Low".into(),
+                (rank == 3).to_string(),
+            ]);
+        }
+        row.push(format!(
+            "\"[{{\"\"key\"\":\"\"Name\"\",\"\"value\"\":\"\"gen-{i}\"\"}},{{\"\"key\"\":\"\"team\"\",\"\"value\"\":\"\"bench\"\"}}]\""
+        ));
+        out.push_str(&row.join(","));
+        out.push_str("\r\n");
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::path::Path;
+
+    #[test]
+    fn generated_csv_exports_import() {
+        let csv = co_ec2_csv(50);
+        let parsed = crate::import::parse(
+            crate::import::Service::ComputeOptimizer,
+            &[("ec2.csv".into(), csv)],
+            &Default::default(),
+        )
+        .unwrap();
+        assert_eq!(parsed.imported.len(), 40);
+        assert_eq!(parsed.skipped.len(), 10);
+        assert!(parsed.imported.iter().all(|r| r.name.is_some()));
+    }
 
     #[test]
     fn generated_plans_are_valid() {

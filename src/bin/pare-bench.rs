@@ -11,7 +11,10 @@ fn usage() -> ExitCode {
     eprintln!(
         "usage:\n  pare-bench gen-plan N [--out FILE]     write a generated plan of N recommendations\n  pare-bench gen-account N [--out FILE]  write a sandbox account holding the resources of gen-plan N
   pare-bench gen-coh N [--out FILE]      write N Cost Optimization Hub recommendations (list-recommendations output)
-  pare-bench import [N] [--runs R]        time `pare import cost-optimization-hub` of N recommendations (default N=10000, R=5)
+  pare-bench gen-co-csv N [--out FILE]   write N EC2 instance rows of Compute Optimizer's CSV export
+  pare-bench import [N] [--runs R] [--csv]
+                                          time `pare import cost-optimization-hub` of N recommendations (default N=10000, R=5);
+                                          with --csv, `pare import compute-optimizer` of N rows of its CSV export
   pare-bench validate [N] [--runs R]      time `pare validate` on a generated plan (default N=10000, R=10)
   pare-bench plan [N] [--runs R]          time `pare plan` of N recommendations over an N-resource sandbox (default R=5)
   pare-bench apply [N] [--runs R] [--latency-ms L] [--parallelism P] [--batch-size B]
@@ -60,9 +63,10 @@ fn main() -> ExitCode {
             pare::generate::coh_recommendations(n(10_000)),
             flag("--out"),
         ),
+        Some("gen-co-csv") => emit(pare::generate::co_ec2_csv(n(10_000)), flag("--out")),
         Some("import") => {
             let runs = flag("--runs").and_then(|s| s.parse().ok()).unwrap_or(5);
-            bench_import(n(10_000), runs)
+            bench_import(n(10_000), runs, args.iter().any(|a| a == "--csv"))
         }
         Some("apply") => {
             let runs = flag("--runs").and_then(|s| s.parse().ok()).unwrap_or(3);
@@ -163,22 +167,27 @@ fn bench_validate(n: usize, runs: usize) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-fn bench_import(n: usize, runs: usize) -> ExitCode {
+fn bench_import(n: usize, runs: usize, csv: bool) -> ExitCode {
     let dir = tempdir();
-    let input = dir.join("coh.json");
-    let text = pare::generate::coh_recommendations(n);
-    std::fs::write(&input, &text).expect("write input");
+    let (service, file, text) = if csv {
+        (
+            "compute-optimizer",
+            "ec2.csv",
+            pare::generate::co_ec2_csv(n),
+        )
+    } else {
+        (
+            "cost-optimization-hub",
+            "coh.json",
+            pare::generate::coh_recommendations(n),
+        )
+    };
+    std::fs::write(dir.join(file), &text).expect("write input");
     let pare = pare_binary();
     let cmd = || {
         let mut c = Command::new(&pare);
         c.current_dir(&dir)
-            .args([
-                "import",
-                "cost-optimization-hub",
-                "--input",
-                "coh.json",
-                "--out",
-            ])
+            .args(["import", service, "--input", file, "--out"])
             .arg(format!("plan-{}.yaml", std::process::id()))
             .stderr(Stdio::null());
         c
@@ -200,8 +209,9 @@ fn bench_import(n: usize, runs: usize) -> ExitCode {
     }
     times.sort();
     println!(
-        "import: {n} recommendations, {:.1} MB of JSON, {runs} runs: median {:.3} s, min {:.3} s, max {:.3} s; peak RSS {:.1} MB",
+        "import ({service}): {n} recommendations, {:.1} MB of {}, {runs} runs: median {:.3} s, min {:.3} s, max {:.3} s; peak RSS {:.1} MB",
         text.len() as f64 / 1e6,
+        if csv { "CSV" } else { "JSON" },
         times[times.len() / 2].as_secs_f64(),
         times[0].as_secs_f64(),
         times[times.len() - 1].as_secs_f64(),

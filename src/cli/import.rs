@@ -271,6 +271,9 @@ pub fn run(out: &Output, args: ImportArgs) -> miette::Result<ExitCode> {
         ));
         return Ok(ExitCode::Error);
     }
+    // Every plan is rendered before any is written: an error in one (an
+    // existing plan that cannot be merged into) leaves every file as it was.
+    let mut rendered = Vec::with_capacity(groups.len());
     for g in &groups {
         let target = match (&args.out, &args.out_dir) {
             (Some(p), _) => Some(p.clone()),
@@ -300,6 +303,25 @@ pub fn run(out: &Output, args: ImportArgs) -> miette::Result<ExitCode> {
                     return Ok(ExitCode::Error);
                 }
             };
+        // An approval covers ids, not content: one whose recommendation the
+        // import changes now covers a change nobody approved.
+        let mut stale = Vec::new();
+        if let Some((p, t)) = &existing
+            && !written.changed.is_empty()
+            && let Ok(old) = crate::plan::load_str(std::path::Path::new(p), p, t.clone())
+        {
+            for a in &old.plan.approvals {
+                for id in written.changed.iter().filter(|id| a.covers(id)) {
+                    stale.push(format!(
+                        "warning: {id} changed, and the approval by {} covers it: that approval was given for the change before; have it given again for this one",
+                        a.by
+                    ));
+                }
+            }
+        }
+        rendered.push((g, target, existing.is_some(), written, stale));
+    }
+    for (g, target, existed, written, stale) in rendered {
         let mut by: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
         for r in &g.recs {
             *by.entry(r.act.action()).or_insert(0) += 1;
@@ -336,7 +358,7 @@ pub fn run(out: &Output, args: ImportArgs) -> miette::Result<ExitCode> {
             },
             crate::vocabulary::words::money(savings),
         ));
-        if existing.is_some() {
+        if existed {
             out.status(&format!(
                 "  added {}, changed {}, removed {}; kept {} written by hand{}",
                 written.added.len(),
@@ -345,6 +367,9 @@ pub fn run(out: &Output, args: ImportArgs) -> miette::Result<ExitCode> {
                 written.kept,
                 list_ids(&written)
             ));
+        }
+        for w in &stale {
+            out.status(&clean(w));
         }
     }
     Ok(ExitCode::Ok)

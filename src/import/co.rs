@@ -68,7 +68,7 @@ fn push(out: &mut Parsed, r: Result<Imported, Skipped>) {
 fn choose<'a>(options: Option<&'a Vec<Value>>, choices: &Choices) -> Option<&'a Value> {
     let options = options?;
     let rank = |o: &Value| number(o, &["rank"]).unwrap_or(f64::MAX);
-    let risk = |o: &Value| number(o, &["performanceRisk"]).unwrap_or(f64::MAX);
+    let risk = |o: &Value| risk_of(o).ok().flatten().unwrap_or(f64::MAX);
     if choices.lowest_risk {
         options.iter().min_by(|a, b| {
             risk(a)
@@ -214,6 +214,75 @@ fn imported(
     })
 }
 
+/// An option's performance risk: 0 to 4 when given; another value is not a
+/// risk pare can filter or explain, so the recommendation is skipped.
+fn risk_of(option: &Value) -> Result<Option<f64>, String> {
+    match option.get("performanceRisk") {
+        None | Some(Value::Null) => Ok(None),
+        Some(_) => match number(option, &["performanceRisk"]) {
+            Some(r) if (0.0..=4.0).contains(&r) => Ok(Some(r)),
+            _ => Err(format!(
+                "its performance risk `{}` is not a number from 0 to 4",
+                clip(&option["performanceRisk"].to_string())
+            )),
+        },
+    }
+}
+
+/// A migration effort, when given, is one of the five the services use.
+pub(super) fn effort_of(v: &Value, key: &str) -> Result<Option<Effort>, String> {
+    match v.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(x) => x.as_str().and_then(Effort::parse).map(Some).ok_or_else(|| {
+            format!(
+                "its effort `{}` is not VeryLow, Low, Medium, High or VeryHigh",
+                clip(&x.to_string())
+            )
+        }),
+    }
+}
+
+/// The resource's ARN names the service and the kind the recommendation
+/// says (an RDS ARN ending in an instance id is not that instance), in the
+/// partition of its region.
+fn arn_kind(item: &Value, key: &str, service: &str, kind: &str) -> Result<(), String> {
+    let Some(arn) = text(item, &[key]) else {
+        return Ok(());
+    };
+    let parts: Vec<&str> = arn.splitn(6, ':').collect();
+    let partition = |region: &str| {
+        if region.starts_with("cn-") {
+            "aws-cn"
+        } else if region.starts_with("us-gov-") {
+            "aws-us-gov"
+        } else {
+            "aws"
+        }
+    };
+    let ok = parts.len() == 6
+        && parts[1] == partition(parts[3])
+        && parts[2] == service
+        && (kind.is_empty()
+            || parts[5]
+                .strip_prefix(kind)
+                .and_then(|rest| rest.strip_prefix('/'))
+                .is_some_and(|id| !id.is_empty() && !id.contains(['/', ':'])));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "its ARN `{}` is not {} {}'s in its region's partition",
+            clip(&arn),
+            if service == "ec2" {
+                "an EC2"
+            } else {
+                "an Auto Scaling"
+            },
+            if kind.is_empty() { "group" } else { kind }
+        ))
+    }
+}
+
 fn risk_words(r: Option<f64>) -> Option<String> {
     r.map(|r| {
         let w = match r {
@@ -231,9 +300,16 @@ fn instance(item: &Value, choices: &Choices) -> Result<Imported, Skipped> {
     let c = common(item, "instanceArn");
     let finding = text(item, &["finding"]).unwrap_or_default();
     let skip = |why: &str| skipped("Ec2Instance", &c.resource, why);
+    if let Some(e) = text(item, &["exportError"]) {
+        return Err(skip(&format!(
+            "Compute Optimizer made no recommendation for it ({})",
+            clip(&e)
+        )));
+    }
     let Some(instance) = instance_id(&c.resource) else {
         return Err(skip("not an instance id pare can act on"));
     };
+    arn_kind(item, "instanceArn", "ec2", "instance").map_err(|why| skip(&why))?;
     if !finding.eq_ignore_ascii_case("Overprovisioned") {
         return Err(skip(&format!("finding {finding}: nothing to save")));
     }
@@ -246,6 +322,38 @@ fn instance(item: &Value, choices: &Choices) -> Result<Imported, Skipped> {
         .and_then(|t| instance_type(&t))
         .ok_or_else(|| skip("the recommended instance type is not given"))?;
     let from = text(item, &["currentInstanceType"]);
+    if let Some(f) = &from
+        && instance_type(f).is_none()
+    {
+        return Err(skip(&format!(
+            "its current type `{}` is not an instance type",
+            clip(f)
+        )));
+    }
+    if let Some(unknown) = option
+        .get("platformDifferences")
+        .and_then(Value::as_array)
+        .and_then(|d| {
+            d.iter().find(|x| {
+                !matches!(
+                    x.as_str(),
+                    Some(
+                        "Architecture"
+                            | "Hypervisor"
+                            | "NetworkInterface"
+                            | "StorageInterface"
+                            | "InstanceStoreAvailability"
+                            | "VirtualizationType"
+                    )
+                )
+            })
+        })
+    {
+        return Err(skip(&format!(
+            "its platform difference `{}` is not one pare knows: review it by hand",
+            clip(&unknown.to_string())
+        )));
+    }
     let arch = option
         .get("platformDifferences")
         .and_then(Value::as_array)
@@ -267,8 +375,8 @@ fn instance(item: &Value, choices: &Choices) -> Result<Imported, Skipped> {
     if let Some(f) = &from {
         assumed.insert("type".to_string(), Value::from(f.clone()));
     }
-    let risk = number(option, &["performanceRisk"]).filter(|r| (0.0..=4.0).contains(r));
-    let effort = text(option, &["migrationEffort"]).and_then(|e| Effort::parse(&e));
+    let risk = risk_of(option).map_err(|why| skip(&why))?;
+    let effort = effort_of(option, "migrationEffort").map_err(|why| skip(&why))?;
     let reason = words(&[
         Some(format!(
             "Compute Optimizer: overprovisioned, {} → {to}",
@@ -345,7 +453,7 @@ fn volume(item: &Value, choices: &Choices) -> Result<Imported, Skipped> {
     if let Some(s) = number(item, &["currentConfiguration", "volumeSize"]) {
         assumed.insert("size_gb".to_string(), Value::from(s as u64));
     }
-    let risk = number(option, &["performanceRisk"]).filter(|r| (0.0..=4.0).contains(r));
+    let risk = risk_of(option).map_err(|why| skip(&why))?;
     let reason = words(&[
         Some(format!(
             "Compute Optimizer: not optimized, {} → {to}",
@@ -422,8 +530,8 @@ fn group(item: &Value, choices: &Choices) -> Result<Imported, Skipped> {
             assumed.insert(key.to_string(), Value::from(v as u64));
         }
     }
-    let risk = number(option, &["performanceRisk"]).filter(|r| (0.0..=4.0).contains(r));
-    let effort = text(option, &["migrationEffort"]).and_then(|e| Effort::parse(&e));
+    let risk = risk_of(option).map_err(|why| skip(&why))?;
+    let effort = effort_of(option, "migrationEffort").map_err(|why| skip(&why))?;
     let reason = words(&[
         Some(format!(
             "Compute Optimizer: {}",

@@ -265,7 +265,7 @@ fn one(
         return Err(skip("its region is not given"));
     }
     let tags = tags(item);
-    let effort = text(item, &["implementationEffort"]).and_then(|e| Effort::parse(&e));
+    let effort = super::co::effort_of(item, "implementationEffort").map_err(|why| skip(&why))?;
     let restart_needed = flag(item, &["restartNeeded"]);
     let rollback_possible = flag(item, &["rollbackPossible"]);
     let from = text(item, &["currentResourceSummary"]);

@@ -60,9 +60,15 @@ struct Record {
     fields: Vec<String>,
 }
 
-/// RFC 4180: fields separated by commas, records by CRLF or LF; a field in
-/// double quotes may hold commas, line breaks and doubled quotes.
-fn records(file: &str, text: &str) -> Result<Vec<Record>, InputError> {
+/// RFC 4180: fields separated by commas, records by CRLF, LF or a lone CR; a
+/// field in double quotes may hold commas, line breaks and doubled quotes.
+/// Each record goes to `each` as it is read (blank lines are not records),
+/// so a large export is never held twice.
+fn records(
+    file: &str,
+    text: &str,
+    each: &mut dyn FnMut(Record) -> Result<(), InputError>,
+) -> Result<(), InputError> {
     let err = |line: usize, column: usize, message: String| InputError {
         file: file.to_string(),
         line,
@@ -70,7 +76,6 @@ fn records(file: &str, text: &str) -> Result<Vec<Record>, InputError> {
         message,
         help: "give the CSV file Compute Optimizer's export wrote, unchanged".into(),
     };
-    let mut out = Vec::new();
     let mut fields = Vec::new();
     let mut field = String::new();
     let mut chars = text.chars().peekable();
@@ -118,12 +123,15 @@ fn records(file: &str, text: &str) -> Result<Vec<Record>, InputError> {
                 was_quoted = false;
             }
             '\r' if chars.peek() == Some(&'\n') => {}
-            '\n' => {
+            '\n' | '\r' => {
                 fields.push(std::mem::take(&mut field));
-                out.push(Record {
-                    line: start_line,
-                    fields: std::mem::take(&mut fields),
-                });
+                let fields = std::mem::take(&mut fields);
+                if !(fields.len() == 1 && fields[0].is_empty()) {
+                    each(Record {
+                        line: start_line,
+                        fields,
+                    })?;
+                }
                 line += 1;
                 column = 0;
                 start_line = line;
@@ -148,14 +156,12 @@ fn records(file: &str, text: &str) -> Result<Vec<Record>, InputError> {
     }
     if !fields.is_empty() || !field.is_empty() || was_quoted {
         fields.push(field);
-        out.push(Record {
+        each(Record {
             line: start_line,
             fields,
-        });
+        })?;
     }
-    // Blank lines (a trailing newline, say) are not records.
-    out.retain(|r| !(r.fields.len() == 1 && r.fields[0].is_empty()));
-    Ok(out)
+    Ok(())
 }
 
 /// The export as `{"instanceRecommendations": [...]}`.
@@ -168,20 +174,64 @@ pub(super) fn read(file: &str, text: &str) -> Result<Value, InputError> {
         help,
     };
     let name = crate::vocabulary::words::clean(file);
-    let mut rows = records(file, text)?.into_iter();
-    let Some(header) = rows.next() else {
+    let mut header: Option<(Vec<String>, HashMap<String, usize>)> = None;
+    let mut items = Vec::new();
+    records(file, text, &mut |row| {
+        let Some((fields, columns)) = &header else {
+            let mut columns = HashMap::new();
+            for (i, c) in row.fields.iter().enumerate() {
+                let key = c.trim().to_ascii_lowercase();
+                if columns.insert(key, i).is_some() {
+                    return Err(located(
+                        row.line,
+                        format!(
+                            "the column `{}` is named twice in the header (names are compared without case): which one holds the value is not clear",
+                            crate::vocabulary::words::clean(c.trim())
+                        ),
+                        "give the CSV file Compute Optimizer's export wrote, unchanged".into(),
+                    ));
+                }
+            }
+            check_header(&name, &columns, &located)?;
+            header = Some((row.fields, columns));
+            return Ok(());
+        };
+        if row.fields.len() != fields.len() {
+            return Err(located(
+                row.line,
+                format!(
+                    "this row has {} fields where the header names {}",
+                    row.fields.len(),
+                    fields.len()
+                ),
+                "give the CSV file Compute Optimizer's export wrote, unchanged".into(),
+            ));
+        }
+        let get = |column: &str| {
+            columns
+                .get(column)
+                .map(|&i| row.fields[i].trim())
+                .filter(|v| !v.is_empty())
+        };
+        items.push(item(&get));
+        Ok(())
+    })?;
+    if header.is_none() {
         return Err(located(
             1,
             format!("{name} is empty"),
             "give the CSV file Compute Optimizer's export wrote".into(),
         ));
-    };
-    let columns: HashMap<String, usize> = header
-        .fields
-        .iter()
-        .enumerate()
-        .map(|(i, c)| (c.trim().to_ascii_lowercase(), i))
-        .collect();
+    }
+    Ok(json!({ "instanceRecommendations": items }))
+}
+
+/// The header names the export of EC2 instances, with the columns needed.
+fn check_header(
+    name: &str,
+    columns: &HashMap<String, usize>,
+    located: &dyn Fn(usize, String, String) -> InputError,
+) -> Result<(), InputError> {
     if let Some((_, what, call)) = OTHER_EXPORTS
         .iter()
         .find(|(c, _, _)| columns.contains_key(*c))
@@ -217,28 +267,7 @@ pub(super) fn read(file: &str, text: &str) -> Result<Value, InputError> {
             ),
         ));
     }
-    let mut items = Vec::new();
-    for row in rows {
-        if row.fields.len() != header.fields.len() {
-            return Err(located(
-                row.line,
-                format!(
-                    "this row has {} fields where the header names {}",
-                    row.fields.len(),
-                    header.fields.len()
-                ),
-                "give the CSV file Compute Optimizer's export wrote, unchanged".into(),
-            ));
-        }
-        let get = |column: &str| {
-            columns
-                .get(column)
-                .map(|&i| row.fields[i].trim())
-                .filter(|v| !v.is_empty())
-        };
-        items.push(item(&get));
-    }
-    Ok(json!({ "instanceRecommendations": items }))
+    Ok(())
 }
 
 /// A number as the API gives it, or the text when it is not one (the
@@ -290,14 +319,15 @@ fn item<'a>(get: &dyn Fn(&str) -> Option<&'a str>) -> Value {
         "currentInstanceType",
         get("currentinstancetype").map(Value::from),
     );
-    let error = get("errorcode");
-    put(
-        "finding",
-        get("finding")
-            .map(finding)
-            .or_else(|| error.map(|e| format!("none (error {e})")))
-            .map(Value::from),
-    );
+    put("finding", get("finding").map(finding).map(Value::from));
+    // A row for which the service could not make a recommendation.
+    if let Some(code) = get("errorcode") {
+        let message = get("errormessage").unwrap_or("no message");
+        put(
+            "exportError",
+            Some(Value::from(format!("{code}: {message}"))),
+        );
+    }
     put(
         "lookBackPeriodInDays",
         get("lookbackperiodindays").map(number),
@@ -361,10 +391,13 @@ fn item<'a>(get: &dyn Fn(&str) -> Option<&'a str>) -> Value {
             ("isvirtualizationtypedifferent", "VirtualizationType"),
         ]
         .iter()
-        .filter(|(c, _)| {
-            col(&format!("platformdifferences_{c}")).is_some_and(|v| v.eq_ignore_ascii_case("true"))
+        .filter_map(|(c, n)| match col(&format!("platformdifferences_{c}")) {
+            None => None,
+            Some(v) if v.eq_ignore_ascii_case("false") => None,
+            Some(v) if v.eq_ignore_ascii_case("true") => Some(Value::from(*n)),
+            // Neither true nor false: not known to be the same.
+            Some(v) => Some(Value::from(format!("{n}={v}"))),
         })
-        .map(|(_, n)| Value::from(*n))
         .collect();
         o.insert("platformDifferences".into(), Value::Array(differences));
         let mut money = Map::new();
@@ -403,13 +436,18 @@ fn tags(v: &str) -> Option<Value> {
 mod tests {
     use super::*;
 
+    fn all(text: &str) -> Result<Vec<Record>, InputError> {
+        let mut out = Vec::new();
+        records("f.csv", text, &mut |r| {
+            out.push(r);
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
     #[test]
     fn quoted_fields_hold_commas_quotes_and_line_breaks() {
-        let r = records(
-            "f.csv",
-            "a,b,c\r\n\"x,1\",\"say \"\"hi\"\"\",\"two\nlines\"\n\n",
-        )
-        .unwrap();
+        let r = all("a,b,c\r\n\"x,1\",\"say \"\"hi\"\"\",\"two\nlines\"\n\n").unwrap();
         assert_eq!(r.len(), 2);
         assert_eq!(r[1].fields, vec!["x,1", "say \"hi\"", "two\nlines"]);
         assert_eq!(r[1].line, 2);
@@ -417,12 +455,22 @@ mod tests {
 
     #[test]
     fn broken_quoting_is_located() {
-        let e = records("f.csv", "a,b\n1,\"open\n2,3\n").unwrap_err();
+        let e = all("a,b\n1,\"open\n2,3\n").unwrap_err();
         assert_eq!((e.line, e.column), (2, 3));
-        let e = records("f.csv", "a,b\n1,x\"y\n").unwrap_err();
+        let e = all("a,b\n1,x\"y\n").unwrap_err();
         assert_eq!((e.line, e.column), (2, 4));
-        let e = records("f.csv", "a,b\n1,\"x\"y\n").unwrap_err();
+        let e = all("a,b\n1,\"x\"y\n").unwrap_err();
         assert_eq!((e.line, e.column), (2, 6));
+    }
+
+    #[test]
+    fn lone_carriage_returns_end_lines_too() {
+        let r = all("a,b\r1,2\r3,4").unwrap();
+        assert_eq!(r.len(), 3);
+        assert_eq!(
+            (r[2].line, r[2].fields.clone()),
+            (3, vec!["3".into(), "4".into()])
+        );
     }
 
     #[test]

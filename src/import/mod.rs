@@ -196,13 +196,14 @@ impl Filters {
         if self.min_savings.is_some_and(|m| r.savings < m) {
             return Some("--min-savings");
         }
+        // Unknown is not known to be within the limit.
         if let Some(max) = self.max_effort
-            && r.effort.is_some_and(|e| e > max)
+            && r.effort.is_none_or(|e| e > max)
         {
             return Some("--max-effort");
         }
         if let Some(max) = self.max_performance_risk
-            && r.performance_risk.is_some_and(|p| p > max)
+            && r.performance_risk.is_none_or(|p| p > max)
         {
             return Some("--max-performance-risk");
         }
@@ -603,7 +604,7 @@ fn lookback(item: &serde_json::Value, key: &str) -> Option<String> {
     let days = match number(item, &[key]) {
         Some(d) if d.fract() == 0.0 && (0.0..1e6).contains(&d) => format!("{d:.0}"),
         Some(d) if (0.0..1e6).contains(&d) => format!("{d}"),
-        _ => text(item, &[key])?,
+        _ => return None,
     };
     Some(format!("{days}-day lookback"))
 }

@@ -573,3 +573,201 @@ fn savings_in_another_currency_are_skipped_not_read_as_dollars() {
     assert!(err.contains("its savings are in CNY"), "{err}");
     assert!(!out.contains("i-0a1b2c3d4e5f60001"), "{out}");
 }
+
+#[test]
+fn hostile_csv_values_are_refused_or_skipped_with_their_reason() {
+    let base = std::fs::read_to_string(fixture("co-ec2.csv")).unwrap();
+    let web1 = "i-0a1b2c3d4e5f60001";
+    // (file, the edit, what stderr must say); web-1 is never imported.
+    let cases: Vec<(&str, String, &str)> = vec![
+        (
+            "risk.csv",
+            base.replacen(",3.0,Low,", ",7,Low,", 1),
+            "is not a number from 0 to 4",
+        ),
+        (
+            "risk-word.csv",
+            base.replacen(",3.0,Low,", ",High,Low,", 1),
+            "is not a number from 0 to 4",
+        ),
+        (
+            "effort.csv",
+            base.replacen(",3.0,Low,", ",3.0,Trivial,", 1),
+            "is not VeryLow, Low, Medium, High or VeryHigh",
+        ),
+        (
+            "arch.csv",
+            base.replacen(",3.0,Low,false,true,", ",3.0,Low,yes,true,", 1),
+            "platform difference `\"Architecture=yes\"` is not one pare knows",
+        ),
+        (
+            "error.csv",
+            base.replacen("\",2,,\r\n", "\",2,AccessDenied,nope\r\n", 1),
+            "made no recommendation for it (AccessDenied: nope)",
+        ),
+        (
+            "rds.csv",
+            base.replacen(
+                &format!("arn:aws:ec2:us-east-1:111122223333:instance/{web1}"),
+                &format!("arn:aws:rds:us-east-1:111122223333:db/{web1}"),
+                1,
+            ),
+            "is not an EC2 instance's",
+        ),
+        (
+            "partition.csv",
+            base.replacen(
+                &format!("arn:aws:ec2:us-east-1:111122223333:instance/{web1}"),
+                &format!("arn:aws-cn:ec2:us-east-1:111122223333:instance/{web1}"),
+                1,
+            ),
+            "is not an EC2 instance's",
+        ),
+        (
+            "current.csv",
+            base.replacen(",m5.xlarge,", ",\"m5.xlarge\u{200b}\",", 1),
+            "is not an instance type",
+        ),
+    ];
+    let files: Vec<(&str, &str)> = cases.iter().map(|(f, t, _)| (*f, t.as_str())).collect();
+    let dir = super::workdir(&files);
+    for (file, _, says) in &cases {
+        let (code, out, err) = import(dir.path(), &["compute-optimizer", "--input", file]);
+        assert!(code == 0 || code == 1, "{file}: {err}");
+        assert!(err.contains(says), "{file}: {err}");
+        assert!(!out.contains(web1), "{file}: {out}");
+    }
+    // A risk or an effort not given is not within a limit on it.
+    let no_risk = base.replacen(",3.0,Low,", ",,,", 1);
+    let dir = super::workdir(&[("no-risk.csv", &no_risk)]);
+    for filter in [
+        ["--max-performance-risk", "4"],
+        ["--max-effort", "VeryHigh"],
+    ] {
+        let (code, out, err) = import(
+            dir.path(),
+            &[
+                "compute-optimizer",
+                "--input",
+                "no-risk.csv",
+                filter[0],
+                filter[1],
+            ],
+        );
+        assert_eq!(code, 0, "{err}");
+        assert!(!out.contains(web1), "{filter:?}: {out}");
+        assert!(err.contains(filter[0]), "{filter:?}: {err}");
+    }
+}
+
+#[test]
+fn a_header_naming_a_column_twice_is_refused_and_lone_carriage_returns_end_lines() {
+    let base = std::fs::read_to_string(fixture("co-ec2.csv")).unwrap();
+    let mut twice = String::new();
+    for (i, line) in base.split("\r\n").filter(|l| !l.is_empty()).enumerate() {
+        twice.push_str(line);
+        twice.push_str(if i == 0 {
+            ",INSTANCEARN\r\n"
+        } else {
+            ",arn:aws:ec2:us-east-1:111122223333:instance/i-0ffffffffffffffff\r\n"
+        });
+    }
+    let cr_only = base.replace("\r\n", "\r");
+    let dir = super::workdir(&[
+        ("twice.csv", &twice),
+        ("cr.csv", &cr_only),
+        ("crlf.csv", &base),
+    ]);
+    let (code, out, err) = import(dir.path(), &["compute-optimizer", "--input", "twice.csv"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(err.contains("twice.csv:1:1"), "{err}");
+    assert!(err.contains("`INSTANCEARN` is named twice"), "{err}");
+    let (code, from_cr, err) = import(dir.path(), &["compute-optimizer", "--input", "cr.csv"]);
+    assert_eq!(code, 0, "{err}");
+    let (_, from_crlf, _) = import(dir.path(), &["compute-optimizer", "--input", "crlf.csv"]);
+    assert_eq!(from_cr, from_crlf);
+    assert!(from_cr.contains("i-0a1b2c3d4e5f60001"));
+}
+
+#[test]
+fn a_reimport_that_changes_an_approved_recommendation_says_so_and_keeps_the_files_mode() {
+    use std::os::unix::fs::PermissionsExt;
+    let base = std::fs::read_to_string(fixture("co-ec2.csv")).unwrap();
+    let bigger = base.replacen(",t3.large,", ",t3.medium,", 1);
+    let dir = super::workdir(&[("ec2.csv", &base), ("bigger.csv", &bigger)]);
+    let (code, _, err) = import(
+        dir.path(),
+        &[
+            "compute-optimizer",
+            "--input",
+            "ec2.csv",
+            "--out",
+            "plan.yaml",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let plan = dir.path().join("plan.yaml");
+    let text = std::fs::read_to_string(&plan).unwrap().replacen(
+        "recommendations:\n",
+        "approvals:\n  - { by: lead@example.com, covers: [\"*\"] }\nrecommendations:\n",
+        1,
+    );
+    std::fs::write(&plan, text).unwrap();
+    std::fs::set_permissions(&plan, std::fs::Permissions::from_mode(0o664)).unwrap();
+    let (code, _, err) = import(
+        dir.path(),
+        &[
+            "compute-optimizer",
+            "--input",
+            "bigger.csv",
+            "--out",
+            "plan.yaml",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("added 0, changed 1, removed 0"), "{err}");
+    assert!(
+        err.contains("warning: rightsize-web-1-i-0a1b2c3d4e5f60001 changed, and the approval by lead@example.com covers it"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::metadata(&plan).unwrap().permissions().mode() & 0o777,
+        0o664
+    );
+}
+
+#[test]
+fn out_dir_writes_no_plan_when_one_of_them_cannot_be_written() {
+    let base = std::fs::read_to_string(fixture("co-ec2.csv")).unwrap();
+    // A second account's row (its ARN agrees), and its plan already there, broken.
+    let row = base
+        .split("\r\n")
+        .nth(1)
+        .unwrap()
+        .replace("111122223333", "444455556666");
+    let two = format!("{base}{row}\r\n");
+    let dir = super::workdir(&[
+        ("two.csv", &two),
+        ("plans/444455556666-us-east-1.yaml", "garbage: [\n"),
+    ]);
+    let (code, _, err) = import(
+        dir.path(),
+        &[
+            "compute-optimizer",
+            "--input",
+            "two.csv",
+            "--out-dir",
+            "plans",
+        ],
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        !dir.path()
+            .join("plans/111122223333-us-east-1.yaml")
+            .exists()
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("plans/444455556666-us-east-1.yaml")).unwrap(),
+        "garbage: [\n"
+    );
+}
