@@ -21,6 +21,7 @@ pub mod preview;
 pub mod pricing;
 pub mod provider;
 pub mod risk;
+pub mod serve;
 pub mod session;
 pub mod settings;
 pub mod state;

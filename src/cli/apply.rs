@@ -81,6 +81,7 @@ pub fn run(out: &Output, global: &GlobalArgs, args: ApplyArgs) -> miette::Result
     let events = EventsOut {
         json: session.settings.json_events,
         quiet: out.quiet,
+        sink: None,
     };
     let outcome = match session.apply(prepared, events, Cancel::default()) {
         Ok(o) => o,

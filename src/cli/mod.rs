@@ -15,6 +15,7 @@ mod plan;
 mod rollback;
 mod sandbox;
 mod schema;
+mod serve;
 mod show;
 mod state;
 mod validate;
@@ -124,6 +125,8 @@ pub enum Command {
     Schema(schema::SchemaArgs),
     /// Write AWS's own recommendations (Cost Optimization Hub, Compute Optimizer) as a plan file.
     Import(import::ImportArgs),
+    /// Serve the execution API (HTTP, JSON) over the same engine, state and lock.
+    Serve(serve::ServeArgs),
 }
 
 impl GlobalArgs {
@@ -179,6 +182,7 @@ pub fn run(args: Args) -> ExitCode {
         Command::State(c) => state::run(&out, &args.global, c),
         Command::Schema(a) => schema::run(&out, a),
         Command::Import(a) => import::run(&out, a),
+        Command::Serve(a) => serve::run(&out, &args.global, a),
     };
     match result {
         Ok(code) => code,

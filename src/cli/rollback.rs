@@ -88,6 +88,7 @@ pub fn run(out: &Output, global: &GlobalArgs, args: RollbackArgs) -> miette::Res
     let events = EventsOut {
         json: session.settings.json_events,
         quiet: out.quiet,
+        sink: None,
     };
     let outcome = match session.rollback(plan, events) {
         Ok(o) => o,

@@ -13,6 +13,19 @@ pub struct Events {
     pub quiet: bool,
     /// Drawn only on a terminal, never with JSON logs.
     pub bar: Option<indicatif::ProgressBar>,
+    /// Where each event also goes, as the JSON object JSON logs print
+    /// (`pare serve` keeps them for an execution's logs and progress).
+    pub sink: Option<EventSink>,
+}
+
+/// A receiver of every event of a run, as JSON.
+#[derive(Clone)]
+pub struct EventSink(pub std::sync::Arc<dyn Fn(&serde_json::Value) + Send + Sync>);
+
+impl std::fmt::Debug for EventSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("EventSink")
+    }
 }
 
 impl Events {
@@ -35,7 +48,14 @@ impl Events {
             json,
             quiet,
             bar,
+            sink: None,
         }
+    }
+
+    /// The same events, each also given to `sink`.
+    pub fn with_sink(mut self, sink: Option<EventSink>) -> Events {
+        self.sink = sink;
+        self
     }
 
     /// Sets how many steps the bar counts to.
@@ -60,20 +80,14 @@ impl Events {
         text: String,
     ) {
         let text = crate::vocabulary::words::terminal_safe(&text, false).into_owned();
+        if let Some(obj) = self.object(event, rec, step, extra)
+            && self.json
+        {
+            let _ = writeln!(std::io::stderr().lock(), "{obj}");
+            return;
+        }
         let mut err = std::io::stderr().lock();
-        if self.json {
-            let mut obj = json!({
-                "event": event,
-                "run": self.run,
-                "rec": rec,
-                "step": step.map(|s| s + 1),
-                "at": crate::clock::rfc3339(crate::clock::now()),
-            });
-            if let (Some(o), serde_json::Value::Object(e)) = (obj.as_object_mut(), extra) {
-                o.extend(e);
-            }
-            let _ = writeln!(err, "{obj}");
-        } else if let Some(bar) = self.bar.as_ref().filter(|b| !b.is_finished()) {
+        if let Some(bar) = self.bar.as_ref().filter(|b| !b.is_finished()) {
             match event {
                 "step_start" => bar.set_message(text.trim().to_string()),
                 "step_done" => bar.inc(1),
@@ -83,6 +97,33 @@ impl Events {
         } else if !self.quiet {
             let _ = writeln!(err, "{text}");
         }
+    }
+
+    /// The event as JSON, given to the sink, when JSON logs or a sink want it.
+    fn object(
+        &self,
+        event: &str,
+        rec: Option<&str>,
+        step: Option<usize>,
+        extra: serde_json::Value,
+    ) -> Option<serde_json::Value> {
+        if !self.json && self.sink.is_none() {
+            return None;
+        }
+        let mut obj = json!({
+            "event": event,
+            "run": self.run,
+            "rec": rec,
+            "step": step.map(|s| s + 1),
+            "at": crate::clock::rfc3339(crate::clock::now()),
+        });
+        if let (Some(o), serde_json::Value::Object(e)) = (obj.as_object_mut(), extra) {
+            o.extend(e);
+        }
+        if let Some(sink) = &self.sink {
+            (sink.0)(&obj);
+        }
+        Some(obj)
     }
 
     pub fn run_start(&self, kind: &str, changes: usize) {
@@ -171,6 +212,7 @@ impl Events {
     /// summary line says it (once).
     pub fn run_done(&self, status: &str) {
         if !self.json {
+            self.object("run_done", None, None, json!({ "status": status }));
             return;
         }
         self.emit(

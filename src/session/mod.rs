@@ -73,15 +73,17 @@ pub struct RunOutcome {
 }
 
 /// How a run reports its events.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct EventsOut {
     pub json: bool,
     pub quiet: bool,
+    /// Where every event also goes, as JSON (`pare serve`).
+    pub sink: Option<crate::engine::events::EventSink>,
 }
 
 impl EventsOut {
     fn events(&self, run: &str) -> Events {
-        Events::new(run, self.json, self.quiet)
+        Events::new(run, self.json, self.quiet).with_sink(self.sink.clone())
     }
 }
 

@@ -11,6 +11,7 @@ mod messages;
 mod plan;
 mod safety;
 mod schema;
+mod serve;
 #[cfg(feature = "aws")]
 mod team_state;
 mod validate;

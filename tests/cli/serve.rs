@@ -1,0 +1,398 @@
+//! `pare serve`: the real server on loopback, driven by a real HTTP client
+//! (hyper's), over the sandbox.
+
+use super::harness::{
+    REVERSIBLE_PLAN, Sandbox, assert_restored, output, quickstart_account, renamed,
+};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use serde_json::{Value, json};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running `pare serve`, stopped (SIGTERM) when dropped.
+struct Server {
+    child: Child,
+    base: String,
+    rt: tokio::runtime::Runtime,
+}
+
+impl Server {
+    fn start(s: &Sandbox, extra: &[&str]) -> Server {
+        let mut args = vec!["serve", "--listen", "127.0.0.1:0", "--plans-root", "."];
+        args.extend_from_slice(extra);
+        let mut child = s
+            .process(&args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let first = lines.next().unwrap().unwrap();
+        let base = first
+            .split("listening on ")
+            .nth(1)
+            .and_then(|r| r.split(' ').next())
+            .unwrap_or_else(|| panic!("no address in {first:?}"))
+            .to_string();
+        // Keep reading stderr so the server never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        Server {
+            child,
+            base,
+            rt: tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap(),
+        }
+    }
+
+    /// (status, headers, body) of one request.
+    fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> (u16, hyper::HeaderMap, String) {
+        let url = format!("{}{path}", self.base);
+        self.rt
+            .block_on(send(method, &url, token, headers, body.to_vec()))
+    }
+
+    fn get(&self, path: &str, token: Option<&str>) -> (u16, Value) {
+        let (code, _, body) = self.call("GET", path, token, &[], b"");
+        (
+            code,
+            serde_json::from_str(&body).unwrap_or(Value::String(body)),
+        )
+    }
+
+    fn post(&self, path: &str, token: Option<&str>, body: &Value) -> (u16, Value) {
+        let (code, _, text) = self.call("POST", path, token, &[], body.to_string().as_bytes());
+        (
+            code,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    /// Polls an execution until it has finished.
+    fn wait(&self, id: &str, token: Option<&str>) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let (code, v) = self.get(&format!("/api/v1/executions/{id}"), token);
+            assert_eq!(code, 200, "{v}");
+            if v["finished_at"].is_string() {
+                return v;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "execution {id} never finished: {v}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn stop(mut self) -> std::process::ExitStatus {
+        // SAFETY-free: the pid is our child's.
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        self.child.wait().unwrap()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn send(
+    method: &str,
+    url: &str,
+    token: Option<&str>,
+    headers: &[(&str, &str)],
+    body: Vec<u8>,
+) -> (u16, hyper::HeaderMap, String) {
+    let client: hyper_util::client::legacy::Client<_, Full<Bytes>> =
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .build_http();
+    let mut req = hyper::Request::builder().method(method).uri(url);
+    if let Some(t) = token {
+        req = req.header("authorization", format!("Bearer {t}"));
+    }
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let resp = client
+        .request(req.body(Full::new(Bytes::from(body))).unwrap())
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    (
+        status,
+        headers,
+        String::from_utf8_lossy(&bytes).into_owned(),
+    )
+}
+
+fn sha256(s: &Sandbox, file: &str) -> String {
+    use sha2::Digest;
+    let bytes = std::fs::read(s.path().join(file)).unwrap();
+    sha2::Sha256::digest(&bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+#[test]
+fn an_execution_through_the_api_previews_applies_and_reports_like_the_cli() {
+    let s = Sandbox::new(REVERSIBLE_PLAN, &quickstart_account());
+    let server = Server::start(&s, &[]);
+    let sha = sha256(&s, "plan.yaml");
+    let (code, v) = server.get("/healthz", None);
+    assert_eq!((code, v["status"].as_str()), (200, Some("ok")));
+
+    // A dry run is the preview, and changes nothing.
+    let before = s.account();
+    let (code, v) = server.post(
+        "/api/v1/executions",
+        None,
+        &json!({ "plan": "plan.yaml", "sha256": sha, "dry_run": true }),
+    );
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(v["summary"]["changes"], 8, "{v}");
+    assert_eq!(s.account(), before);
+
+    // The sha256 reviewed must be the file's.
+    let (code, v) = server.post(
+        "/api/v1/executions",
+        None,
+        &json!({ "plan": "plan.yaml", "sha256": "0".repeat(64) }),
+    );
+    assert_eq!(code, 409, "{v}");
+    assert_eq!(v["error"]["code"], "serve::plan-changed");
+
+    // The same Idempotency-Key, sent twice at once: one run.
+    let body = json!({ "plan": "plan.yaml", "sha256": sha }).to_string();
+    let replies: Vec<(u16, hyper::HeaderMap, String)> = server.rt.block_on(async {
+        let url = format!("{}/api/v1/executions", server.base);
+        let a = send(
+            "POST",
+            &url,
+            None,
+            &[("idempotency-key", "k-1")],
+            body.clone().into_bytes(),
+        );
+        let b = send(
+            "POST",
+            &url,
+            None,
+            &[("idempotency-key", "k-1")],
+            body.clone().into_bytes(),
+        );
+        let (a, b) = tokio::join!(a, b);
+        vec![a, b]
+    });
+    for (code, _, text) in &replies {
+        assert_eq!(*code, 202, "{text}");
+    }
+    let first: Value = serde_json::from_str(&replies[0].2).unwrap();
+    let second: Value = serde_json::from_str(&replies[1].2).unwrap();
+    let id = first["id"].as_str().unwrap().to_string();
+    assert_eq!(second["id"], first["id"]);
+    assert_eq!(
+        replies[0].1["location"].to_str().unwrap(),
+        format!("/api/v1/executions/{id}")
+    );
+    let done = server.wait(&id, None);
+    assert_eq!(done["status"], "applied", "{done}");
+    assert_eq!(
+        done["progress"]["steps_done"], done["progress"]["steps_total"],
+        "{done}"
+    );
+    assert!(done["savings"]["realised_monthly_usd"].as_f64().unwrap() > 0.0);
+    assert_eq!(s.history().len(), 1, "one run, not two");
+
+    // Its logs: every event, numbered; `after` pages.
+    let (code, _, logs) = server.call(
+        "GET",
+        &format!("/api/v1/executions/{id}/logs"),
+        None,
+        &[],
+        b"",
+    );
+    assert_eq!(code, 200);
+    let events: Vec<Value> = logs
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(events[0]["event"], "run_start");
+    assert_eq!(events.last().unwrap()["event"], "run_done");
+    assert_eq!(events.last().unwrap()["seq"], events.len());
+    let (_, _, rest) = server.call(
+        "GET",
+        &format!("/api/v1/executions/{id}/logs?after={}", events.len() - 2),
+        None,
+        &[],
+        b"",
+    );
+    assert_eq!(rest.lines().count(), 2);
+
+    // The list, newest first, filtered; a finished run cannot be cancelled.
+    let (code, v) = server.get("/api/v1/executions?status=applied&kind=apply", None);
+    assert_eq!(code, 200);
+    assert_eq!(v["executions"][0]["id"], id.as_str());
+    let (code, v) = server.post(&format!("/api/v1/executions/{id}/cancel"), None, &json!({}));
+    assert_eq!(code, 409, "{v}");
+    let (code, v) = server.get("/api/v1/executions/r20990101-000000", None);
+    assert_eq!(code, 404, "{v}");
+    let (code, _) = server.get("/api/v1/nothing", None);
+    assert_eq!(code, 404);
+
+    // The CLI sees the run, and can undo it.
+    let (code, _, err) = s.run_at(&["rollback", "--last", "--auto-approve"], 7);
+    assert_eq!(code, 0, "{err}");
+    assert!(server.stop().success());
+}
+
+#[test]
+fn tokens_scopes_and_bad_requests_get_the_status_they_deserve() {
+    let s = Sandbox::new(REVERSIBLE_PLAN, &quickstart_account());
+    let add = |name: &str, scopes: &str| {
+        let (code, out, err) = output(&mut s.cmd(&[
+            "serve",
+            "token",
+            "add",
+            name,
+            "--scopes",
+            scopes,
+            "--tokens",
+            "tokens.json",
+        ]));
+        assert_eq!(code, 0, "{err}");
+        out.trim().to_string()
+    };
+    let reader = add("dashboard", "read");
+    let bot = add("bot", "read,plan,apply");
+    let stored = std::fs::read_to_string(s.path().join("tokens.json")).unwrap();
+    assert!(!stored.contains(&reader) && !stored.contains(&bot));
+    s.write(
+        "broken.yaml",
+        "version: 1\nprovider: { sandbox: { seed: account.yaml } }\nrecommendations:\n  - { id: x, action: resize }\n",
+    );
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("p.yaml"), REVERSIBLE_PLAN).unwrap();
+    std::os::unix::fs::symlink(outside.path().join("p.yaml"), s.path().join("link.yaml")).unwrap();
+    let server = Server::start(&s, &["--tokens", "tokens.json"]);
+    let sha = sha256(&s, "plan.yaml");
+    let execute = json!({ "plan": "plan.yaml", "sha256": sha, "dry_run": true });
+
+    let (code, v) = server.post("/api/v1/executions", None, &execute);
+    assert_eq!(
+        (code, v["error"]["code"].as_str()),
+        (401, Some("serve::unauthorised"))
+    );
+    let (code, _) = server.post("/api/v1/executions", Some("pare_not-a-token"), &execute);
+    assert_eq!(code, 401);
+    let (code, v) = server.post("/api/v1/executions", Some(&reader), &execute);
+    assert_eq!(
+        (code, v["error"]["code"].as_str()),
+        (403, Some("serve::forbidden"))
+    );
+    let (code, _) = server.get("/api/v1/executions", Some(&reader));
+    assert_eq!(code, 200);
+    let (code, v) = server.post("/api/v1/executions", Some(&bot), &execute);
+    assert_eq!(code, 200, "{v}");
+
+    // Oversized, malformed, invalid plans, paths out of the plans root.
+    let big = vec![b' '; (1 << 20) + 10];
+    let (code, _, _) = server.call("POST", "/api/v1/executions", Some(&bot), &[], &big);
+    assert_eq!(code, 413);
+    let (code, _, text) = server.call("POST", "/api/v1/executions", Some(&bot), &[], b"{\"plan\":");
+    assert_eq!(code, 422, "{text}");
+    let (code, v) = server.post(
+        "/api/v1/executions",
+        Some(&bot),
+        &json!({ "plan": "broken.yaml", "sha256": sha256(&s, "broken.yaml"), "dry_run": true }),
+    );
+    assert_eq!(code, 422, "{v}");
+    assert_eq!(v["error"]["code"], "plan::invalid");
+    assert!(
+        v["error"]["diagnostics"][0]["line"].as_u64().is_some(),
+        "{v}"
+    );
+    for bad in [
+        "../plan.yaml",
+        "/etc/passwd",
+        "link.yaml",
+        "sub/../../x.yaml",
+    ] {
+        let (code, v) = server.post(
+            "/api/v1/executions",
+            Some(&bot),
+            &json!({ "plan": bad, "sha256": sha, "dry_run": true }),
+        );
+        assert_eq!(code, 400, "{bad}: {v}");
+        assert_eq!(v["error"]["code"], "serve::outside-plans-root");
+    }
+    assert!(server.stop().success());
+
+    // Anywhere but loopback, no tokens means no server.
+    let (code, _, err) = s.run(&["serve", "--listen", "0.0.0.0:0"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("without authentication"), "{err}");
+}
+
+#[test]
+fn a_run_under_way_holds_the_lock_and_cancel_drains_it() {
+    let account = format!("{}\nfaults: {{ latency_ms: 300 }}\n", quickstart_account());
+    let s = Sandbox::new(REVERSIBLE_PLAN, &account);
+    let server = Server::start(&s, &[]);
+    let sha = sha256(&s, "plan.yaml");
+    let before = s.account();
+    let (code, v) = server.post(
+        "/api/v1/executions",
+        None,
+        &json!({ "plan": "plan.yaml", "sha256": sha }),
+    );
+    assert_eq!(code, 202, "{v}");
+    let id = v["id"].as_str().unwrap().to_string();
+    // Another execution, and the CLI, meet the lock.
+    let (code, v) = server.post(
+        "/api/v1/executions",
+        None,
+        &json!({ "plan": "plan.yaml", "sha256": sha }),
+    );
+    assert_eq!(
+        (code, v["error"]["code"].as_str()),
+        (409, Some("state::locked")),
+        "{v}"
+    );
+    let (code, _, err) = s.run(&["apply", "plan.yaml", "--auto-approve"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("state::locked"), "{err}");
+    // Cancel: no new steps; those under way finish; recorded cancelled.
+    let (code, v) = server.post(&format!("/api/v1/executions/{id}/cancel"), None, &json!({}));
+    assert_eq!(code, 202, "{v}");
+    assert_eq!(v["status"], "cancelling");
+    let done = server.wait(&id, None);
+    assert_eq!(done["status"], "cancelled", "{done}");
+    assert!(
+        done["progress"]["steps_done"].as_u64() < done["progress"]["steps_total"].as_u64(),
+        "{done}"
+    );
+    assert!(done["current_steps"].as_array().unwrap().is_empty());
+    // The CLI's rollback restores the account.
+    let (code, _, err) = s.run_at(&["rollback", "--last", "--auto-approve"], 7);
+    assert_eq!(code, 0, "{err}");
+    assert_restored(&before, &s.account(), &renamed(&s.last_run()), &[]);
+    assert!(server.stop().success());
+}
