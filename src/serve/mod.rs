@@ -68,6 +68,8 @@ pub fn check_config(c: &ServeConfig) -> Result<PathBuf, String> {
 #[derive(Debug)]
 struct Exec {
     id: String,
+    /// `apply`, or `rollback`.
+    kind: &'static str,
     plan: String,
     plan_sha256: String,
     status: &'static str,
@@ -84,6 +86,8 @@ struct Exec {
     /// Steps started and not yet done or failed: (rec, step) → operation.
     current: BTreeMap<(String, u64), String>,
     planned_savings: f64,
+    /// Steps in all, when the events say (a rollback's `rollback_start`).
+    steps_hint: Option<usize>,
     record: Option<RunRecord>,
 }
 
@@ -132,6 +136,15 @@ pub fn serve(
     ready: impl FnOnce(SocketAddr),
 ) -> Result<(), String> {
     let root = check_config(&config)?;
+    // A run this server (or anything else) left `running` when it died is
+    // recorded interrupted now, as the CLI's next run would: its status then
+    // says what to do (`rollback`, or `rollback --accept`). If something
+    // holds the lock, it is running, and its runs are left as they are.
+    match Session::begin(settings.clone(), "serve: start") {
+        Ok(session) => drop(session),
+        Err(SessionError::State(StateError::Locked { .. })) => {}
+        Err(e) => return Err(crate::vocabulary::words::clean(&e.to_string()).into_owned()),
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -317,7 +330,10 @@ async fn route(app: &Arc<App>, req: Request<Incoming>) -> Reply {
             need(&scopes, "read")
         }
         ([_, "cancel"], &Method::POST) => need(&scopes, "apply"),
-        ([], _) | ([_], _) | ([_, "cancel"], _) | ([_, "logs"], _) => Err(not_allowed()),
+        ([_, "rollback"], &Method::POST) => need(&scopes, "rollback"),
+        ([], _) | ([_], _) | ([_, "cancel"], _) | ([_, "logs"], _) | ([_, "rollback"], _) => {
+            Err(not_allowed())
+        }
         _ => Err(Reply::error(
             StatusCode::NOT_FOUND,
             "serve::not-found",
@@ -342,6 +358,10 @@ async fn route(app: &Arc<App>, req: Request<Incoming>) -> Reply {
         ([], _) => list(app, &query),
         ([id], _) => status(app, id),
         ([id, "cancel"], _) => cancel(app, id),
+        ([id, "rollback"], _) => match read_json_or_empty(req).await {
+            Ok(body) => rollback(app, id, body).await,
+            Err(r) => r,
+        },
         ([id, "logs"], _) => logs(app, id, &query),
         _ => Reply::error(
             StatusCode::NOT_FOUND,
@@ -410,6 +430,19 @@ async fn read_json(req: Request<Incoming>) -> Result<Value, Reply> {
             format!("the body is not the JSON this endpoint takes: {e}"),
         )
     })
+}
+
+/// A JSON body, or `null` when there is none.
+async fn read_json_or_empty(req: Request<Incoming>) -> Result<Value, Reply> {
+    let empty = req
+        .headers()
+        .get("content-length")
+        .and_then(|v| v.to_str().ok())
+        .is_none_or(|v| v.trim() == "0");
+    if empty && req.headers().get("transfer-encoding").is_none() {
+        return Ok(Value::Null);
+    }
+    read_json(req).await
 }
 
 /// What a POST to /executions carries.
@@ -679,77 +712,209 @@ async fn start(app: &Arc<App>, path: PathBuf, body: ExecuteBody) -> Reply {
             .filter(|r| r.status == crate::planner::Status::Change)
             .map(|r| (r.id.clone(), (0, r.steps.len())))
             .collect();
-        let planned_savings = prepared.planned.summary.monthly_savings_usd;
-        let cancel = Cancel::default();
-        // The sink sees every event: the first names the run, which is
-        // then registered and answered; the rest are its progress.
-        let sink = {
-            let app = Arc::clone(&app);
-            let plan = body.plan.clone();
-            let sha = prepared.planned.plan_sha256.clone();
-            let cancel = cancel.clone();
-            let answer_tx = Arc::clone(&tx);
-            let totals = Mutex::new(Some(totals));
-            EventSink(Arc::new(move |event: &Value| {
-                let Some(run) = event.get("run").and_then(Value::as_str) else {
-                    return;
-                };
-                let Ok(mut execs) = app.execs.lock() else {
-                    return;
-                };
-                let exec = execs.entry(run.to_string()).or_insert_with(|| Exec {
-                    id: run.to_string(),
-                    plan: plan.clone(),
-                    plan_sha256: sha.clone(),
-                    status: "running",
-                    cancel: cancel.clone(),
-                    cancel_asked: false,
-                    started: Instant::now(),
-                    started_at: crate::clock::rfc3339(crate::clock::now()),
-                    finished_at: None,
-                    duration_s: None,
-                    events: Vec::new(),
-                    progress: totals
-                        .lock()
-                        .ok()
-                        .and_then(|mut t| t.take())
-                        .unwrap_or_default(),
-                    current: BTreeMap::new(),
-                    planned_savings,
-                    record: None,
-                });
-                observe(exec, event);
-                if let Some(tx) = answer_tx.lock().ok().and_then(|mut t| t.take()) {
-                    let _ = tx.send(Reply {
-                        status: StatusCode::ACCEPTED,
-                        body: json!({ "id": run, "status": "running" }),
-                        location: Some(format!("/api/v1/executions/{run}")),
-                    });
-                }
-            }))
+        let launch = Launch {
+            app: Arc::clone(&app),
+            kind: "apply",
+            plan: body.plan.clone(),
+            sha256: prepared.planned.plan_sha256.clone(),
+            totals,
+            planned_savings: prepared.planned.summary.monthly_savings_usd,
+            cancel: Cancel::default(),
+            answer: Arc::clone(&tx),
         };
-        let out = EventsOut {
+        let (out, cancel) = (launch.events(), launch.cancel.clone());
+        let result = session.apply(prepared, out, cancel);
+        drop(session);
+        launch.finish(result);
+    })
+    .await
+}
+
+/// What an execution's run thread needs to report to the server.
+struct Launch {
+    app: Arc<App>,
+    kind: &'static str,
+    plan: String,
+    sha256: String,
+    totals: BTreeMap<String, (usize, usize)>,
+    planned_savings: f64,
+    cancel: Cancel,
+    answer: Arc<Mutex<Option<tokio::sync::oneshot::Sender<Reply>>>>,
+}
+
+impl Launch {
+    /// Events for the run: the first names it, which is then registered and
+    /// answered (202); the rest are its progress and its logs.
+    fn events(&self) -> EventsOut {
+        let app = Arc::clone(&self.app);
+        let (kind, plan, sha) = (self.kind, self.plan.clone(), self.sha256.clone());
+        let cancel = self.cancel.clone();
+        let answer = Arc::clone(&self.answer);
+        let totals = Mutex::new(Some(self.totals.clone()));
+        let planned_savings = self.planned_savings;
+        let sink = EventSink(Arc::new(move |event: &Value| {
+            let Some(run) = event.get("run").and_then(Value::as_str) else {
+                return;
+            };
+            let Ok(mut execs) = app.execs.lock() else {
+                return;
+            };
+            let exec = execs.entry(run.to_string()).or_insert_with(|| Exec {
+                id: run.to_string(),
+                kind,
+                plan: plan.clone(),
+                plan_sha256: sha.clone(),
+                status: if kind == "rollback" {
+                    "rolling_back"
+                } else {
+                    "running"
+                },
+                cancel: cancel.clone(),
+                cancel_asked: false,
+                started: Instant::now(),
+                started_at: crate::clock::rfc3339(crate::clock::now()),
+                finished_at: None,
+                duration_s: None,
+                events: Vec::new(),
+                progress: totals
+                    .lock()
+                    .ok()
+                    .and_then(|mut t| t.take())
+                    .unwrap_or_default(),
+                current: BTreeMap::new(),
+                planned_savings,
+                steps_hint: None,
+                record: None,
+            });
+            observe(exec, event);
+            if let Some(tx) = answer.lock().ok().and_then(|mut t| t.take()) {
+                let _ = tx.send(Reply {
+                    status: StatusCode::ACCEPTED,
+                    body: json!({ "id": run, "kind": kind, "status": exec.status }),
+                    location: Some(format!("/api/v1/executions/{run}")),
+                });
+            }
+        }));
+        EventsOut {
             json: false,
             quiet: true,
             sink: Some(sink),
-        };
-        let result = session.apply(prepared, out, cancel);
-        drop(session);
+        }
+    }
+
+    /// Records how the run ended (or answers with why it did not start).
+    fn finish(self, result: Result<crate::session::RunOutcome, SessionError>) {
         match result {
             Ok(outcome) => {
                 let id = outcome.record.id.clone();
-                if let Ok(mut execs) = app.execs.lock()
+                if let Ok(mut execs) = self.app.execs.lock()
                     && let Some(e) = execs.get_mut(&id)
                 {
-                    e.status = outcome.record.status.as_str();
+                    e.status = status_word(self.kind, outcome.record.status);
                     e.finished_at = Some(crate::clock::rfc3339(crate::clock::now()));
                     e.duration_s = Some(e.started.elapsed().as_secs_f64());
                     e.current.clear();
                     e.record = Some(outcome.record);
                 }
             }
-            Err(e) => answer(session_reply(&e)),
+            Err(e) => {
+                if let Some(tx) = self.answer.lock().ok().and_then(|mut t| t.take()) {
+                    let _ = tx.send(session_reply(&e));
+                }
+            }
         }
+    }
+}
+
+/// The API's word for how a run ended: a rollback run that finished has
+/// rolled its target back.
+fn status_word(kind: &str, s: crate::state::RunStatus) -> &'static str {
+    use crate::state::RunStatus;
+    match (kind, s) {
+        ("rollback", RunStatus::Completed) => "rolled_back",
+        ("rollback", RunStatus::Incomplete) => "rollback_incomplete",
+        ("rollback", RunStatus::Running) => "rolling_back",
+        (_, s) => s.as_str(),
+    }
+}
+
+/// What a POST to /executions/{id}/rollback may carry.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RollbackBody {
+    #[serde(default)]
+    dry_run: bool,
+}
+
+/// Rolls an execution back: a new run (its own execution, of kind
+/// `rollback`), with the CLI's drift check and six-hour rule; with
+/// `dry_run`, what would be undone.
+async fn rollback(app: &Arc<App>, id: &str, body: Value) -> Reply {
+    let body: RollbackBody = if body.is_null() {
+        RollbackBody::default()
+    } else {
+        match serde_json::from_value(body) {
+            Ok(b) => b,
+            Err(e) => {
+                return Reply::error(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "serve::bad-json",
+                    format!("the body must be {{\"dry_run\": BOOL}} or empty: {e}"),
+                );
+            }
+        }
+    };
+    if crate::state::parse_run_id(id).is_err() {
+        return unknown(id);
+    }
+    let app = Arc::clone(app);
+    let id = id.to_string();
+    in_thread(move |tx| {
+        let tx = Arc::new(Mutex::new(Some(tx)));
+        let answer = |r: Reply| {
+            if let Some(tx) = tx.lock().ok().and_then(|mut t| t.take()) {
+                let _ = tx.send(r);
+            }
+        };
+        let doing = format!("serve: rollback {id}");
+        let mut session = match Session::begin(app.settings.clone(), &doing) {
+            Ok(s) => s,
+            Err(e) => return answer(session_reply(&e)),
+        };
+        if !session.history.runs.iter().any(|r| r.id == id) {
+            return answer(unknown(&id));
+        }
+        let target = match session.rollback_target(&crate::session::Target::Run(id.clone()), false)
+        {
+            Ok(t) => t,
+            Err(e) => return answer(session_reply(&e)),
+        };
+        let plan = match session.prepare_rollback(target) {
+            Ok(p) => p,
+            Err(e) => return answer(session_reply(&e)),
+        };
+        if body.dry_run {
+            return answer(Reply::ok(json!({
+                "dry_run": true,
+                "execution": id,
+                "would_undo": plan.describe(),
+                "warnings": plan.warnings,
+            })));
+        }
+        let launch = Launch {
+            app: Arc::clone(&app),
+            kind: "rollback",
+            plan: plan.target.plan_path.clone(),
+            sha256: plan.target.plan_sha256.clone(),
+            totals: BTreeMap::new(),
+            planned_savings: 0.0,
+            cancel: Cancel::default(),
+            answer: Arc::clone(&tx),
+        };
+        let out = launch.events();
+        let result = session.rollback(plan, out);
+        drop(session);
+        launch.finish(result);
     })
     .await
 }
@@ -762,6 +927,10 @@ fn observe(exec: &mut Exec, event: &Value) {
         "step_start" => {
             let op = event.get("op").and_then(Value::as_str).unwrap_or("");
             exec.current.insert((rec.to_string(), step), op.to_string());
+            if exec.kind == "rollback" {
+                // A rollback's steps are known as they start.
+                exec.progress.entry(rec.to_string()).or_insert((0, 0)).1 += 1;
+            }
         }
         "step_done" => {
             exec.current.remove(&(rec.to_string(), step));
@@ -772,7 +941,15 @@ fn observe(exec: &mut Exec, event: &Value) {
         "step_failed" | "step_skipped" => {
             exec.current.remove(&(rec.to_string(), step));
         }
-        "rollback_start" => exec.status = "rolling_back",
+        "rollback_start" => {
+            exec.status = "rolling_back";
+            if exec.kind == "rollback" {
+                exec.steps_hint = event
+                    .get("steps")
+                    .and_then(Value::as_u64)
+                    .map(|n| n as usize);
+            }
+        }
         _ => {}
     }
     let mut e = event.clone();
@@ -784,14 +961,16 @@ fn observe(exec: &mut Exec, event: &Value) {
 
 fn exec_json(e: &Exec) -> Value {
     let done: usize = e.progress.values().map(|p| p.0).sum();
-    let total: usize = e.progress.values().map(|p| p.1).sum();
+    let total: usize = e
+        .steps_hint
+        .unwrap_or_else(|| e.progress.values().map(|p| p.1).sum());
     let status = match (e.status, e.cancel_asked, &e.finished_at) {
         ("running", true, None) => "cancelling",
         (s, _, _) => s,
     };
     json!({
         "id": e.id,
-        "kind": "apply",
+        "kind": e.kind,
         "status": status,
         "plan": e.plan,
         "plan_sha256": e.plan_sha256,
@@ -822,7 +1001,7 @@ fn record_json(r: &RunRecord) -> Value {
     json!({
         "id": r.id,
         "kind": r.kind.as_str(),
-        "status": r.status.as_str(),
+        "status": status_word(r.kind.as_str(), r.status),
         "plan": r.plan_path,
         "plan_sha256": r.plan_sha256,
         "progress": { "steps_done": r.steps_done },

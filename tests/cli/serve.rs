@@ -396,3 +396,70 @@ fn a_run_under_way_holds_the_lock_and_cancel_drains_it() {
     assert_restored(&before, &s.account(), &renamed(&s.last_run()), &[]);
     assert!(server.stop().success());
 }
+
+const API_PLAN: &str = "version: 1
+name: api
+provider: { sandbox: { seed: account.yaml } }
+approvals: [ { by: t@example.com, covers: [\"*\"] } ]
+recommendations:
+  - { id: sleep, action: hibernate, instance: i-0a1b2c3d4e5f60002 }
+  - { id: asg, action: autoscale, group: web-asg, desired: 2, min: 2 }
+";
+
+#[test]
+fn an_execution_is_rolled_back_through_the_api_and_a_restart_finds_a_dead_run_interrupted() {
+    let s = Sandbox::new(API_PLAN, &quickstart_account());
+    let server = Server::start(&s, &[]);
+    let sha = sha256(&s, "plan.yaml");
+    let before = s.account();
+    let (code, v) = server.post(
+        "/api/v1/executions",
+        None,
+        &json!({ "plan": "plan.yaml", "sha256": sha }),
+    );
+    assert_eq!(code, 202, "{v}");
+    let id = v["id"].as_str().unwrap().to_string();
+    assert_eq!(server.wait(&id, None)["status"], "applied");
+    let path = format!("/api/v1/executions/{id}/rollback");
+    let (code, v) = server.post(&path, None, &json!({ "dry_run": true }));
+    assert_eq!(code, 200, "{v}");
+    assert!(v["would_undo"].as_str().unwrap().contains("sleep"), "{v}");
+    assert_ne!(s.account(), before, "a dry run changes nothing");
+    let (code, _, text) = server.call("POST", &path, None, &[], b"");
+    assert_eq!(code, 202, "{text}");
+    let rb: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(rb["kind"], "rollback");
+    let rb_id = rb["id"].as_str().unwrap().to_string();
+    let done = server.wait(&rb_id, None);
+    assert_eq!(done["status"], "rolled_back", "{done}");
+    assert_eq!(
+        done["progress"]["steps_done"], done["progress"]["steps_total"],
+        "{done}"
+    );
+    assert_restored(&before, &s.account(), &renamed(&s.last_run()), &[]);
+    // Rolled back once is rolled back: again is refused, with the reason.
+    let (code, v) = server.post(&path, None, &json!({}));
+    assert_eq!(code, 409, "{v}");
+    assert!(server.stop().success());
+
+    // A server killed mid-run: the next one reports the run interrupted,
+    // with the CLI's way out.
+    let account = format!("{}\nfaults: {{ latency_ms: 400 }}\n", quickstart_account());
+    let s = Sandbox::new(API_PLAN, &account);
+    let mut server = Server::start(&s, &[]);
+    let (code, v) = server.post(
+        "/api/v1/executions",
+        None,
+        &json!({ "plan": "plan.yaml", "sha256": sha }),
+    );
+    assert_eq!(code, 202, "{v}");
+    let id = v["id"].as_str().unwrap().to_string();
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+    drop(server);
+    let server = Server::start(&s, &[]);
+    let (code, v) = server.get(&format!("/api/v1/executions/{id}"), None);
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(v["status"], "interrupted", "{v}");
+    assert!(server.stop().success());
+}
