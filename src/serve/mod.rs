@@ -8,6 +8,8 @@
 //! caller reviewed. Bearer tokens (see [`tokens`]) carry scopes; without a
 //! tokens file the server listens on loopback only.
 
+mod metrics;
+pub mod openapi;
 pub mod tokens;
 
 use crate::engine::Cancel;
@@ -125,6 +127,7 @@ struct App {
     /// Idempotency keys → the reply of the request that first used the key.
     idempotent: Mutex<HashMap<String, Arc<tokio::sync::OnceCell<Reply>>>>,
     requests: AtomicU64,
+    metrics: Mutex<metrics::Metrics>,
 }
 
 /// Runs the server until SIGTERM or SIGINT: then it stops accepting, lets
@@ -157,6 +160,7 @@ pub fn serve(
         execs: Mutex::new(HashMap::new()),
         idempotent: Mutex::new(HashMap::new()),
         requests: AtomicU64::new(0),
+        metrics: Mutex::new(metrics::Metrics::default()),
     });
     rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind(config.listen)
@@ -210,6 +214,17 @@ pub fn serve(
 }
 
 impl App {
+    /// Takes the state's lock for a run, timed for the metrics.
+    fn begin(&self, doing: &str) -> Result<Session, SessionError> {
+        let t = Instant::now();
+        let r = Session::begin(self.settings.clone(), doing);
+        let conflict = matches!(r, Err(SessionError::State(StateError::Locked { .. })));
+        if let Ok(mut m) = self.metrics.lock() {
+            m.lock(t.elapsed().as_secs_f64(), conflict);
+        }
+        r
+    }
+
     fn running(&self) -> Option<String> {
         self.execs
             .lock()
@@ -221,13 +236,39 @@ impl App {
 }
 
 /// The response to one request, whatever happens.
-async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Full<Bytes>> {
+/// A response body: whole, or a stream of events.
+type Body = http_body_util::combinators::BoxBody<Bytes, std::convert::Infallible>;
+
+async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
     let n = app.requests.fetch_add(1, Ordering::Relaxed) + 1;
     let request_id = format!("q-{n}");
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let started = Instant::now();
-    let reply = route(&app, req).await;
+    let wants_events = req
+        .headers()
+        .get("accept")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("text/event-stream"));
+    let last_event = req
+        .headers()
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    let mut reply = route(&app, req).await;
+    // Logs asked for as a stream: the same events, followed live.
+    if wants_events
+        && reply.status == StatusCode::OK
+        && let Some(follow) = reply.body.get_mut("__follow")
+    {
+        if let Some(n) = last_event {
+            follow["after"] = Value::from(n);
+        }
+        reply.body = json!({ "__sse": follow.clone() });
+    }
+    if let Ok(mut m) = app.metrics.lock() {
+        m.request(reply.status.as_u16());
+    }
     tracing::info!(
         request_id,
         method = %method,
@@ -236,23 +277,102 @@ async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Full<Bytes>> 
         ms = started.elapsed().as_millis() as u64,
         "request"
     );
+    if let Some(follow) = reply.body.get("__sse") {
+        let id = follow["id"].as_str().unwrap_or_default().to_string();
+        let after = follow["after"].as_u64().unwrap_or(0) as usize;
+        return Response::builder()
+            .status(StatusCode::OK)
+            .header("content-type", "text/event-stream")
+            .header("cache-control", "no-store")
+            .header("x-request-id", &request_id)
+            .body(follow_events(app, id, after))
+            .unwrap_or_default();
+    }
+    let (kind, text) = if let Some(text) = reply.body.get("__text").and_then(Value::as_str) {
+        ("text/plain; version=0.0.4", text.to_string())
+    } else if let Some(ndjson) = reply.body.get("__ndjson").and_then(Value::as_str) {
+        ("application/x-ndjson", ndjson.to_string())
+    } else {
+        let mut text = serde_json::to_string_pretty(&reply.body).unwrap_or_default();
+        text.push('\n');
+        ("application/json", text)
+    };
     let mut b = Response::builder()
         .status(reply.status)
-        .header("content-type", "application/json")
+        .header("content-type", kind)
         .header("x-request-id", &request_id)
         .header("cache-control", "no-store");
     if let Some(l) = &reply.location {
         b = b.header("location", l);
     }
-    if let Some(ndjson) = reply.body.get("__ndjson").and_then(Value::as_str) {
-        return b
-            .header("content-type", "application/x-ndjson")
-            .body(Full::new(Bytes::from(ndjson.to_string())))
-            .unwrap_or_default();
+    b.body(Full::new(Bytes::from(text)).boxed())
+        .unwrap_or_default()
+}
+
+/// A body fed by a channel: a live stream of server-sent events.
+struct Channel(tokio::sync::mpsc::Receiver<Bytes>);
+
+impl hyper::body::Body for Channel {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Self::Error>>> {
+        self.0
+            .poll_recv(cx)
+            .map(|b| b.map(|b| Ok(hyper::body::Frame::data(b))))
     }
-    let mut text = serde_json::to_string_pretty(&reply.body).unwrap_or_default();
-    text.push('\n');
-    b.body(Full::new(Bytes::from(text))).unwrap_or_default()
+}
+
+/// An execution's events after `after`, as server-sent events, as they
+/// come, until it has finished (or the client goes).
+fn follow_events(app: Arc<App>, id: String, after: usize) -> Body {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(64);
+    tokio::spawn(async move {
+        let mut next = after;
+        let mut quiet = 0u32;
+        loop {
+            let (batch, finished) = match app.execs.lock() {
+                Ok(execs) => match execs.get(&id) {
+                    Some(e) => (
+                        e.events.iter().skip(next).cloned().collect::<Vec<_>>(),
+                        e.finished_at.is_some(),
+                    ),
+                    None => return,
+                },
+                Err(_) => return,
+            };
+            for ev in &batch {
+                next += 1;
+                let name = ev.get("event").and_then(Value::as_str).unwrap_or("event");
+                let frame = format!("id: {next}\nevent: {name}\ndata: {ev}\n\n");
+                if tx.send(Bytes::from(frame)).await.is_err() {
+                    return;
+                }
+            }
+            if finished && batch.is_empty() {
+                return;
+            }
+            if batch.is_empty() {
+                quiet += 1;
+                // A comment every 15 s keeps proxies from closing the stream.
+                if quiet.is_multiple_of(150)
+                    && tx
+                        .send(Bytes::from_static(b": keep-alive\n\n"))
+                        .await
+                        .is_err()
+                {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            } else {
+                quiet = 0;
+            }
+        }
+    });
+    Channel(rx).boxed()
 }
 
 /// The scopes of the request's token (every scope when the server has no
@@ -301,6 +421,27 @@ async fn route(app: &Arc<App>, req: Request<Incoming>) -> Reply {
     let path = req.uri().path().to_string();
     let parts: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
     let method = req.method().clone();
+    if parts.as_slice() == ["metrics"] {
+        if method != Method::GET {
+            return not_allowed();
+        }
+        if let Err(r) = scopes(app, &req).and_then(|s| need(&s, "read")) {
+            return r;
+        }
+        let text = app.metrics.lock().map(|m| m.render()).unwrap_or_default();
+        return Reply {
+            status: StatusCode::OK,
+            body: json!({ "__text": text }),
+            location: None,
+        };
+    }
+    if parts.as_slice() == ["api", "v1", "openapi.json"] {
+        return if method == Method::GET {
+            Reply::ok(openapi::openapi())
+        } else {
+            not_allowed()
+        };
+    }
     if parts.as_slice() == ["healthz"] {
         return if method == Method::GET {
             Reply::ok(json!({ "status": "ok" }))
@@ -653,7 +794,7 @@ async fn start(app: &Arc<App>, path: PathBuf, body: ExecuteBody) -> Reply {
             }
         };
         let doing = format!("serve: apply {}", body.plan);
-        let mut session = match Session::begin(app.settings.clone(), &doing) {
+        let mut session = match app.begin(&doing) {
             Ok(s) => s,
             Err(e) => return answer(session_reply(&e)),
         };
@@ -721,6 +862,12 @@ async fn start(app: &Arc<App>, path: PathBuf, body: ExecuteBody) -> Reply {
             planned_savings: prepared.planned.summary.monthly_savings_usd,
             cancel: Cancel::default(),
             answer: Arc::clone(&tx),
+            actions: prepared
+                .planned
+                .recs
+                .iter()
+                .map(|r| (r.id.clone(), r.action.to_string()))
+                .collect(),
         };
         let (out, cancel) = (launch.events(), launch.cancel.clone());
         let result = session.apply(prepared, out, cancel);
@@ -740,6 +887,8 @@ struct Launch {
     planned_savings: f64,
     cancel: Cancel,
     answer: Arc<Mutex<Option<tokio::sync::oneshot::Sender<Reply>>>>,
+    /// Each recommendation's action, for the step metrics.
+    actions: BTreeMap<String, String>,
 }
 
 impl Launch {
@@ -752,6 +901,7 @@ impl Launch {
         let answer = Arc::clone(&self.answer);
         let totals = Mutex::new(Some(self.totals.clone()));
         let planned_savings = self.planned_savings;
+        let actions = self.actions.clone();
         let sink = EventSink(Arc::new(move |event: &Value| {
             let Some(run) = event.get("run").and_then(Value::as_str) else {
                 return;
@@ -787,6 +937,22 @@ impl Launch {
                 record: None,
             });
             observe(exec, event);
+            let result = match event.get("event").and_then(Value::as_str) {
+                Some("step_done") => Some("done"),
+                Some("step_failed") => Some("failed"),
+                Some("step_skipped") => Some("skipped"),
+                Some("step_retry") => Some("retried"),
+                _ => None,
+            };
+            if let (Some(result), Ok(mut m)) = (result, app.metrics.lock()) {
+                let rec = event.get("rec").and_then(Value::as_str).unwrap_or("");
+                let action = if kind == "rollback" {
+                    "undo"
+                } else {
+                    actions.get(rec).map_or("unknown", String::as_str)
+                };
+                m.step(action, result);
+            }
             if let Some(tx) = answer.lock().ok().and_then(|mut t| t.take()) {
                 let _ = tx.send(Reply {
                     status: StatusCode::ACCEPTED,
@@ -813,6 +979,14 @@ impl Launch {
                     e.status = status_word(self.kind, outcome.record.status);
                     e.finished_at = Some(crate::clock::rfc3339(crate::clock::now()));
                     e.duration_s = Some(e.started.elapsed().as_secs_f64());
+                    if let Ok(mut m) = self.app.metrics.lock() {
+                        m.run(
+                            self.kind,
+                            e.status,
+                            e.started.elapsed().as_secs_f64(),
+                            outcome.record.savings_monthly_usd,
+                        );
+                    }
                     e.current.clear();
                     e.record = Some(outcome.record);
                 }
@@ -877,7 +1051,7 @@ async fn rollback(app: &Arc<App>, id: &str, body: Value) -> Reply {
             }
         };
         let doing = format!("serve: rollback {id}");
-        let mut session = match Session::begin(app.settings.clone(), &doing) {
+        let mut session = match app.begin(&doing) {
             Ok(s) => s,
             Err(e) => return answer(session_reply(&e)),
         };
@@ -910,6 +1084,7 @@ async fn rollback(app: &Arc<App>, id: &str, body: Value) -> Reply {
             planned_savings: 0.0,
             cancel: Cancel::default(),
             answer: Arc::clone(&tx),
+            actions: BTreeMap::new(),
         };
         let out = launch.events();
         let result = session.rollback(plan, out);
@@ -1150,7 +1325,10 @@ fn logs(app: &App, id: &str, q: &str) -> Reply {
             text.push_str(&ev.to_string());
             text.push('\n');
         }
-        return Reply::ok(json!({ "__ndjson": text }));
+        return Reply::ok(json!({
+            "__ndjson": text,
+            "__follow": { "id": id, "after": after },
+        }));
     }
     match history(app) {
         Ok(runs) if runs.iter().any(|r| r.id == id) => Reply::error(

@@ -20,6 +20,28 @@ fn committed_schema_is_current() {
     );
 }
 
+/// The committed OpenAPI description must equal what `pare schema
+/// --openapi` prints (the server serves the same): refresh it with
+/// `PARE_UPDATE_SCHEMA=1 cargo test --test cli schema`.
+#[test]
+fn committed_openapi_is_current() {
+    let out = pare(&root())
+        .args(["schema", "--openapi"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let generated = String::from_utf8(out.stdout).unwrap();
+    let path = root().join("schemas/openapi.json");
+    if std::env::var_os("PARE_UPDATE_SCHEMA").is_some() {
+        std::fs::write(&path, &generated).unwrap();
+    }
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        committed == generated,
+        "schemas/openapi.json is stale; refresh it with: PARE_UPDATE_SCHEMA=1 cargo test --test cli schema"
+    );
+}
+
 fn schema() -> jsonschema::Validator {
     let text = std::fs::read_to_string(root().join("schemas/plan.schema.json")).unwrap();
     jsonschema::validator_for(&serde_json::from_str(&text).unwrap()).unwrap()

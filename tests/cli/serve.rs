@@ -463,3 +463,71 @@ fn an_execution_is_rolled_back_through_the_api_and_a_restart_finds_a_dead_run_in
     assert_eq!(v["status"], "interrupted", "{v}");
     assert!(server.stop().success());
 }
+
+#[test]
+fn the_api_describes_itself_measures_itself_and_streams_its_logs() {
+    let s = Sandbox::new(API_PLAN, &quickstart_account());
+    let server = Server::start(&s, &[]);
+    // The description served is the one committed, and names every route
+    // the server answers.
+    let (code, doc) = server.get("/api/v1/openapi.json", None);
+    assert_eq!(code, 200);
+    let committed: Value = serde_json::from_str(
+        &std::fs::read_to_string(super::root().join("schemas/openapi.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(doc, committed);
+    for path in doc["paths"].as_object().unwrap().keys() {
+        let concrete = path.replace("{id}", "r20990101-000000");
+        let method = if path.ends_with("cancel") || path.ends_with("rollback") {
+            "POST"
+        } else {
+            "GET"
+        };
+        let (code, _, text) = server.call(method, &concrete, None, &[], b"");
+        assert!(
+            code != 405 && !(code == 404 && text.contains("serve::not-found")),
+            "{method} {path}: {code} {text}"
+        );
+    }
+    // A run, followed live as server-sent events.
+    let sha = sha256(&s, "plan.yaml");
+    let (code, v) = server.post(
+        "/api/v1/executions",
+        None,
+        &json!({ "plan": "plan.yaml", "sha256": sha }),
+    );
+    assert_eq!(code, 202, "{v}");
+    let id = v["id"].as_str().unwrap();
+    let (code, headers, stream) = server.call(
+        "GET",
+        &format!("/api/v1/executions/{id}/logs"),
+        None,
+        &[("accept", "text/event-stream")],
+        b"",
+    );
+    assert_eq!(code, 200);
+    assert_eq!(headers["content-type"], "text/event-stream");
+    assert!(
+        stream.starts_with("id: 1\nevent: run_start\ndata: {"),
+        "{stream}"
+    );
+    assert!(stream.contains("event: run_done"), "{stream}");
+    // The metrics count it, with no resource id as a label.
+    let (code, _, metrics) = server.call("GET", "/metrics", None, &[], b"");
+    assert_eq!(code, 200);
+    assert!(
+        metrics.contains("pare_runs_total{kind=\"apply\",status=\"applied\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("pare_steps_total{action=\"hibernate\",result=\"done\"}"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("pare_run_duration_seconds_count 1"),
+        "{metrics}"
+    );
+    assert!(!metrics.contains("i-0a1b"), "{metrics}");
+    assert!(server.stop().success());
+}
