@@ -151,6 +151,17 @@ pub struct Config {
     /// An imported recommendation refreshed longer ago than this is
     /// flagged in the preview.
     pub max_recommendation_age_days: u32,
+    /// `[serve]`: what `pare serve` listens on, its plans root and tokens
+    /// file (its flags win).
+    pub serve: ServeSettings,
+}
+
+/// `[serve]` of pare.toml.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ServeSettings {
+    pub listen: Option<std::net::SocketAddr>,
+    pub plans_root: Option<PathBuf>,
+    pub tokens: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -171,6 +182,7 @@ impl Default for Config {
             require_committed_plan: false,
             max_changes: 50,
             max_recommendation_age_days: 14,
+            serve: ServeSettings::default(),
         }
     }
 }
@@ -184,6 +196,16 @@ struct RawConfig {
     apply: RawApply,
     #[serde(default)]
     policy: RawPolicy,
+    #[serde(default)]
+    serve: RawServe,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawServe {
+    listen: Option<Spanned<String>>,
+    plans_root: Option<Spanned<String>>,
+    tokens: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -280,7 +302,7 @@ impl Config {
                 let message = e.message().trim().to_string();
                 return Err(vec![
                     Diagnostic::new("config::invalid", &file, Span::new(range.start, range.len()), message, "here")
-                        .with_help("pare.toml has the sections [state] dir (or backend = \"s3\", bucket, prefix, region, profile, endpoint_url, lease_s), [apply] parallelism, batch_size, gather_ms, rollback_on_failure, attempts and retry_backoff_ms, [policy] protected_tags, require_approval_at, require_committed_plan, max_changes and max_recommendation_age_days"),
+                        .with_help("pare.toml has the sections [state] dir (or backend = \"s3\", bucket, prefix, region, profile, endpoint_url, lease_s), [apply] parallelism, batch_size, gather_ms, rollback_on_failure, attempts and retry_backoff_ms, [policy] protected_tags, require_approval_at, require_committed_plan, max_changes and max_recommendation_age_days, [serve] listen, plans_root and tokens"),
                 ]);
             }
         };
@@ -450,6 +472,46 @@ impl Config {
                         "set how many days an imported recommendation stays fresh (default 14)",
                     ),
                 ),
+            }
+        }
+        if let Some(l) = raw.serve.listen {
+            match l.get_ref().trim().parse::<std::net::SocketAddr>() {
+                Ok(a) => config.serve.listen = Some(a),
+                Err(_) => diags.push(
+                    Diagnostic::new(
+                        "config::invalid",
+                        &file,
+                        to_span(l.span()),
+                        "`listen` is not an address and port",
+                        "not ADDRESS:PORT",
+                    )
+                    .with_help("give an IP address and a port, like \"127.0.0.1:8080\""),
+                ),
+            }
+        }
+        for (value, slot, key) in [
+            (
+                raw.serve.plans_root,
+                &mut config.serve.plans_root,
+                "plans_root",
+            ),
+            (raw.serve.tokens, &mut config.serve.tokens, "tokens"),
+        ] {
+            if let Some(v) = value {
+                if v.get_ref().trim().is_empty() || v.get_ref().contains('\0') {
+                    diags.push(
+                        Diagnostic::new(
+                            "config::invalid",
+                            &file,
+                            to_span(v.span()),
+                            format!("`{key}` is not a path"),
+                            "empty",
+                        )
+                        .with_help("give a path, relative to the working directory or absolute"),
+                    );
+                } else {
+                    *slot = Some(PathBuf::from(v.get_ref()));
+                }
             }
         }
         if diags.is_empty() {

@@ -10,14 +10,17 @@ use std::path::PathBuf;
 pub struct ServeArgs {
     #[command(subcommand)]
     pub command: Option<ServeCommand>,
-    /// The address to listen on; any but a loopback address needs --tokens.
-    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
-    pub listen: SocketAddr,
-    /// The folder whose plan files the API may run (none outside it).
-    #[arg(long, value_name = "DIR", default_value = ".")]
-    pub plans_root: PathBuf,
+    /// The address to listen on; any but a loopback address needs --tokens
+    /// [default: pare.toml's [serve] listen, else 127.0.0.1:8080].
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// The folder whose plan files the API may run (none outside it)
+    /// [default: pare.toml's [serve] plans_root, else the working directory].
+    #[arg(long, value_name = "DIR")]
+    pub plans_root: Option<PathBuf>,
     /// The bearer tokens file (`pare serve token add` writes it); without
-    /// it, every request may do everything, so only loopback is allowed.
+    /// it, every request may do everything, so only loopback is allowed
+    /// [default: pare.toml's [serve] tokens].
     #[arg(long, value_name = "FILE")]
     pub tokens: Option<PathBuf>,
 }
@@ -71,7 +74,16 @@ pub fn run(out: &Output, global: &GlobalArgs, args: ServeArgs) -> miette::Result
         Ok(s) => s,
         Err(code) => return Ok(code),
     };
-    let tokens = match &args.tokens {
+    let serve = settings.config.serve.clone();
+    let listen = args
+        .listen
+        .or(serve.listen)
+        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080)));
+    let plans_root = args
+        .plans_root
+        .or(serve.plans_root)
+        .unwrap_or_else(|| PathBuf::from("."));
+    let tokens = match args.tokens.as_ref().or(serve.tokens.as_ref()) {
         None => None,
         Some(p) => match crate::serve::tokens::load(p) {
             Ok(t) => Some(t),
@@ -82,12 +94,12 @@ pub fn run(out: &Output, global: &GlobalArgs, args: ServeArgs) -> miette::Result
         },
     };
     let count = tokens.as_ref().map(|t| t.tokens.len());
+    let root = crate::vocabulary::words::clean(&plans_root.display().to_string()).into_owned();
     let config = crate::serve::ServeConfig {
-        listen: args.listen,
-        plans_root: args.plans_root.clone(),
+        listen,
+        plans_root,
         tokens,
     };
-    let root = crate::vocabulary::words::clean(&args.plans_root.display().to_string()).into_owned();
     let result = crate::serve::serve(settings, config, |addr| {
         out.status(&format!(
             "pare serve: listening on http://{addr} (plans from {root}; {})",

@@ -793,86 +793,95 @@ async fn start(app: &Arc<App>, path: PathBuf, body: ExecuteBody) -> Reply {
                 let _ = tx.send(r);
             }
         };
-        let doing = format!("serve: apply {}", body.plan);
-        let mut session = match app.begin(&doing) {
-            Ok(s) => s,
-            Err(e) => return answer(session_reply(&e)),
-        };
-        if let Err(r) = session.check_clear() {
-            return answer(session_reply(&SessionError::Refused(r)));
-        }
-        let prepared = match session.prepare_apply(Source::File(&path)) {
-            Ok(p) => p,
-            Err(e) => return answer(session_reply(&e)),
-        };
-        if !prepared
-            .planned
-            .plan_sha256
-            .eq_ignore_ascii_case(&body.sha256)
-        {
-            return answer(sha_mismatch(&body.sha256, &prepared.planned.plan_sha256));
-        }
-        match session.check_apply(&prepared) {
-            Ok(Verdict::NothingToDo) => {
-                return answer(Reply::ok(json!({
-                    "id": null,
-                    "status": "nothing_to_do",
-                    "message": "every recommendation is already satisfied",
-                })));
+        // The session (and its lock) is dropped before any answer is
+        // sent: a client that hears "refused" and asks again at once must
+        // not meet this request's lock.
+        let early = (|| -> Option<Reply> {
+            let doing = format!("serve: apply {}", body.plan);
+            let mut session = match app.begin(&doing) {
+                Ok(s) => s,
+                Err(e) => return Some(session_reply(&e)),
+            };
+            if let Err(r) = session.check_clear() {
+                return Some(session_reply(&SessionError::Refused(r)));
             }
-            Ok(Verdict::Changes(_)) => {}
-            Err(r) => {
-                let blocked: Vec<Value> = prepared
-                    .planned
-                    .recs
-                    .iter()
-                    .filter(|r| r.status == crate::planner::Status::Blocked)
-                    .map(|r| {
-                        json!({
-                            "id": r.id,
-                            "why": r.blocked_by.iter().map(|(_, w)| w.clone()).collect::<Vec<_>>(),
-                            "note": r.note,
-                        })
-                    })
-                    .collect();
-                let mut reply = Reply::error(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    r.code,
-                    format!("{} — {}", r.what, r.todo),
-                );
-                if !blocked.is_empty() {
-                    reply.body["error"]["blocked"] = Value::Array(blocked);
+            let prepared = match session.prepare_apply(Source::File(&path)) {
+                Ok(p) => p,
+                Err(e) => return Some(session_reply(&e)),
+            };
+            if !prepared
+                .planned
+                .plan_sha256
+                .eq_ignore_ascii_case(&body.sha256)
+            {
+                return Some(sha_mismatch(&body.sha256, &prepared.planned.plan_sha256));
+            }
+            match session.check_apply(&prepared) {
+                Ok(Verdict::NothingToDo) => {
+                    return Some(Reply::ok(json!({
+                        "id": null,
+                        "status": "nothing_to_do",
+                        "message": "every recommendation is already satisfied",
+                    })));
                 }
-                return answer(reply);
+                Ok(Verdict::Changes(_)) => {}
+                Err(r) => {
+                    let blocked: Vec<Value> = prepared
+                        .planned
+                        .recs
+                        .iter()
+                        .filter(|r| r.status == crate::planner::Status::Blocked)
+                        .map(|r| {
+                            json!({
+                                "id": r.id,
+                                "why": r.blocked_by.iter().map(|(_, w)| w.clone()).collect::<Vec<_>>(),
+                                "note": r.note,
+                            })
+                        })
+                        .collect();
+                    let mut reply = Reply::error(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        r.code,
+                        format!("{} — {}", r.what, r.todo),
+                    );
+                    if !blocked.is_empty() {
+                        reply.body["error"]["blocked"] = Value::Array(blocked);
+                    }
+                    return Some(reply);
+                }
             }
-        }
-        let totals: BTreeMap<String, (usize, usize)> = prepared
-            .planned
-            .recs
-            .iter()
-            .filter(|r| r.status == crate::planner::Status::Change)
-            .map(|r| (r.id.clone(), (0, r.steps.len())))
-            .collect();
-        let launch = Launch {
-            app: Arc::clone(&app),
-            kind: "apply",
-            plan: body.plan.clone(),
-            sha256: prepared.planned.plan_sha256.clone(),
-            totals,
-            planned_savings: prepared.planned.summary.monthly_savings_usd,
-            cancel: Cancel::default(),
-            answer: Arc::clone(&tx),
-            actions: prepared
+            let totals: BTreeMap<String, (usize, usize)> = prepared
                 .planned
                 .recs
                 .iter()
-                .map(|r| (r.id.clone(), r.action.to_string()))
-                .collect(),
-        };
-        let (out, cancel) = (launch.events(), launch.cancel.clone());
-        let result = session.apply(prepared, out, cancel);
-        drop(session);
-        launch.finish(result);
+                .filter(|r| r.status == crate::planner::Status::Change)
+                .map(|r| (r.id.clone(), (0, r.steps.len())))
+                .collect();
+            let launch = Launch {
+                app: Arc::clone(&app),
+                kind: "apply",
+                plan: body.plan.clone(),
+                sha256: prepared.planned.plan_sha256.clone(),
+                totals,
+                planned_savings: prepared.planned.summary.monthly_savings_usd,
+                cancel: Cancel::default(),
+                answer: Arc::clone(&tx),
+                actions: prepared
+                    .planned
+                    .recs
+                    .iter()
+                    .map(|r| (r.id.clone(), r.action.to_string()))
+                    .collect(),
+            };
+            let (out, cancel) = (launch.events(), launch.cancel.clone());
+            let result = session.apply(prepared, out, cancel);
+            drop(session);
+            launch.finish(result);
+            None
+        })();
+        if let Some(r) = early {
+            answer(r);
+        }
     })
     .await
 }
@@ -1050,46 +1059,55 @@ async fn rollback(app: &Arc<App>, id: &str, body: Value) -> Reply {
                 let _ = tx.send(r);
             }
         };
-        let doing = format!("serve: rollback {id}");
-        let mut session = match app.begin(&doing) {
-            Ok(s) => s,
-            Err(e) => return answer(session_reply(&e)),
-        };
-        if !session.history.runs.iter().any(|r| r.id == id) {
-            return answer(unknown(&id));
+        // The session (and its lock) is dropped before any answer is
+        // sent: a client that hears "refused" and asks again at once must
+        // not meet this request's lock.
+        let early = (|| -> Option<Reply> {
+            let doing = format!("serve: rollback {id}");
+            let mut session = match app.begin(&doing) {
+                Ok(s) => s,
+                Err(e) => return Some(session_reply(&e)),
+            };
+            if !session.history.runs.iter().any(|r| r.id == id) {
+                return Some(unknown(&id));
+            }
+            let target =
+                match session.rollback_target(&crate::session::Target::Run(id.clone()), false) {
+                    Ok(t) => t,
+                    Err(e) => return Some(session_reply(&e)),
+                };
+            let plan = match session.prepare_rollback(target) {
+                Ok(p) => p,
+                Err(e) => return Some(session_reply(&e)),
+            };
+            if body.dry_run {
+                return Some(Reply::ok(json!({
+                    "dry_run": true,
+                    "execution": id,
+                    "would_undo": plan.describe(),
+                    "warnings": plan.warnings,
+                })));
+            }
+            let launch = Launch {
+                app: Arc::clone(&app),
+                kind: "rollback",
+                plan: plan.target.plan_path.clone(),
+                sha256: plan.target.plan_sha256.clone(),
+                totals: BTreeMap::new(),
+                planned_savings: 0.0,
+                cancel: Cancel::default(),
+                answer: Arc::clone(&tx),
+                actions: BTreeMap::new(),
+            };
+            let out = launch.events();
+            let result = session.rollback(plan, out);
+            drop(session);
+            launch.finish(result);
+            None
+        })();
+        if let Some(r) = early {
+            answer(r);
         }
-        let target = match session.rollback_target(&crate::session::Target::Run(id.clone()), false)
-        {
-            Ok(t) => t,
-            Err(e) => return answer(session_reply(&e)),
-        };
-        let plan = match session.prepare_rollback(target) {
-            Ok(p) => p,
-            Err(e) => return answer(session_reply(&e)),
-        };
-        if body.dry_run {
-            return answer(Reply::ok(json!({
-                "dry_run": true,
-                "execution": id,
-                "would_undo": plan.describe(),
-                "warnings": plan.warnings,
-            })));
-        }
-        let launch = Launch {
-            app: Arc::clone(&app),
-            kind: "rollback",
-            plan: plan.target.plan_path.clone(),
-            sha256: plan.target.plan_sha256.clone(),
-            totals: BTreeMap::new(),
-            planned_savings: 0.0,
-            cancel: Cancel::default(),
-            answer: Arc::clone(&tx),
-            actions: BTreeMap::new(),
-        };
-        let out = launch.events();
-        let result = session.rollback(plan, out);
-        drop(session);
-        launch.finish(result);
     })
     .await
 }

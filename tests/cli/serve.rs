@@ -531,3 +531,30 @@ fn the_api_describes_itself_measures_itself_and_streams_its_logs() {
     assert!(!metrics.contains("i-0a1b"), "{metrics}");
     assert!(server.stop().success());
 }
+
+#[test]
+fn pare_toml_serve_section_is_read_and_its_mistakes_located() {
+    let s = Sandbox::new(API_PLAN, &quickstart_account());
+    s.write("pare.toml", "[serve]\nlisten = \"0.0.0.0:0\"\n");
+    let (code, _, err) = s.run(&["serve"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("refusing to listen on 0.0.0.0:0 without authentication"),
+        "{err}"
+    );
+    s.write("pare.toml", "[serve]\nlisten = \"localhost\"\n");
+    let (code, _, err) = s.run(&["serve"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("config::invalid"), "{err}");
+    assert!(err.contains("pare.toml:2:10"), "{err}");
+    s.write(
+        "pare.toml",
+        "[serve]\nlisten = \"127.0.0.1:0\"\ntokens = \"none.json\"\n",
+    );
+    let (code, _, err) = s.run(&["serve"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("cannot read the tokens file none.json"),
+        "{err}"
+    );
+}
