@@ -17,6 +17,10 @@ fn usage() -> ExitCode {
                                           with --csv, `pare import compute-optimizer` of N rows of its CSV export
   pare-bench validate [N] [--runs R]      time `pare validate` on a generated plan (default N=10000, R=10)
   pare-bench plan [N] [--runs R]          time `pare plan` of N recommendations over an N-resource sandbox (default R=5)
+  pare-bench serve [N] [--runs R] [--clients C] [--latency-ms L] [--interval-ms I]
+                                          a run of N recommendations through `pare serve`, alone and with C clients
+                                          polling its status and logs every I ms (default N=1000, R=3, C=200, L=20,
+                                          I=100), beside the CLI's
   pare-bench apply [N] [--runs R] [--latency-ms L] [--parallelism P] [--batch-size B]
                                           time `pare apply` of N independent recommendations, journal flushed
                                           and not, side by side; with L > 0, against the ideal bound
@@ -67,6 +71,19 @@ fn main() -> ExitCode {
         Some("import") => {
             let runs = flag("--runs").and_then(|s| s.parse().ok()).unwrap_or(5);
             bench_import(n(10_000), runs, args.iter().any(|a| a == "--csv"))
+        }
+        Some("serve") => {
+            let runs = flag("--runs").and_then(|s| s.parse().ok()).unwrap_or(3);
+            let clients = flag("--clients")
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(200);
+            let latency = flag("--latency-ms")
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(20);
+            let interval = flag("--interval-ms")
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(100);
+            bench_serve(n(1000), runs, clients, latency, interval)
         }
         Some("apply") => {
             let runs = flag("--runs").and_then(|s| s.parse().ok()).unwrap_or(3);
@@ -379,4 +396,237 @@ fn tempdir() -> PathBuf {
     let dir = std::env::temp_dir().join(format!("pare-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     dir
+}
+
+/// One HTTP/1.1 request on a connection of its own: (status, body, time).
+fn http(addr: &str, method: &str, path: &str, body: &str) -> Option<(u16, String, Duration)> {
+    use std::io::{Read, Write};
+    let start = Instant::now();
+    let mut s = std::net::TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).ok()?;
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).ok()?;
+    let took = start.elapsed();
+    let text = String::from_utf8_lossy(&out);
+    let status = text.split(' ').nth(1)?.parse().ok()?;
+    let body = text
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, b)| b)
+        .to_string();
+    Some((status, body, took))
+}
+
+fn field(body: &str, key: &str) -> Option<serde_json::Value> {
+    serde_json::from_str::<serde_json::Value>(body)
+        .ok()?
+        .get(key)
+        .cloned()
+}
+
+/// `pare serve` under load: a run of `n` recommendations through the API,
+/// alone and then with `clients` clients polling its status and logs,
+/// side by side with the same run from the CLI.
+fn bench_serve(
+    n: usize,
+    runs: usize,
+    clients: usize,
+    latency_ms: u64,
+    interval_ms: u64,
+) -> ExitCode {
+    let dir = tempdir();
+    std::fs::write(
+        dir.join("plan.yaml"),
+        pare::generate::plan_with(n, "account.yaml", false),
+    )
+    .expect("write plan");
+    let mut account = pare::generate::account(n);
+    account.push_str(&format!(
+        "faults:\n  latency_ms: {latency_ms}\n  ops:\n    describe: {{ delay_ms: 0 }}\n"
+    ));
+    std::fs::write(dir.join("account.yaml"), account).expect("write account");
+    std::fs::write(
+        dir.join("pare.toml"),
+        "[policy]\nrequire_approval_at = \"never\"\nmax_changes = 100000000\n",
+    )
+    .expect("write pare.toml");
+    let sha = {
+        use sha2::Digest;
+        let bytes = std::fs::read(dir.join("plan.yaml")).expect("plan");
+        sha2::Sha256::digest(&bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    };
+    let pare = pare_binary();
+    let reset = || {
+        let ok = Command::new(&pare)
+            .current_dir(&dir)
+            .args(["sandbox", "reset", "plan.yaml"])
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        let _ = std::fs::remove_dir_all(dir.join(".pare/runs"));
+        let _ = std::fs::remove_file(dir.join(".pare/history.json"));
+        ok
+    };
+    let mut server = Command::new(&pare)
+        .current_dir(&dir)
+        .args(["serve", "--listen", "127.0.0.1:0", "--plans-root", "."])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn pare serve");
+    let addr = {
+        use std::io::BufRead;
+        let mut line = String::new();
+        let mut err = std::io::BufReader::new(server.stderr.take().expect("stderr"));
+        let _ = err.read_line(&mut line);
+        std::thread::spawn(move || for _ in err.lines() {});
+        line.split("http://")
+            .nth(1)
+            .and_then(|r| r.split(' ').next())
+            .unwrap_or_default()
+            .to_string()
+    };
+    let body = format!("{{\"plan\":\"plan.yaml\",\"sha256\":\"{sha}\"}}");
+    // One run through the API: (wall time from the POST to its end, the
+    // status latencies and request count of the clients, errors).
+    let api_run = |clients: usize| -> Option<(Duration, Vec<Duration>, usize, usize)> {
+        if !reset() {
+            return None;
+        }
+        let start = Instant::now();
+        let (code, reply, _) = http(&addr, "POST", "/api/v1/executions", &body)?;
+        if code != 202 {
+            eprintln!("POST answered {code}: {reply}");
+            return None;
+        }
+        let id = field(&reply, "id")?.as_str()?.to_string();
+        let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let workers: Vec<_> = (0..clients)
+            .map(|_| {
+                let (addr, id, done) = (addr.clone(), id.clone(), std::sync::Arc::clone(&done));
+                std::thread::spawn(move || {
+                    let (mut lat, mut requests, mut errors, mut after) = (Vec::new(), 0, 0, 0u64);
+                    while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                        match http(&addr, "GET", &format!("/api/v1/executions/{id}"), "") {
+                            Some((200, _, t)) => lat.push(t),
+                            _ => errors += 1,
+                        }
+                        match http(
+                            &addr,
+                            "GET",
+                            &format!("/api/v1/executions/{id}/logs?after={after}"),
+                            "",
+                        ) {
+                            Some((200, b, _)) => after += b.lines().count() as u64,
+                            _ => errors += 1,
+                        }
+                        requests += 2;
+                        std::thread::sleep(Duration::from_millis(interval_ms));
+                    }
+                    (lat, requests, errors)
+                })
+            })
+            .collect();
+        // The bench's own poll, at a tenth of a second.
+        let wall = loop {
+            let (code, reply, _) = http(&addr, "GET", &format!("/api/v1/executions/{id}"), "")?;
+            if code == 200 && field(&reply, "finished_at").is_some_and(|f| f.is_string()) {
+                let status = field(&reply, "status");
+                if status.as_ref().and_then(|s| s.as_str()) != Some("applied") {
+                    eprintln!("the run ended {status:?}");
+                    return None;
+                }
+                break start.elapsed();
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        let (mut lat, mut requests, mut errors) = (Vec::new(), 0, 0);
+        for w in workers {
+            let (l, r, e) = w.join().ok()?;
+            lat.extend(l);
+            requests += r;
+            errors += e;
+        }
+        Some((wall, lat, requests, errors))
+    };
+    let cli_run = || -> Option<Duration> {
+        if !reset() {
+            return None;
+        }
+        let (t, _, ok) = measure(Command::new(&pare).current_dir(&dir).args([
+            "apply",
+            "plan.yaml",
+            "--auto-approve",
+            "-q",
+        ]));
+        ok.then_some(t)
+    };
+    let (mut alone, mut loaded, mut cli, mut lat) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut requests, mut errors, mut loaded_time) = (0, 0, Duration::ZERO);
+    for _ in 0..runs {
+        let Some((a, _, _, _)) = api_run(0) else {
+            eprintln!("the API run failed; see {}", dir.display());
+            let _ = server.kill();
+            let _ = server.wait();
+            return ExitCode::FAILURE;
+        };
+        let Some((l, ls, r, e)) = api_run(clients) else {
+            eprintln!("the loaded API run failed; see {}", dir.display());
+            let _ = server.kill();
+            let _ = server.wait();
+            return ExitCode::FAILURE;
+        };
+        let Some(c) = cli_run() else {
+            eprintln!("the CLI run failed; see {}", dir.display());
+            let _ = server.kill();
+            let _ = server.wait();
+            return ExitCode::FAILURE;
+        };
+        alone.push(a);
+        loaded.push(l);
+        loaded_time += l;
+        cli.push(c);
+        lat.extend(ls);
+        requests += r;
+        errors += e;
+    }
+    let _ = Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status();
+    let _ = server.wait();
+    for v in [&mut alone, &mut loaded, &mut cli] {
+        v.sort();
+    }
+    lat.sort();
+    let median = |v: &Vec<Duration>| v[v.len() / 2].as_secs_f64();
+    let pct = |p: f64| {
+        lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1)))
+            .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+    };
+    println!(
+        "serve: {n} recommendations, {latency_ms} ms per change, {runs} runs of each, medians: API alone {:.3} s, API with {clients} clients polling every {interval_ms} ms {:.3} s (ratio {:.3}), CLI {:.3} s (API/CLI {:.3}); status latency under load p50 {:.1} ms, p99 {:.1} ms; {:.0} requests/s, {errors} errors",
+        median(&alone),
+        median(&loaded),
+        median(&loaded) / median(&alone),
+        median(&cli),
+        median(&alone) / median(&cli),
+        pct(0.50),
+        pct(0.99),
+        requests as f64 / loaded_time.as_secs_f64().max(1e-9),
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    if errors > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
 }

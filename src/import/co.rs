@@ -56,7 +56,7 @@ pub(super) fn parse(docs: &[(String, Value)], choices: &Choices) -> Result<Parse
     Ok(out)
 }
 
-fn push(out: &mut Parsed, r: Result<Imported, Skipped>) {
+pub(super) fn push(out: &mut Parsed, r: Result<Imported, Skipped>) {
     match r {
         Ok(i) => out.imported.push(i),
         Err(s) => out.skipped.push(s),
@@ -296,7 +296,7 @@ fn risk_words(r: Option<f64>) -> Option<String> {
     })
 }
 
-fn instance(item: &Value, choices: &Choices) -> Result<Imported, Skipped> {
+pub(super) fn instance(item: &Value, choices: &Choices) -> Result<Imported, Skipped> {
     let c = common(item, "instanceArn");
     let finding = text(item, &["finding"]).unwrap_or_default();
     let skip = |why: &str| skipped("Ec2Instance", &c.resource, why);

@@ -1,7 +1,7 @@
 //! Compute Optimizer's CSV export of EC2 instance recommendations
 //! (`aws compute-optimizer export-ec2-instance-recommendations`, written to
-//! S3), read into the document `get-ec2-instance-recommendations` prints, so
-//! that one mapping serves both.
+//! S3), each row read into the item `get-ec2-instance-recommendations` prints,
+//! so that one mapping serves both.
 //!
 //! The export names its columns after the API's fields: `accountId`,
 //! `instanceArn`, `currentInstanceType`, and numbered columns for each
@@ -164,8 +164,15 @@ fn records(
     Ok(())
 }
 
-/// The export as `{"instanceRecommendations": [...]}`.
-pub(super) fn read(file: &str, text: &str) -> Result<Value, InputError> {
+/// The export's rows, each read as the item `get-ec2-instance-recommendations`
+/// would print and mapped at once (the items are not all held: an export
+/// of ten thousand rows is read in the memory of one).
+pub(super) fn parse(
+    file: &str,
+    text: &str,
+    choices: &super::Choices,
+    out: &mut super::Parsed,
+) -> Result<(), InputError> {
     let located = |line: usize, message: String, help: String| InputError {
         file: file.to_string(),
         line,
@@ -175,7 +182,6 @@ pub(super) fn read(file: &str, text: &str) -> Result<Value, InputError> {
     };
     let name = crate::vocabulary::words::clean(file);
     let mut header: Option<(Vec<String>, HashMap<String, usize>)> = None;
-    let mut items = Vec::new();
     records(file, text, &mut |row| {
         let Some((fields, columns)) = &header else {
             let mut columns = HashMap::new();
@@ -213,7 +219,7 @@ pub(super) fn read(file: &str, text: &str) -> Result<Value, InputError> {
                 .map(|&i| row.fields[i].trim())
                 .filter(|v| !v.is_empty())
         };
-        items.push(item(&get));
+        super::co::push(out, super::co::instance(&item(&get), choices));
         Ok(())
     })?;
     if header.is_none() {
@@ -223,7 +229,7 @@ pub(super) fn read(file: &str, text: &str) -> Result<Value, InputError> {
             "give the CSV file Compute Optimizer's export wrote".into(),
         ));
     }
-    Ok(json!({ "instanceRecommendations": items }))
+    Ok(())
 }
 
 /// The header names the export of EC2 instances, with the columns needed.

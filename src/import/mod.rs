@@ -255,13 +255,14 @@ pub fn parse(
     choices: &Choices,
 ) -> Result<Parsed, InputError> {
     let mut docs = Vec::new();
+    let mut from_csv = Parsed::default();
     for (file, text) in inputs {
         // A byte-order mark is not part of the JSON.
         let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         if csv::looks_like_csv(text) {
             match service {
                 Service::ComputeOptimizer => {
-                    docs.push((file.clone(), csv::read(file, text)?));
+                    csv::parse(file, text, choices, &mut from_csv)?;
                     continue;
                 }
                 Service::CostOptimizationHub => {
@@ -300,10 +301,12 @@ pub fn parse(
         })?;
         docs.push((file.clone(), value));
     }
-    let parsed = match service {
+    let mut parsed = match service {
         Service::CostOptimizationHub => coh::parse(docs, choices)?,
         Service::ComputeOptimizer => co::parse(&docs, choices)?,
     };
+    parsed.imported.extend(from_csv.imported);
+    parsed.skipped.extend(from_csv.skipped);
     Ok(checked(parsed))
 }
 

@@ -82,7 +82,12 @@ struct Exec {
     finished_at: Option<String>,
     duration_s: Option<f64>,
     /// Every event, in order (the logs).
-    events: Vec<Value>,
+    /// Every event, in order (the logs): its name and its JSON line.
+    events: Vec<(String, String)>,
+    /// Bumped by every change, so a status is rendered once per change
+    /// however many clients poll it.
+    version: u64,
+    rendered: Option<(u64, Bytes)>,
     /// Per recommendation: steps done, steps in all.
     progress: BTreeMap<String, (usize, usize)>,
     /// Steps started and not yet done or failed: (rec, step) → operation.
@@ -99,6 +104,8 @@ struct Reply {
     status: StatusCode,
     body: Value,
     location: Option<String>,
+    /// A JSON body already rendered (a cached status).
+    raw: Option<Bytes>,
 }
 
 impl Reply {
@@ -107,6 +114,7 @@ impl Reply {
             status: StatusCode::OK,
             body,
             location: None,
+            raw: None,
         }
     }
 
@@ -115,6 +123,7 @@ impl Reply {
             status,
             body: json!({ "error": { "code": code, "message": message.into() } }),
             location: None,
+            raw: None,
         }
     }
 }
@@ -200,6 +209,7 @@ pub fn serve(
             for e in execs.values_mut().filter(|e| e.finished_at.is_none()) {
                 e.cancel.set();
                 e.cancel_asked = true;
+                e.version += 1;
             }
         }
         drop(listener);
@@ -288,14 +298,16 @@ async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
             .body(follow_events(app, id, after))
             .unwrap_or_default();
     }
-    let (kind, text) = if let Some(text) = reply.body.get("__text").and_then(Value::as_str) {
-        ("text/plain; version=0.0.4", text.to_string())
+    let (kind, text) = if let Some(raw) = reply.raw.clone() {
+        ("application/json", raw)
+    } else if let Some(text) = reply.body.get("__text").and_then(Value::as_str) {
+        ("text/plain; version=0.0.4", Bytes::from(text.to_string()))
     } else if let Some(ndjson) = reply.body.get("__ndjson").and_then(Value::as_str) {
-        ("application/x-ndjson", ndjson.to_string())
+        ("application/x-ndjson", Bytes::from(ndjson.to_string()))
     } else {
         let mut text = serde_json::to_string_pretty(&reply.body).unwrap_or_default();
         text.push('\n');
-        ("application/json", text)
+        ("application/json", Bytes::from(text))
     };
     let mut b = Response::builder()
         .status(reply.status)
@@ -305,8 +317,7 @@ async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
     if let Some(l) = &reply.location {
         b = b.header("location", l);
     }
-    b.body(Full::new(Bytes::from(text)).boxed())
-        .unwrap_or_default()
+    b.body(Full::new(text).boxed()).unwrap_or_default()
 }
 
 /// A body fed by a channel: a live stream of server-sent events.
@@ -337,16 +348,15 @@ fn follow_events(app: Arc<App>, id: String, after: usize) -> Body {
             let (batch, finished) = match app.execs.lock() {
                 Ok(execs) => match execs.get(&id) {
                     Some(e) => (
-                        e.events.iter().skip(next).cloned().collect::<Vec<_>>(),
+                        e.events.get(next..).unwrap_or_default().to_vec(),
                         e.finished_at.is_some(),
                     ),
                     None => return,
                 },
                 Err(_) => return,
             };
-            for ev in &batch {
+            for (name, ev) in &batch {
                 next += 1;
-                let name = ev.get("event").and_then(Value::as_str).unwrap_or("event");
                 let frame = format!("id: {next}\nevent: {name}\ndata: {ev}\n\n");
                 if tx.send(Bytes::from(frame)).await.is_err() {
                     return;
@@ -433,6 +443,7 @@ async fn route(app: &Arc<App>, req: Request<Incoming>) -> Reply {
             status: StatusCode::OK,
             body: json!({ "__text": text }),
             location: None,
+            raw: None,
         };
     }
     if parts.as_slice() == ["api", "v1", "openapi.json"] {
@@ -652,6 +663,7 @@ fn session_reply(e: &SessionError) -> Reply {
                 }
             }),
             location: None,
+            raw: None,
         },
         SessionError::State(StateError::Locked { .. }) => Reply::error(
             StatusCode::CONFLICT,
@@ -935,6 +947,8 @@ impl Launch {
                 finished_at: None,
                 duration_s: None,
                 events: Vec::new(),
+                version: 0,
+                rendered: None,
                 progress: totals
                     .lock()
                     .ok()
@@ -967,6 +981,7 @@ impl Launch {
                     status: StatusCode::ACCEPTED,
                     body: json!({ "id": run, "kind": kind, "status": exec.status }),
                     location: Some(format!("/api/v1/executions/{run}")),
+                    raw: None,
                 });
             }
         }));
@@ -998,6 +1013,7 @@ impl Launch {
                     }
                     e.current.clear();
                     e.record = Some(outcome.record);
+                    e.version += 1;
                 }
             }
             Err(e) => {
@@ -1149,7 +1165,13 @@ fn observe(exec: &mut Exec, event: &Value) {
     if let Some(o) = e.as_object_mut() {
         o.insert("seq".into(), Value::from(exec.events.len() + 1));
     }
-    exec.events.push(e);
+    let name = e
+        .get("event")
+        .and_then(Value::as_str)
+        .unwrap_or("event")
+        .to_string();
+    exec.events.push((name, e.to_string()));
+    exec.version += 1;
 }
 
 fn exec_json(e: &Exec) -> Value {
@@ -1234,10 +1256,26 @@ fn status(app: &App, id: &str) -> Reply {
     if crate::state::parse_run_id(id).is_err() {
         return unknown(id);
     }
-    if let Ok(execs) = app.execs.lock()
-        && let Some(e) = execs.get(id)
+    if let Ok(mut execs) = app.execs.lock()
+        && let Some(e) = execs.get_mut(id)
     {
-        return Reply::ok(exec_json(e));
+        let version = e.version;
+        let bytes = match &e.rendered {
+            Some((v, b)) if *v == version => b.clone(),
+            _ => {
+                let mut text = serde_json::to_string_pretty(&exec_json(e)).unwrap_or_default();
+                text.push('\n');
+                let b = Bytes::from(text);
+                e.rendered = Some((version, b.clone()));
+                b
+            }
+        };
+        return Reply {
+            status: StatusCode::OK,
+            body: Value::Null,
+            location: None,
+            raw: Some(bytes),
+        };
     }
     match history(app) {
         Ok(runs) => runs
@@ -1267,10 +1305,12 @@ fn cancel(app: &App, id: &str) -> Reply {
         }
         e.cancel.set();
         e.cancel_asked = true;
+        e.version += 1;
         return Reply {
             status: StatusCode::ACCEPTED,
             body: exec_json(e),
             location: Some(format!("/api/v1/executions/{id}")),
+            raw: None,
         };
     }
     match history(app) {
@@ -1339,8 +1379,8 @@ fn logs(app: &App, id: &str, q: &str) -> Reply {
         && let Some(e) = execs.get(id)
     {
         let mut text = String::new();
-        for ev in e.events.iter().skip(after) {
-            text.push_str(&ev.to_string());
+        for (_, ev) in e.events.get(after..).unwrap_or_default() {
+            text.push_str(ev);
             text.push('\n');
         }
         return Reply::ok(json!({
