@@ -128,13 +128,17 @@ impl Reply {
     }
 }
 
+/// The reply of the request that first used an idempotency key (the key's
+/// request fingerprint beside it in the table).
+type Once = Arc<tokio::sync::OnceCell<Reply>>;
+
 struct App {
     settings: Settings,
     root: PathBuf,
     tokens: Option<tokens::Tokens>,
     execs: Mutex<HashMap<String, Exec>>,
     /// Idempotency keys → the reply of the request that first used the key.
-    idempotent: Mutex<HashMap<String, Arc<tokio::sync::OnceCell<Reply>>>>,
+    idempotent: Mutex<HashMap<String, (String, Once)>>,
     requests: AtomicU64,
     metrics: Mutex<metrics::Metrics>,
 }
@@ -602,11 +606,82 @@ async fn read_json_or_empty(req: Request<Incoming>) -> Result<Value, Reply> {
 #[serde(deny_unknown_fields)]
 struct ExecuteBody {
     /// A plan file, relative to the plans root.
-    plan: String,
+    #[serde(default)]
+    plan: Option<String>,
+    /// Or a plan saved by `pare plan --out` (its JSON), whose plan file is
+    /// under the plans root.
+    #[serde(default)]
+    saved: Option<Value>,
     /// The sha256 of the plan file the caller reviewed.
     sha256: String,
     #[serde(default)]
     dry_run: bool,
+}
+
+/// What an execution runs: a plan file, or a saved plan written to a file
+/// of its own for the session to prove (removed once read).
+struct Target {
+    path: PathBuf,
+    label: String,
+    scratch: bool,
+}
+
+static SAVED_SEQ: AtomicU64 = AtomicU64::new(0);
+
+/// A saved plan from a request: its plan file must be under the plans root
+/// (as named from the server's working directory, where it was planned);
+/// the session then proves the rest (content, lineage, state, account,
+/// drift) as `pare apply SAVED` does.
+fn saved_target(root: &Path, saved: &Value) -> Result<Target, Reply> {
+    let Some(plan) = saved
+        .pointer("/plan/path")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+    else {
+        return Err(Reply::error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "saved::unreadable",
+            "`saved` is not a plan saved by `pare plan --out` (it names no plan file)",
+        ));
+    };
+    let p = Path::new(&plan);
+    let outside = |why: &str| {
+        Reply::error(
+            StatusCode::BAD_REQUEST,
+            "serve::outside-plans-root",
+            format!("the saved plan's plan file must be under the plans root: {why}"),
+        )
+    };
+    if p.is_absolute()
+        || plan.contains('\0')
+        || p.components()
+            .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir))
+    {
+        return Err(outside("it is absolute or goes up"));
+    }
+    let real = std::env::current_dir()
+        .map(|d| d.join(p))
+        .and_then(|f| f.canonicalize())
+        .map_err(|_| outside("it is not there"))?;
+    if !real.starts_with(root) || !real.is_file() {
+        return Err(outside("it is elsewhere"));
+    }
+    let n = SAVED_SEQ.fetch_add(1, Ordering::Relaxed);
+    let path =
+        std::env::temp_dir().join(format!("pare-serve-{}-{n}.saved.json", std::process::id()));
+    let text = serde_json::to_string(saved).unwrap_or_default();
+    crate::durable::write_atomic(&path, text.as_bytes()).map_err(|e| {
+        Reply::error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "serve::failed",
+            format!("cannot keep the saved plan to prove it: {e}"),
+        )
+    })?;
+    Ok(Target {
+        path,
+        label: plan,
+        scratch: true,
+    })
 }
 
 /// A plan path under the plans root: relative, no `..`, and (symlinks
@@ -703,21 +778,53 @@ async fn execute(app: &Arc<App>, scopes: &[String], body: Value, key: Option<Str
     if let Err(r) = need(scopes, if body.dry_run { "plan" } else { "apply" }) {
         return r;
     }
-    let path = match resolve(&app.root, &body.plan) {
-        Ok(p) => p,
-        Err(r) => return r,
+    // What the request is, to tell a retry from another request that
+    // reuses its key.
+    let fingerprint = {
+        use sha2::Digest;
+        let text =
+            serde_json::to_string(&(&body.plan, &body.saved, &body.sha256)).unwrap_or_default();
+        crate::vocabulary::hex(&sha2::Sha256::digest(text.as_bytes()))
+    };
+    let target = match (&body.plan, &body.saved) {
+        (Some(plan), None) => match resolve(&app.root, plan) {
+            Ok(path) => Target {
+                path,
+                label: plan.clone(),
+                scratch: false,
+            },
+            Err(r) => return r,
+        },
+        (None, Some(_)) if body.dry_run => {
+            return Reply::error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "serve::bad-json",
+                "a saved plan is a preview already: apply it, or dry-run its plan file (`plan`)",
+            );
+        }
+        (None, Some(saved)) => match saved_target(&app.root, saved) {
+            Ok(t) => t,
+            Err(r) => return r,
+        },
+        _ => {
+            return Reply::error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "serve::bad-json",
+                "give one of `plan` (a plan file under the plans root) and `saved` (a saved plan)",
+            );
+        }
     };
     if body.dry_run {
         let settings = app.settings.clone();
         return in_thread(move |tx| {
-            let _ = tx.send(dry_run(&settings, &path, &body.sha256));
+            let _ = tx.send(dry_run(&settings, &target.path, &body.sha256));
         })
         .await;
     }
     match key {
-        None => start(app, path, body).await,
+        None => start(app, target, body).await,
         Some(key) => {
-            let cell = {
+            let (first, cell) = {
                 let Ok(mut map) = app.idempotent.lock() else {
                     return Reply::error(
                         StatusCode::INTERNAL_SERVER_ERROR,
@@ -725,9 +832,42 @@ async fn execute(app: &Arc<App>, scopes: &[String], body: Value, key: Option<Str
                         "the server's table of idempotency keys is unusable",
                     );
                 };
-                Arc::clone(map.entry(key).or_default())
+                let entry = map
+                    .entry(key)
+                    .or_insert_with(|| (fingerprint.clone(), Arc::default()));
+                (entry.0.clone(), Arc::clone(&entry.1))
             };
-            cell.get_or_init(|| start(app, path, body)).await.clone()
+            if first != fingerprint {
+                if target.scratch {
+                    let _ = std::fs::remove_file(&target.path);
+                }
+                return Reply::error(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "serve::idempotency-key-reused",
+                    "this Idempotency-Key was used for another request: a retry must send the same body; a new request needs a new key",
+                );
+            }
+            let mut target = Some(target);
+            let reply = cell
+                .get_or_init(|| {
+                    let t = target.take();
+                    async move {
+                        match t {
+                            Some(t) => start(app, t, body).await,
+                            None => Reply::error(
+                                StatusCode::INTERNAL_SERVER_ERROR,
+                                "serve::failed",
+                                "the request was started already",
+                            ),
+                        }
+                    }
+                })
+                .await
+                .clone();
+            if let Some(t) = target.filter(|t| t.scratch) {
+                let _ = std::fs::remove_file(&t.path);
+            }
+            reply
         }
     }
 }
@@ -795,7 +935,7 @@ fn dry_run(settings: &Settings, path: &Path, sha256: &str) -> Reply {
 /// of its own. Answers 202 once the run has its id (refusals before that
 /// are the answer: 409 for the lock or an unresolved run, 422 for a plan
 /// that is invalid or blocked).
-async fn start(app: &Arc<App>, path: PathBuf, body: ExecuteBody) -> Reply {
+async fn start(app: &Arc<App>, target: Target, body: ExecuteBody) -> Reply {
     let shared = Arc::clone(app);
     in_thread(move |tx| {
         let app = shared;
@@ -809,7 +949,7 @@ async fn start(app: &Arc<App>, path: PathBuf, body: ExecuteBody) -> Reply {
         // sent: a client that hears "refused" and asks again at once must
         // not meet this request's lock.
         let early = (|| -> Option<Reply> {
-            let doing = format!("serve: apply {}", body.plan);
+            let doing = format!("serve: apply {}", target.label);
             let mut session = match app.begin(&doing) {
                 Ok(s) => s,
                 Err(e) => return Some(session_reply(&e)),
@@ -817,7 +957,11 @@ async fn start(app: &Arc<App>, path: PathBuf, body: ExecuteBody) -> Reply {
             if let Err(r) = session.check_clear() {
                 return Some(session_reply(&SessionError::Refused(r)));
             }
-            let prepared = match session.prepare_apply(Source::File(&path)) {
+            let prepared = session.prepare_apply(Source::File(&target.path));
+            if target.scratch {
+                let _ = std::fs::remove_file(&target.path);
+            }
+            let prepared = match prepared {
                 Ok(p) => p,
                 Err(e) => return Some(session_reply(&e)),
             };
@@ -872,7 +1016,7 @@ async fn start(app: &Arc<App>, path: PathBuf, body: ExecuteBody) -> Reply {
             let launch = Launch {
                 app: Arc::clone(&app),
                 kind: "apply",
-                plan: body.plan.clone(),
+                plan: target.label.clone(),
                 sha256: prepared.planned.plan_sha256.clone(),
                 totals,
                 planned_savings: prepared.planned.summary.monthly_savings_usd,

@@ -47,9 +47,11 @@ pub fn openapi() -> Value {
                     } }
                 },
                 "ExecuteRequest": {
-                    "type": "object", "required": ["plan", "sha256"], "additionalProperties": false,
+                    "type": "object", "required": ["sha256"], "additionalProperties": false,
+                    "description": "One of `plan` and `saved`.",
                     "properties": {
                         "plan": { "type": "string", "description": "A plan file, relative to the server's plans root." },
+                        "saved": { "type": "object", "description": "A plan saved by `pare plan --out` (its JSON); its plan file must be under the plans root, as named from the server's working directory. Proven as `pare apply SAVED` proves it, and applied once." },
                         "sha256": { "type": "string", "description": "The sha256 of the plan file as the caller reviewed it." },
                         "dry_run": { "type": "boolean", "default": false, "description": "Answer with the preview; change nothing." }
                     }
@@ -114,7 +116,7 @@ pub fn openapi() -> Value {
                         "404": error_response("No such plan file."),
                         "409": error_response("The lock is held (state::locked), an earlier run is unresolved, or the plan changed since it was reviewed (serve::plan-changed)."),
                         "413": error_response("The body is over 1 MiB."),
-                        "422": error_response("Malformed JSON, an invalid plan (with its diagnostics), or a blocked one (with what blocks it).")
+                        "422": error_response("Malformed JSON, an invalid plan (with its diagnostics), a blocked one (with what blocks it), or an Idempotency-Key reused for another request (serve::idempotency-key-reused).")
                     }
                 },
                 "get": {

@@ -558,3 +558,112 @@ fn pare_toml_serve_section_is_read_and_its_mistakes_located() {
         "{err}"
     );
 }
+
+#[test]
+fn a_plan_lacking_the_approvals_it_needs_is_refused_with_what_is_missing() {
+    let unapproved: String = REVERSIBLE_PLAN
+        .lines()
+        .filter(|l| !l.starts_with("approvals:"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let s = Sandbox::new(&unapproved, &quickstart_account());
+    let server = Server::start(&s, &[]);
+    let before = s.account();
+    let (code, v) = server.post(
+        "/api/v1/executions",
+        None,
+        &json!({ "plan": "plan.yaml", "sha256": sha256(&s, "plan.yaml") }),
+    );
+    assert_eq!(code, 422, "{v}");
+    assert_eq!(v["error"]["code"], "apply::blocked", "{v}");
+    let blocked = v["error"]["blocked"].as_array().unwrap();
+    assert!(
+        blocked
+            .iter()
+            .any(|b| b["id"] == "kill" && b.to_string().to_lowercase().contains("approv")),
+        "{v}"
+    );
+    assert_eq!(s.account(), before);
+    assert!(s.history().is_empty(), "no run is recorded");
+    assert!(server.stop().success());
+}
+
+#[test]
+fn a_saved_plan_is_proven_and_applied_once_and_a_reused_key_is_refused() {
+    let s = Sandbox::new(API_PLAN, &quickstart_account());
+    let (code, _, err) = s.run(&["plan", "plan.yaml", "--out", "saved.json"]);
+    assert_eq!(code, 0, "{err}");
+    let saved: Value =
+        serde_json::from_str(&std::fs::read_to_string(s.path().join("saved.json")).unwrap())
+            .unwrap();
+    let server = Server::start(&s, &[]);
+    let sha = sha256(&s, "plan.yaml");
+    // One key, two different requests: the second is refused.
+    let (code, _, text) = server.call(
+        "POST",
+        "/api/v1/executions",
+        None,
+        &[("idempotency-key", "k-9")],
+        json!({ "plan": "plan.yaml", "sha256": "0".repeat(64) })
+            .to_string()
+            .as_bytes(),
+    );
+    assert_eq!(code, 409, "{text}");
+    let (code, _, text) = server.call(
+        "POST",
+        "/api/v1/executions",
+        None,
+        &[("idempotency-key", "k-9")],
+        json!({ "saved": saved, "sha256": sha })
+            .to_string()
+            .as_bytes(),
+    );
+    assert_eq!(code, 422, "{text}");
+    assert!(text.contains("serve::idempotency-key-reused"), "{text}");
+    // The saved plan applies, once.
+    let (code, v) = server.post(
+        "/api/v1/executions",
+        None,
+        &json!({ "saved": saved, "sha256": sha }),
+    );
+    assert_eq!(code, 202, "{v}");
+    let done = server.wait(v["id"].as_str().unwrap(), None);
+    assert_eq!(done["status"], "applied", "{done}");
+    let (code, v) = server.post(
+        "/api/v1/executions",
+        None,
+        &json!({ "saved": saved, "sha256": sha }),
+    );
+    assert_eq!(
+        (code, v["error"]["code"].as_str()),
+        (409, Some("saved::already-applied")),
+        "{v}"
+    );
+    // A saved plan naming a plan file out of the root is refused unread.
+    let mut outside = saved.clone();
+    outside["plan"]["path"] = json!("../plan.yaml");
+    let (code, v) = server.post(
+        "/api/v1/executions",
+        None,
+        &json!({ "saved": outside, "sha256": sha }),
+    );
+    assert_eq!(
+        (code, v["error"]["code"].as_str()),
+        (400, Some("serve::outside-plans-root")),
+        "{v}"
+    );
+    let (code, v) = server.post("/api/v1/executions", None, &json!({ "sha256": sha }));
+    assert_eq!(code, 422, "{v}");
+    let pid = server.child.id();
+    assert!(server.stop().success());
+    // Nothing is left behind in the temporary directory.
+    assert!(
+        !std::fs::read_dir(std::env::temp_dir())
+            .unwrap()
+            .filter_map(Result::ok)
+            .any(|e| e
+                .file_name()
+                .to_string_lossy()
+                .starts_with(&format!("pare-serve-{pid}-"))),
+    );
+}
