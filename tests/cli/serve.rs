@@ -20,10 +20,16 @@ struct Server {
 
 impl Server {
     fn start(s: &Sandbox, extra: &[&str]) -> Server {
+        Server::start_in(s.process(&[]), extra)
+    }
+
+    /// `pare serve` from `cmd` (a pare process, its directory and
+    /// environment set).
+    fn start_in(mut cmd: std::process::Command, extra: &[&str]) -> Server {
         let mut args = vec!["serve", "--listen", "127.0.0.1:0", "--plans-root", "."];
         args.extend_from_slice(extra);
-        let mut child = s
-            .process(&args)
+        let mut child = cmd
+            .args(&args)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -666,4 +672,88 @@ fn a_saved_plan_is_proven_and_applied_once_and_a_reused_key_is_refused() {
                 .to_string_lossy()
                 .starts_with(&format!("pare-serve-{pid}-"))),
     );
+}
+
+#[test]
+fn an_execution_through_the_api_applies_and_rolls_back_on_the_ec2_api() {
+    use super::aws::{client, endpoint, instance, launch};
+    let region = "ap-northeast-1";
+    let c = client(region);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let ids = rt.block_on(launch(
+        &c,
+        "ap-northeast-1a",
+        aws_sdk_ec2::types::InstanceType::M5Xlarge,
+        2,
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("plan.yaml"),
+        format!(
+            "version: 1
+name: api-aws
+provider: {{ aws: {{ region: {region}, endpoint_url: \"{}\" }} }}
+approvals: [ {{ by: t@example.com, covers: [\"*\"] }} ]
+recommendations:
+  - {{ id: size, action: rightsize, instance: {}, to: m5.large }}
+  - {{ id: park, action: hibernate, instance: {}, mode: stop }}
+",
+            endpoint(),
+            ids[0],
+            ids[1]
+        ),
+    )
+    .unwrap();
+    let mut cmd = super::harness::process_in(dir.path());
+    cmd.env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("NO_PROXY", "127.0.0.1,localhost")
+        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_ENDPOINT_URL");
+    let server = Server::start_in(cmd, &[]);
+    let sha = {
+        use sha2::Digest;
+        sha2::Sha256::digest(std::fs::read(dir.path().join("plan.yaml")).unwrap())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    };
+    let (code, v) = server.post(
+        "/api/v1/executions",
+        None,
+        &json!({ "plan": "plan.yaml", "sha256": sha }),
+    );
+    assert_eq!(code, 202, "{v}");
+    let id = v["id"].as_str().unwrap().to_string();
+    let done = server.wait(&id, None);
+    assert_eq!(done["status"], "applied", "{done}");
+    rt.block_on(async {
+        assert_eq!(
+            instance(&c, &ids[0])
+                .await
+                .instance_type()
+                .unwrap()
+                .as_str(),
+            "m5.large"
+        );
+    });
+    let (code, v) = server.post(
+        &format!("/api/v1/executions/{id}/rollback"),
+        None,
+        &json!({}),
+    );
+    assert_eq!(code, 202, "{v}");
+    let done = server.wait(v["id"].as_str().unwrap(), None);
+    assert_eq!(done["status"], "rolled_back", "{done}");
+    rt.block_on(async {
+        let web = instance(&c, &ids[0]).await;
+        assert_eq!(web.instance_type().unwrap().as_str(), "m5.xlarge");
+        let parked = instance(&c, &ids[1]).await;
+        assert_eq!(parked.state().unwrap().name().unwrap().as_str(), "running");
+    });
+    assert!(server.stop().success());
 }
