@@ -95,6 +95,8 @@ struct Exec {
     planned_savings: f64,
     /// Steps in all, when the events say (a rollback's `rollback_start`).
     steps_hint: Option<usize>,
+    /// The rollback run that undid this apply run, and how it ended.
+    resolved_by: Option<(String, &'static str)>,
     record: Option<RunRecord>,
 }
 
@@ -399,7 +401,10 @@ fn scopes(app: &App, req: &Request<Incoming>) -> Result<Vec<String>, Reply> {
         .headers()
         .get("authorization")
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
+        .and_then(|v| {
+            let (scheme, token) = v.trim().split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then_some(token)
+        })
         .map(str::trim);
     match presented.and_then(|p| tokens::find(tokens, p)) {
         Some(t) => Ok(t.scopes.clone()),
@@ -431,10 +436,78 @@ fn need(scopes: &[String], scope: &str) -> Result<(), Reply> {
     }
 }
 
+/// What a browser may not do: a page of another origin (or one that made
+/// its name point at loopback) must not drive the API through the browser
+/// of the person at the keyboard.
+fn browser_check(app: &App, req: &Request<Incoming>) -> Result<(), Reply> {
+    if req.headers().contains_key("origin") {
+        return Err(Reply::error(
+            StatusCode::FORBIDDEN,
+            "serve::cross-origin",
+            "requests from web pages (with an Origin header) are refused: the API is for programs",
+        ));
+    }
+    if app.tokens.is_none() {
+        // Without tokens the server is on loopback: its name must be too.
+        let host = req
+            .headers()
+            .get("host")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let name = match host.rsplit_once(':') {
+            Some((n, port)) if port.bytes().all(|b| b.is_ascii_digit()) => n,
+            _ => host,
+        };
+        let loopback = name.eq_ignore_ascii_case("localhost")
+            || name
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback());
+        if !loopback {
+            return Err(Reply::error(
+                StatusCode::FORBIDDEN,
+                "serve::bad-host",
+                "without tokens the server answers only requests addressed to a loopback name (127.0.0.1, localhost, [::1])",
+            ));
+        }
+    }
+    if req.method() == Method::POST {
+        let has_body = req.headers().contains_key("transfer-encoding")
+            || req
+                .headers()
+                .get("content-length")
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.trim() != "0");
+        let json = req
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| {
+                v.split(';')
+                    .next()
+                    .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"))
+            });
+        if has_body && !json {
+            return Err(Reply::error(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "serve::not-json",
+                "send the body as `Content-Type: application/json`",
+            ));
+        }
+    }
+    Ok(())
+}
+
 async fn route(app: &Arc<App>, req: Request<Incoming>) -> Reply {
     let path = req.uri().path().to_string();
     let parts: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
     let method = req.method().clone();
+    if parts.first() != Some(&"healthz")
+        && let Err(r) = browser_check(app, &req)
+    {
+        return r;
+    }
     if parts.as_slice() == ["metrics"] {
         if method != Method::GET {
             return not_allowed();
@@ -480,7 +553,9 @@ async fn route(app: &Arc<App>, req: Request<Incoming>) -> Reply {
         ([], &Method::POST) => {
             // Checked before the body is read: a token that can do neither
             // does not make the server read a megabyte.
-            need(&scopes, "plan").or_else(|_| need(&scopes, "apply"))
+            need(&scopes, "plan")
+                .or_else(|_| need(&scopes, "apply"))
+                .map_err(|_| need(&scopes, "plan or apply").unwrap_err())
         }
         ([], &Method::GET) | ([_], &Method::GET) | ([_, "logs"], &Method::GET) => {
             need(&scopes, "read")
@@ -506,7 +581,7 @@ async fn route(app: &Arc<App>, req: Request<Incoming>) -> Reply {
                 .get("idempotency-key")
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_string);
-            match read_json(req).await {
+            match read_json(req).await.and_then(|b| strict::<ExecuteBody>(&b)) {
                 Ok(body) => execute(app, &scopes, body, key).await,
                 Err(r) => r,
             }
@@ -515,7 +590,11 @@ async fn route(app: &Arc<App>, req: Request<Incoming>) -> Reply {
         ([id], _) => status(app, id),
         ([id, "cancel"], _) => cancel(app, id),
         ([id, "rollback"], _) => match read_json_or_empty(req).await {
-            Ok(body) => rollback(app, id, body).await,
+            Ok(None) => rollback(app, id, RollbackBody::default()).await,
+            Ok(Some(b)) => match strict::<RollbackBody>(&b) {
+                Ok(body) => rollback(app, id, body).await,
+                Err(r) => r,
+            },
             Err(r) => r,
         },
         ([id, "logs"], _) => logs(app, id, &query),
@@ -544,7 +623,7 @@ fn too_large() -> Reply {
 }
 
 /// Reads a JSON body: at most [`BODY_LIMIT`] bytes, within [`READ_TIMEOUT`].
-async fn read_json(req: Request<Incoming>) -> Result<Value, Reply> {
+async fn read_json(req: Request<Incoming>) -> Result<Bytes, Reply> {
     let declared = req
         .headers()
         .get("content-length")
@@ -579,26 +658,38 @@ async fn read_json(req: Request<Incoming>) -> Result<Value, Reply> {
             ));
         }
     };
-    serde_json::from_slice(&bytes).map_err(|e| {
+    Ok(bytes)
+}
+
+/// A body as `T`: a JSON object, each key once, no key `T` does not take.
+fn strict<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, Reply> {
+    let bad = |why: String| {
         Reply::error(
             StatusCode::UNPROCESSABLE_ENTITY,
             "serve::bad-json",
-            format!("the body is not the JSON this endpoint takes: {e}"),
+            format!("the body is not the JSON this endpoint takes: {why}"),
         )
-    })
+    };
+    let value: Value = serde_json::from_slice(bytes).map_err(|e| bad(e.to_string()))?;
+    if !value.is_object() {
+        return Err(bad("it must be a JSON object".into()));
+    }
+    // From the bytes, not the value: a key given twice is an error there.
+    serde_json::from_slice(bytes).map_err(|e| bad(e.to_string()))
 }
 
 /// A JSON body, or `null` when there is none.
-async fn read_json_or_empty(req: Request<Incoming>) -> Result<Value, Reply> {
+async fn read_json_or_empty(req: Request<Incoming>) -> Result<Option<Bytes>, Reply> {
     let empty = req
         .headers()
         .get("content-length")
         .and_then(|v| v.to_str().ok())
         .is_none_or(|v| v.trim() == "0");
     if empty && req.headers().get("transfer-encoding").is_none() {
-        return Ok(Value::Null);
+        return Ok(None);
     }
-    read_json(req).await
+    let bytes = read_json(req).await?;
+    Ok((!bytes.iter().all(u8::is_ascii_whitespace)).then_some(bytes))
 }
 
 /// What a POST to /executions carries.
@@ -695,8 +786,11 @@ fn resolve(root: &Path, plan: &str) -> Result<PathBuf, Reply> {
         )
     };
     let p = Path::new(plan);
-    if plan.is_empty() || plan.contains('\0') {
+    if plan.is_empty() {
         return Err(outside("it is empty"));
+    }
+    if plan.contains('\0') {
+        return Err(outside("it holds a NUL"));
     }
     if p.is_absolute() {
         return Err(outside("it is an absolute path"));
@@ -762,19 +856,12 @@ fn session_reply(e: &SessionError) -> Reply {
     }
 }
 
-async fn execute(app: &Arc<App>, scopes: &[String], body: Value, key: Option<String>) -> Reply {
-    let body: ExecuteBody = match serde_json::from_value(body) {
-        Ok(b) => b,
-        Err(e) => {
-            return Reply::error(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "serve::bad-json",
-                format!(
-                    "the body must be {{\"plan\": PATH, \"sha256\": HEX, \"dry_run\": BOOL}}: {e}"
-                ),
-            );
-        }
-    };
+async fn execute(
+    app: &Arc<App>,
+    scopes: &[String],
+    body: ExecuteBody,
+    key: Option<String>,
+) -> Reply {
     if let Err(r) = need(scopes, if body.dry_run { "plan" } else { "apply" }) {
         return r;
     }
@@ -822,8 +909,35 @@ async fn execute(app: &Arc<App>, scopes: &[String], body: Value, key: Option<Str
         .await;
     }
     match key {
-        None => start(app, target, body).await,
+        None => start(app, target, body, None).await,
         Some(key) => {
+            // A run a request with this key started, before a restart
+            // perhaps: the same execution, never a second run.
+            match history(app) {
+                Ok(runs) => {
+                    // Recorded as `KEY#FINGERPRINT` (the fingerprint is hex).
+                    let split = |r: &RunRecord| {
+                        r.request_key
+                            .as_deref()
+                            .and_then(|k| k.rsplit_once('#'))
+                            .map(|(k, f)| (k.to_string(), f.to_string()))
+                    };
+                    if let Some((r, (_, f))) = runs
+                        .iter()
+                        .filter_map(|r| split(r).map(|kf| (r, kf)))
+                        .find(|(_, (k, _))| *k == key)
+                    {
+                        if target.scratch {
+                            let _ = std::fs::remove_file(&target.path);
+                        }
+                        if f != fingerprint {
+                            return key_reused();
+                        }
+                        return replay(app, &r.id);
+                    }
+                }
+                Err(r) => return r,
+            }
             let (first, cell) = {
                 let Ok(mut map) = app.idempotent.lock() else {
                     return Reply::error(
@@ -833,7 +947,7 @@ async fn execute(app: &Arc<App>, scopes: &[String], body: Value, key: Option<Str
                     );
                 };
                 let entry = map
-                    .entry(key)
+                    .entry(key.clone())
                     .or_insert_with(|| (fingerprint.clone(), Arc::default()));
                 (entry.0.clone(), Arc::clone(&entry.1))
             };
@@ -841,19 +955,16 @@ async fn execute(app: &Arc<App>, scopes: &[String], body: Value, key: Option<Str
                 if target.scratch {
                     let _ = std::fs::remove_file(&target.path);
                 }
-                return Reply::error(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "serve::idempotency-key-reused",
-                    "this Idempotency-Key was used for another request: a retry must send the same body; a new request needs a new key",
-                );
+                return key_reused();
             }
             let mut target = Some(target);
+            let k = format!("{key}#{fingerprint}");
             let reply = cell
                 .get_or_init(|| {
                     let t = target.take();
                     async move {
                         match t {
-                            Some(t) => start(app, t, body).await,
+                            Some(t) => start(app, t, body, Some(k)).await,
                             None => Reply::error(
                                 StatusCode::INTERNAL_SERVER_ERROR,
                                 "serve::failed",
@@ -867,8 +978,49 @@ async fn execute(app: &Arc<App>, scopes: &[String], body: Value, key: Option<Str
             if let Some(t) = target.filter(|t| t.scratch) {
                 let _ = std::fs::remove_file(&t.path);
             }
-            reply
+            if reply.status != StatusCode::ACCEPTED {
+                // Only a started run binds the key: after a refusal, the
+                // caller may fix what was wrong and try again with it.
+                if let Ok(mut map) = app.idempotent.lock()
+                    && map.get(&key).is_some_and(|(_, c)| Arc::ptr_eq(c, &cell))
+                {
+                    map.remove(&key);
+                }
+                return reply;
+            }
+            match reply.body.get("id").and_then(Value::as_str) {
+                Some(id) => replay(app, id),
+                None => reply,
+            }
         }
+    }
+}
+
+fn key_reused() -> Reply {
+    Reply::error(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "serve::idempotency-key-reused",
+        "this Idempotency-Key was used for another request: a retry must send the same body; a new request needs a new key",
+    )
+}
+
+/// The answer to a request whose run has started: 202, its `Location`,
+/// and its status as it is now.
+fn replay(app: &App, id: &str) -> Reply {
+    let now = status(app, id);
+    let current = match &now.raw {
+        Some(b) => serde_json::from_slice::<Value>(b).unwrap_or_default(),
+        None => now.body,
+    };
+    Reply {
+        status: StatusCode::ACCEPTED,
+        body: json!({
+            "id": id,
+            "kind": current.get("kind").cloned().unwrap_or(Value::from("apply")),
+            "status": current.get("status").cloned().unwrap_or(Value::from("running")),
+        }),
+        location: Some(format!("/api/v1/executions/{id}")),
+        raw: None,
     }
 }
 
@@ -876,7 +1028,20 @@ async fn execute(app: &Arc<App>, scopes: &[String], body: Value, key: Option<Str
 /// own) and waits for what it sends.
 async fn in_thread(f: impl FnOnce(tokio::sync::oneshot::Sender<Reply>) + Send + 'static) -> Reply {
     let (tx, rx) = tokio::sync::oneshot::channel();
-    std::thread::spawn(move || f(tx));
+    // The plan loader's depth limits are sized for a main thread's stack:
+    // the work of a request gets as much (a plan nested as deep as the
+    // loader allows must be refused, not overflow the server's stack).
+    let spawned = std::thread::Builder::new()
+        .name("pare-serve-work".into())
+        .stack_size(64 << 20)
+        .spawn(move || f(tx));
+    if let Err(e) = spawned {
+        return Reply::error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "serve::failed",
+            format!("no thread for the request's work: {e}"),
+        );
+    }
     rx.await.unwrap_or_else(|_| {
         Reply::error(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -935,7 +1100,7 @@ fn dry_run(settings: &Settings, path: &Path, sha256: &str) -> Reply {
 /// of its own. Answers 202 once the run has its id (refusals before that
 /// are the answer: 409 for the lock or an unresolved run, 422 for a plan
 /// that is invalid or blocked).
-async fn start(app: &Arc<App>, target: Target, body: ExecuteBody) -> Reply {
+async fn start(app: &Arc<App>, target: Target, body: ExecuteBody, key: Option<String>) -> Reply {
     let shared = Arc::clone(app);
     in_thread(move |tx| {
         let app = shared;
@@ -954,6 +1119,7 @@ async fn start(app: &Arc<App>, target: Target, body: ExecuteBody) -> Reply {
                 Ok(s) => s,
                 Err(e) => return Some(session_reply(&e)),
             };
+            session.request_key = key;
             if let Err(r) = session.check_clear() {
                 return Some(session_reply(&SessionError::Refused(r)));
             }
@@ -1028,6 +1194,7 @@ async fn start(app: &Arc<App>, target: Target, body: ExecuteBody) -> Reply {
                     .iter()
                     .map(|r| (r.id.clone(), r.action.to_string()))
                     .collect(),
+                target: None,
             };
             let (out, cancel) = (launch.events(), launch.cancel.clone());
             let result = session.apply(prepared, out, cancel);
@@ -1054,6 +1221,8 @@ struct Launch {
     answer: Arc<Mutex<Option<tokio::sync::oneshot::Sender<Reply>>>>,
     /// Each recommendation's action, for the step metrics.
     actions: BTreeMap<String, String>,
+    /// A rollback's target run.
+    target: Option<String>,
 }
 
 impl Launch {
@@ -1101,6 +1270,7 @@ impl Launch {
                 current: BTreeMap::new(),
                 planned_savings,
                 steps_hint: None,
+                resolved_by: None,
                 record: None,
             });
             observe(exec, event);
@@ -1156,8 +1326,13 @@ impl Launch {
                         );
                     }
                     e.current.clear();
+                    let word = e.status;
                     e.record = Some(outcome.record);
                     e.version += 1;
+                    if let Some(t) = self.target.as_ref().and_then(|t| execs.get_mut(t)) {
+                        t.resolved_by = Some((id.clone(), word));
+                        t.version += 1;
+                    }
                 }
             }
             Err(e) => {
@@ -1192,21 +1367,7 @@ struct RollbackBody {
 /// Rolls an execution back: a new run (its own execution, of kind
 /// `rollback`), with the CLI's drift check and six-hour rule; with
 /// `dry_run`, what would be undone.
-async fn rollback(app: &Arc<App>, id: &str, body: Value) -> Reply {
-    let body: RollbackBody = if body.is_null() {
-        RollbackBody::default()
-    } else {
-        match serde_json::from_value(body) {
-            Ok(b) => b,
-            Err(e) => {
-                return Reply::error(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "serve::bad-json",
-                    format!("the body must be {{\"dry_run\": BOOL}} or empty: {e}"),
-                );
-            }
-        }
-    };
+async fn rollback(app: &Arc<App>, id: &str, body: RollbackBody) -> Reply {
     if crate::state::parse_run_id(id).is_err() {
         return unknown(id);
     }
@@ -1258,6 +1419,7 @@ async fn rollback(app: &Arc<App>, id: &str, body: Value) -> Reply {
                 cancel: Cancel::default(),
                 answer: Arc::clone(&tx),
                 actions: BTreeMap::new(),
+                target: Some(plan.target.id.clone()),
             };
             let out = launch.events();
             let result = session.rollback(plan, out);
@@ -1323,11 +1485,13 @@ fn exec_json(e: &Exec) -> Value {
     let total: usize = e
         .steps_hint
         .unwrap_or_else(|| e.progress.values().map(|p| p.1).sum());
-    let status = match (e.status, e.cancel_asked, &e.finished_at) {
-        ("running", true, None) => "cancelling",
-        (s, _, _) => s,
+    let status = match (e.status, e.cancel_asked, &e.finished_at, &e.resolved_by) {
+        ("running", true, None, _) => "cancelling",
+        (_, _, Some(_), Some((_, word))) => word,
+        (s, _, _, _) => s,
     };
     json!({
+        "rolled_back_by": e.resolved_by.as_ref().map(|(id, _)| id),
         "id": e.id,
         "kind": e.kind,
         "status": status,
@@ -1354,14 +1518,38 @@ fn exec_json(e: &Exec) -> Value {
     })
 }
 
+/// For each apply run a rollback run resolves: that run's id and its word.
+fn resolutions(runs: &[RunRecord]) -> HashMap<String, (String, &'static str)> {
+    runs.iter()
+        .filter(|r| r.kind == crate::state::RunKind::Rollback)
+        .filter_map(|r| {
+            let target = r.resolves.clone()?;
+            Some((target, (r.id.clone(), status_word("rollback", r.status))))
+        })
+        .collect()
+}
+
+/// A plan path as the API names it: relative to the plans root when under it.
+fn plan_label(root: &Path, path: &str) -> String {
+    Path::new(path)
+        .strip_prefix(root)
+        .map_or_else(|_| path.to_string(), |p| p.display().to_string())
+}
+
 /// A run this server did not start (or started before a restart), from
 /// its record.
-fn record_json(r: &RunRecord) -> Value {
+fn record_json(
+    root: &Path,
+    r: &RunRecord,
+    resolved: &HashMap<String, (String, &'static str)>,
+) -> Value {
+    let by = resolved.get(&r.id);
     json!({
         "id": r.id,
         "kind": r.kind.as_str(),
-        "status": status_word(r.kind.as_str(), r.status),
-        "plan": r.plan_path,
+        "status": by.map_or_else(|| status_word(r.kind.as_str(), r.status), |(_, w)| *w),
+        "rolled_back_by": by.map(|(id, _)| id),
+        "plan": plan_label(root, &r.plan_path),
         "plan_sha256": r.plan_sha256,
         "progress": { "steps_done": r.steps_done },
         "current_steps": [],
@@ -1422,10 +1610,10 @@ fn status(app: &App, id: &str) -> Reply {
         };
     }
     match history(app) {
-        Ok(runs) => runs
-            .iter()
-            .find(|r| r.id == id)
-            .map_or_else(|| unknown(id), |r| Reply::ok(record_json(r))),
+        Ok(runs) => runs.iter().find(|r| r.id == id).map_or_else(
+            || unknown(id),
+            |r| Reply::ok(record_json(&app.root, r, &resolutions(&runs))),
+        ),
         Err(r) => r,
     }
 }
@@ -1444,6 +1632,15 @@ fn cancel(app: &App, id: &str) -> Reply {
                 format!(
                     "execution {id} has finished ({}): nothing to cancel",
                     e.status
+                ),
+            );
+        }
+        if e.kind == "rollback" {
+            return Reply::error(
+                StatusCode::CONFLICT,
+                "serve::not-cancellable",
+                format!(
+                    "execution {id} is a rollback: it undoes what it can, and stopping it halfway would leave more to undo"
                 ),
             );
         }
@@ -1469,12 +1666,18 @@ fn cancel(app: &App, id: &str) -> Reply {
 }
 
 /// `key=value&…` into a map (values percent-decoded).
-fn query(q: &str) -> HashMap<String, String> {
+fn query(q: &str) -> Result<HashMap<String, String>, Reply> {
     q.split('&')
         .filter(|p| !p.is_empty())
-        .filter_map(|p| {
+        .map(|p| {
             let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            Some((k.to_string(), percent_decode(v)?))
+            match percent_decode(v) {
+                Some(v) => Ok((k.to_string(), v)),
+                None => Err(bad_query(format!(
+                    "the value of `{}` is not percent-encoded UTF-8",
+                    crate::vocabulary::words::clean(k)
+                ))),
+            }
         })
         .collect()
 }
@@ -1511,7 +1714,10 @@ fn logs(app: &App, id: &str, q: &str) -> Reply {
     if crate::state::parse_run_id(id).is_err() {
         return unknown(id);
     }
-    let q = query(q);
+    let q = match query(q) {
+        Ok(q) => q,
+        Err(r) => return r,
+    };
     let after = match q.get("after").map(|a| a.parse::<usize>()) {
         None => 0,
         Some(Ok(n)) => n,
@@ -1546,36 +1752,77 @@ fn logs(app: &App, id: &str, q: &str) -> Reply {
 }
 
 fn list(app: &App, q: &str) -> Reply {
-    let q = query(q);
+    let q = match query(q) {
+        Ok(q) => q,
+        Err(r) => return r,
+    };
     let limit = match q.get("limit").map(|l| l.parse::<usize>()) {
         None => 50,
         Some(Ok(n)) if (1..=500).contains(&n) => n,
         Some(_) => return bad_query("`limit` is a number from 1 to 500".into()),
     };
-    if let Some(c) = q.get("cursor")
-        && crate::state::parse_run_id(c).is_err()
+    let cursor = match q.get("cursor").map(|c| crate::state::parse_run_id(c)) {
+        None => None,
+        Some(Ok(c)) => Some(c),
+        Some(Err(_)) => {
+            return bad_query("`cursor` is the `next_cursor` of the page before".into());
+        }
+    };
+    const STATUSES: [&str; 12] = [
+        "running",
+        "applied",
+        "failed",
+        "cancelling",
+        "cancelled",
+        "rolling_back",
+        "rolled_back",
+        "rollback_incomplete",
+        "interrupted",
+        "completed",
+        "incomplete",
+        "accepted",
+    ];
+    if let Some(st) = q.get("status")
+        && !STATUSES.contains(&st.as_str())
     {
-        return bad_query("`cursor` is the `next_cursor` of the page before".into());
+        return bad_query(format!("`status` is one of {}", STATUSES.join(", ")));
+    }
+    if let Some(k) = q.get("kind")
+        && !["apply", "rollback", "accept"].contains(&k.as_str())
+    {
+        return bad_query("`kind` is apply, rollback or accept".into());
     }
     let runs = match history(app) {
         Ok(r) => r,
         Err(r) => return r,
     };
-    let mut all: BTreeMap<String, Value> = runs
+    let resolved = resolutions(&runs);
+    let mut all: BTreeMap<crate::state::RunId, Value> = runs
         .iter()
-        .map(|r| (r.id.clone(), record_json(r)))
+        .filter_map(|r| {
+            let id = crate::state::parse_run_id(&r.id).ok()?;
+            Some((id, record_json(&app.root, r, &resolved)))
+        })
         .collect();
     if let Ok(execs) = app.execs.lock() {
         for e in execs.values() {
-            all.insert(e.id.clone(), exec_json(e));
+            if let Ok(id) = crate::state::parse_run_id(&e.id) {
+                let mut v = exec_json(e);
+                // A rollback from the CLI resolves it too.
+                if let (Some((by, word)), true) = (resolved.get(&e.id), e.finished_at.is_some()) {
+                    v["status"] = Value::from(*word);
+                    v["rolled_back_by"] = Value::from(by.clone());
+                }
+                all.insert(id, v);
+            }
         }
     }
     let field = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).unwrap_or("").to_string();
     let mut page: Vec<Value> = Vec::new();
     let mut next = None;
-    // Newest first: run ids sort by time.
+    // Newest first: run ids order by time, then by their sequence number.
     for (id, v) in all.iter().rev() {
-        if q.get("cursor").is_some_and(|c| id.as_str() >= c.as_str()) {
+        if cursor.as_ref().is_some_and(|c| id >= c) {
             continue;
         }
         if ["status", "kind", "plan"]

@@ -61,7 +61,8 @@ pub fn openapi() -> Value {
                     "properties": {
                         "id": { "type": "string" },
                         "kind": { "enum": ["apply", "rollback", "accept"] },
-                        "status": { "enum": ["running", "applied", "failed", "cancelling", "cancelled", "rolling_back", "rolled_back", "rollback_incomplete", "interrupted", "completed", "incomplete"] },
+                        "status": { "enum": ["running", "applied", "failed", "cancelling", "cancelled", "rolling_back", "rolled_back", "rollback_incomplete", "interrupted", "completed", "incomplete", "accepted"] },
+                        "rolled_back_by": { "type": ["string", "null"], "description": "The rollback execution that undid this apply run." },
                         "plan": { "type": "string" },
                         "plan_sha256": { "type": "string" },
                         "progress": { "type": "object", "properties": {
@@ -111,8 +112,9 @@ pub fn openapi() -> Value {
                         "200": { "description": "The preview (dry_run: the JSON of `pare plan --format json`), or `nothing_to_do`." },
                         "202": { "description": "Started; `Location` names the execution.", "content": { "application/json": { "schema": { "type": "object", "properties": { "id": { "type": "string" }, "kind": { "type": "string" }, "status": { "type": "string" } } } } } },
                         "400": error_response("The path is outside the plans root."),
+                        "403": error_response("The token lacks the scope; or a request from a web page (serve::cross-origin), or addressed to a name that is not loopback while the server has no tokens (serve::bad-host)."),
+                        "415": error_response("The body is not application/json (serve::not-json)."),
                         "401": error_response("No valid token."),
-                        "403": error_response("The token lacks the scope."),
                         "404": error_response("No such plan file."),
                         "409": error_response("The lock is held (state::locked), an earlier run is unresolved, or the plan changed since it was reviewed (serve::plan-changed)."),
                         "413": error_response("The body is over 1 MiB."),
@@ -143,7 +145,7 @@ pub fn openapi() -> Value {
             "/api/v1/executions/{id}/cancel": { "post": {
                 "summary": "Ctrl-C: no new steps start, those under way finish, the run is recorded cancelled.",
                 "security": auth, "parameters": [id_param()],
-                "responses": { "202": { "description": "Cancelling." }, "404": error_response("No such execution."), "409": error_response("It has finished.") }
+                "responses": { "202": { "description": "Cancelling." }, "404": error_response("No such execution."), "409": error_response("It has finished, or it is a rollback (serve::not-cancellable).") }
             } },
             "/api/v1/executions/{id}/rollback": { "post": {
                 "summary": "Roll an execution back (a new execution of kind rollback), with the CLI's drift check and six-hour rule.",

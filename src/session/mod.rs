@@ -139,6 +139,8 @@ pub struct Session {
     pub history: History,
     pub who: String,
     pub ci: Option<Ci>,
+    /// The API request's `Idempotency-Key`, recorded in the run it starts.
+    pub request_key: Option<String>,
 }
 
 impl Session {
@@ -185,6 +187,7 @@ impl Session {
             history,
             who,
             ci,
+            request_key: None,
         })
     }
 
@@ -267,6 +270,7 @@ impl Session {
             savings_monthly_usd: 0.0,
             renamed: Default::default(),
             left: Vec::new(),
+            request_key: self.request_key.clone(),
         }
     }
 

@@ -166,6 +166,10 @@ pub struct RunRecord {
     /// What is left to do, in words, when the run did not end cleanly.
     #[serde(default)]
     pub left: Vec<String>,
+    /// The `Idempotency-Key` of the API request that started the run
+    /// (`pare serve`), so a retry finds it even after a restart.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_key: Option<String>,
 }
 
 /// A monthly amount as a run record keeps it: the sum of `amounts`,

@@ -74,6 +74,7 @@ fn record(id: &str) -> RunRecord {
         savings_monthly_usd: 0.0,
         renamed: Default::default(),
         left: vec![],
+        request_key: None,
     }
 }
 

@@ -135,6 +135,13 @@ async fn send(
     for (k, v) in headers {
         req = req.header(*k, *v);
     }
+    if !body.is_empty()
+        && !headers
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+    {
+        req = req.header("content-type", "application/json");
+    }
     let resp = client
         .request(req.body(Full::new(Bytes::from(body))).unwrap())
         .await
@@ -443,6 +450,19 @@ fn an_execution_is_rolled_back_through_the_api_and_a_restart_finds_a_dead_run_in
         "{done}"
     );
     assert_restored(&before, &s.account(), &renamed(&s.last_run()), &[]);
+    // The apply execution says it was rolled back, and by which run.
+    let (_, v) = server.get(&format!("/api/v1/executions/{id}"), None);
+    assert_eq!(v["status"], "rolled_back", "{v}");
+    assert_eq!(v["rolled_back_by"], rb_id.as_str());
+    let (_, v) = server.get("/api/v1/executions?kind=apply", None);
+    assert_eq!(v["executions"][0]["status"], "rolled_back", "{v}");
+    // A rollback cannot be cancelled.
+    let (code, v) = server.post(
+        &format!("/api/v1/executions/{rb_id}/cancel"),
+        None,
+        &json!({}),
+    );
+    assert_eq!(code, 409, "{v}");
     // Rolled back once is rolled back: again is refused, with the reason.
     let (code, v) = server.post(&path, None, &json!({}));
     assert_eq!(code, 409, "{v}");
@@ -604,17 +624,7 @@ fn a_saved_plan_is_proven_and_applied_once_and_a_reused_key_is_refused() {
             .unwrap();
     let server = Server::start(&s, &[]);
     let sha = sha256(&s, "plan.yaml");
-    // One key, two different requests: the second is refused.
-    let (code, _, text) = server.call(
-        "POST",
-        "/api/v1/executions",
-        None,
-        &[("idempotency-key", "k-9")],
-        json!({ "plan": "plan.yaml", "sha256": "0".repeat(64) })
-            .to_string()
-            .as_bytes(),
-    );
-    assert_eq!(code, 409, "{text}");
+    // The saved plan applies, once; its key is not for another request.
     let (code, _, text) = server.call(
         "POST",
         "/api/v1/executions",
@@ -624,17 +634,21 @@ fn a_saved_plan_is_proven_and_applied_once_and_a_reused_key_is_refused() {
             .to_string()
             .as_bytes(),
     );
-    assert_eq!(code, 422, "{text}");
-    assert!(text.contains("serve::idempotency-key-reused"), "{text}");
-    // The saved plan applies, once.
-    let (code, v) = server.post(
+    assert_eq!(code, 202, "{text}");
+    let first: Value = serde_json::from_str(&text).unwrap();
+    let done = server.wait(first["id"].as_str().unwrap(), None);
+    assert_eq!(done["status"], "applied", "{done}");
+    let (code, _, text) = server.call(
+        "POST",
         "/api/v1/executions",
         None,
-        &json!({ "saved": saved, "sha256": sha }),
+        &[("idempotency-key", "k-9")],
+        json!({ "plan": "plan.yaml", "sha256": sha })
+            .to_string()
+            .as_bytes(),
     );
-    assert_eq!(code, 202, "{v}");
-    let done = server.wait(v["id"].as_str().unwrap(), None);
-    assert_eq!(done["status"], "applied", "{done}");
+    assert_eq!(code, 422, "{text}");
+    assert!(text.contains("serve::idempotency-key-reused"), "{text}");
     let (code, v) = server.post(
         "/api/v1/executions",
         None,
@@ -755,5 +769,132 @@ recommendations:
         let parked = instance(&c, &ids[1]).await;
         assert_eq!(parked.state().unwrap().name().unwrap().as_str(), "running");
     });
+    assert!(server.stop().success());
+}
+
+#[test]
+fn what_a_hostile_client_sends_is_refused_and_the_server_stays_up() {
+    let s = Sandbox::new(API_PLAN, &quickstart_account());
+    // A plan nested as deep as the loader refuses (a dry run needs only
+    // `plan`): refused, not a stack overflow of the server.
+    let deep: String = (1..200)
+        .map(|i| format!("{}- \n", "  ".repeat(i)))
+        .collect();
+    s.write(
+        "deep.yaml",
+        &format!("version: 1\nprovider:\n  sandbox: {{seed: account.yaml}}\nname: x\nrecommendations:\n{deep}"),
+    );
+    let server = Server::start(&s, &[]);
+    let sha = sha256(&s, "plan.yaml");
+    let (code, v) = server.post(
+        "/api/v1/executions",
+        None,
+        &json!({ "plan": "deep.yaml", "sha256": sha256(&s, "deep.yaml"), "dry_run": true }),
+    );
+    assert_eq!(code, 422, "{v}");
+    let (code, _) = server.get("/healthz", None);
+    assert_eq!(code, 200, "the server is up");
+    // Browsers: a page's request (Origin), a name rebound to loopback
+    // (Host), a form post (not JSON).
+    let body = json!({ "plan": "plan.yaml", "sha256": sha }).to_string();
+    for (headers, want, code_word) in [
+        (
+            vec![("origin", "http://evil.example")],
+            403,
+            "serve::cross-origin",
+        ),
+        (vec![("host", "evil.example:8080")], 403, "serve::bad-host"),
+        (vec![("content-type", "text/plain")], 415, "serve::not-json"),
+    ] {
+        let (code, _, text) = server.call(
+            "POST",
+            "/api/v1/executions",
+            None,
+            &headers,
+            body.as_bytes(),
+        );
+        assert_eq!(code, want, "{headers:?}: {text}");
+        assert!(text.contains(code_word), "{text}");
+    }
+    // Bodies: a key twice, an array for an object.
+    for bad in [
+        format!(
+            "{{\"plan\":\"plan.yaml\",\"sha256\":\"{sha}\",\"dry_run\":true,\"dry_run\":false}}"
+        ),
+        format!("[\"plan.yaml\",\"{sha}\",false]"),
+    ] {
+        let (code, _, text) = server.call("POST", "/api/v1/executions", None, &[], bad.as_bytes());
+        assert_eq!(code, 422, "{bad}: {text}");
+    }
+    let (code, _, text) = server.call("GET", "/api/v1/executions?status=bogus", None, &[], b"");
+    assert_eq!(code, 400, "{text}");
+    let (code, _, text) = server.call("GET", "/api/v1/executions?limit=%ff", None, &[], b"");
+    assert_eq!(code, 400, "{text}");
+    assert!(s.history().is_empty(), "nothing ran: {:?}", s.history());
+
+    // An Idempotency-Key binds only a started run: a refusal can be fixed
+    // and sent again with the same key...
+    let key = [("idempotency-key", "deploy-1")];
+    let wrong = json!({ "plan": "plan.yaml", "sha256": "0".repeat(64) }).to_string();
+    let (code, _, _) = server.call("POST", "/api/v1/executions", None, &key, wrong.as_bytes());
+    assert_eq!(code, 409);
+    let (code, _, text) = server.call("POST", "/api/v1/executions", None, &key, body.as_bytes());
+    assert_eq!(code, 202, "{text}");
+    let id = serde_json::from_str::<Value>(&text).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(server.wait(&id, None)["status"], "applied");
+    let pid_gone = server.stop();
+    assert!(pid_gone.success());
+    // ...and a started run stays bound to it across a restart.
+    let server = Server::start(&s, &[]);
+    let (code, _, text) = server.call("POST", "/api/v1/executions", None, &key, body.as_bytes());
+    assert_eq!(code, 202, "{text}");
+    let again: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(again["id"], id.as_str());
+    assert_eq!(again["status"], "applied");
+    assert_eq!(s.history().len(), 1, "one run for one key");
+    assert!(server.stop().success());
+}
+
+#[test]
+fn the_list_is_newest_first_past_ten_runs_in_one_second() {
+    // The clock is pinned: every run starts in the same second, so their
+    // ids differ only by their sequence number (…-9, …-10, …-11).
+    let s = Sandbox::new(API_PLAN, &quickstart_account());
+    for _ in 0..6 {
+        let (code, _, err) = s.run(&["apply", "plan.yaml", "--auto-approve"]);
+        assert_eq!(code, 0, "{err}");
+        let (code, _, err) = s.run(&["rollback", "--last", "--auto-approve"]);
+        assert_eq!(code, 0, "{err}");
+    }
+    let newest = s.last_run()["id"].as_str().unwrap().to_string();
+    let server = Server::start(&s, &[]);
+    let (code, v) = server.get("/api/v1/executions?limit=5", None);
+    assert_eq!(code, 200);
+    assert_eq!(v["executions"][0]["id"], newest.as_str(), "{v}");
+    let mut ids: Vec<String> = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let (_, v) = server.get(&format!("/api/v1/executions?limit=5{cursor}"), None);
+        ids.extend(
+            v["executions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["id"].as_str().unwrap().to_string()),
+        );
+        match v["next_cursor"].as_str() {
+            Some(c) => cursor = format!("&cursor={c}"),
+            None => break,
+        }
+    }
+    let history: Vec<String> = s
+        .history()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(ids, history, "the same order as `pare history`");
     assert!(server.stop().success());
 }
