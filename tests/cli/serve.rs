@@ -898,3 +898,30 @@ fn the_list_is_newest_first_past_ten_runs_in_one_second() {
     assert_eq!(ids, history, "the same order as `pare history`");
     assert!(server.stop().success());
 }
+
+#[test]
+fn sigterm_lets_the_running_execution_finish_its_steps_and_be_recorded() {
+    let account = format!("{}\nfaults: {{ latency_ms: 300 }}\n", quickstart_account());
+    let s = Sandbox::new(REVERSIBLE_PLAN, &account);
+    let server = Server::start(&s, &[]);
+    let (code, v) = server.post(
+        "/api/v1/executions",
+        None,
+        &json!({ "plan": "plan.yaml", "sha256": sha256(&s, "plan.yaml") }),
+    );
+    assert_eq!(code, 202, "{v}");
+    let id = v["id"].as_str().unwrap().to_string();
+    // SIGTERM: no new requests, the run starts no new step, finishes those
+    // under way, is recorded, and the server exits 0.
+    assert!(server.stop().success());
+    let run = s.last_run();
+    assert_eq!(run["id"], id.as_str());
+    assert_eq!(run["status"], "cancelled", "{run}");
+    // The next server reports it so; the CLI rolls it back.
+    let server = Server::start(&s, &[]);
+    let (_, v) = server.get(&format!("/api/v1/executions/{id}"), None);
+    assert_eq!(v["status"], "cancelled", "{v}");
+    assert!(server.stop().success());
+    let (code, _, err) = s.run_at(&["rollback", "--last", "--auto-approve"], 7);
+    assert_eq!(code, 0, "{err}");
+}
