@@ -1024,6 +1024,27 @@ fn replay(app: &App, id: &str) -> Reply {
     }
 }
 
+/// Where a run's thread sends its one answer (202 once the run has its id,
+/// or why it did not start).
+type Answer = Arc<Mutex<Option<tokio::sync::oneshot::Sender<Reply>>>>;
+
+/// Runs `work` on a thread of its own and answers with what it sends, or
+/// with the refusal it returns. The work's session (and its lock) is
+/// dropped when it returns, before that refusal is sent: a client that
+/// hears "refused" and asks again at once must not meet this request's
+/// lock.
+async fn answering(work: impl FnOnce(Answer) -> Option<Reply> + Send + 'static) -> Reply {
+    in_thread(move |tx| {
+        let tx: Answer = Arc::new(Mutex::new(Some(tx)));
+        if let Some(r) = work(Arc::clone(&tx))
+            && let Some(tx) = tx.lock().ok().and_then(|mut t| t.take())
+        {
+            let _ = tx.send(r);
+        }
+    })
+    .await
+}
+
 /// Runs `f` on a thread of its own (the session blocks on a runtime of its
 /// own) and waits for what it sends.
 async fn in_thread(f: impl FnOnce(tokio::sync::oneshot::Sender<Reply>) + Send + 'static) -> Reply {
@@ -1102,109 +1123,95 @@ fn dry_run(settings: &Settings, path: &Path, sha256: &str) -> Reply {
 /// that is invalid or blocked).
 async fn start(app: &Arc<App>, target: Target, body: ExecuteBody, key: Option<String>) -> Reply {
     let shared = Arc::clone(app);
-    in_thread(move |tx| {
+    answering(move |tx| {
         let app = shared;
-        let tx = Arc::new(Mutex::new(Some(tx)));
-        let answer = |r: Reply| {
-            if let Some(tx) = tx.lock().ok().and_then(|mut t| t.take()) {
-                let _ = tx.send(r);
-            }
+        let doing = format!("serve: apply {}", target.label);
+        let mut session = match app.begin(&doing) {
+            Ok(s) => s,
+            Err(e) => return Some(session_reply(&e)),
         };
-        // The session (and its lock) is dropped before any answer is
-        // sent: a client that hears "refused" and asks again at once must
-        // not meet this request's lock.
-        let early = (|| -> Option<Reply> {
-            let doing = format!("serve: apply {}", target.label);
-            let mut session = match app.begin(&doing) {
-                Ok(s) => s,
-                Err(e) => return Some(session_reply(&e)),
-            };
-            session.request_key = key;
-            if let Err(r) = session.check_clear() {
-                return Some(session_reply(&SessionError::Refused(r)));
+        session.request_key = key;
+        if let Err(r) = session.check_clear() {
+            return Some(session_reply(&SessionError::Refused(r)));
+        }
+        let prepared = session.prepare_apply(Source::File(&target.path));
+        if target.scratch {
+            let _ = std::fs::remove_file(&target.path);
+        }
+        let prepared = match prepared {
+            Ok(p) => p,
+            Err(e) => return Some(session_reply(&e)),
+        };
+        if !prepared
+            .planned
+            .plan_sha256
+            .eq_ignore_ascii_case(&body.sha256)
+        {
+            return Some(sha_mismatch(&body.sha256, &prepared.planned.plan_sha256));
+        }
+        match session.check_apply(&prepared) {
+            Ok(Verdict::NothingToDo) => {
+                return Some(Reply::ok(json!({
+                    "id": null,
+                    "status": "nothing_to_do",
+                    "message": "every recommendation is already satisfied",
+                })));
             }
-            let prepared = session.prepare_apply(Source::File(&target.path));
-            if target.scratch {
-                let _ = std::fs::remove_file(&target.path);
-            }
-            let prepared = match prepared {
-                Ok(p) => p,
-                Err(e) => return Some(session_reply(&e)),
-            };
-            if !prepared
-                .planned
-                .plan_sha256
-                .eq_ignore_ascii_case(&body.sha256)
-            {
-                return Some(sha_mismatch(&body.sha256, &prepared.planned.plan_sha256));
-            }
-            match session.check_apply(&prepared) {
-                Ok(Verdict::NothingToDo) => {
-                    return Some(Reply::ok(json!({
-                        "id": null,
-                        "status": "nothing_to_do",
-                        "message": "every recommendation is already satisfied",
-                    })));
-                }
-                Ok(Verdict::Changes(_)) => {}
-                Err(r) => {
-                    let blocked: Vec<Value> = prepared
-                        .planned
-                        .recs
-                        .iter()
-                        .filter(|r| r.status == crate::planner::Status::Blocked)
-                        .map(|r| {
-                            json!({
-                                "id": r.id,
-                                "why": r.blocked_by.iter().map(|(_, w)| w.clone()).collect::<Vec<_>>(),
-                                "note": r.note,
-                            })
-                        })
-                        .collect();
-                    let mut reply = Reply::error(
-                        StatusCode::UNPROCESSABLE_ENTITY,
-                        r.code,
-                        format!("{} — {}", r.what, r.todo),
-                    );
-                    if !blocked.is_empty() {
-                        reply.body["error"]["blocked"] = Value::Array(blocked);
-                    }
-                    return Some(reply);
-                }
-            }
-            let totals: BTreeMap<String, (usize, usize)> = prepared
-                .planned
-                .recs
-                .iter()
-                .filter(|r| r.status == crate::planner::Status::Change)
-                .map(|r| (r.id.clone(), (0, r.steps.len())))
-                .collect();
-            let launch = Launch {
-                app: Arc::clone(&app),
-                kind: "apply",
-                plan: target.label.clone(),
-                sha256: prepared.planned.plan_sha256.clone(),
-                totals,
-                planned_savings: prepared.planned.summary.monthly_savings_usd,
-                cancel: Cancel::default(),
-                answer: Arc::clone(&tx),
-                actions: prepared
+            Ok(Verdict::Changes(_)) => {}
+            Err(r) => {
+                let blocked: Vec<Value> = prepared
                     .planned
                     .recs
                     .iter()
-                    .map(|r| (r.id.clone(), r.action.to_string()))
-                    .collect(),
-                target: None,
-            };
-            let (out, cancel) = (launch.events(), launch.cancel.clone());
-            let result = session.apply(prepared, out, cancel);
-            drop(session);
-            launch.finish(result);
-            None
-        })();
-        if let Some(r) = early {
-            answer(r);
+                    .filter(|r| r.status == crate::planner::Status::Blocked)
+                    .map(|r| {
+                        json!({
+                            "id": r.id,
+                            "why": r.blocked_by.iter().map(|(_, w)| w.clone()).collect::<Vec<_>>(),
+                            "note": r.note,
+                        })
+                    })
+                    .collect();
+                let mut reply = Reply::error(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    r.code,
+                    format!("{} — {}", r.what, r.todo),
+                );
+                if !blocked.is_empty() {
+                    reply.body["error"]["blocked"] = Value::Array(blocked);
+                }
+                return Some(reply);
+            }
         }
+        let totals: BTreeMap<String, (usize, usize)> = prepared
+            .planned
+            .recs
+            .iter()
+            .filter(|r| r.status == crate::planner::Status::Change)
+            .map(|r| (r.id.clone(), (0, r.steps.len())))
+            .collect();
+        let launch = Launch {
+            app: Arc::clone(&app),
+            kind: "apply",
+            plan: target.label.clone(),
+            sha256: prepared.planned.plan_sha256.clone(),
+            totals,
+            planned_savings: prepared.planned.summary.monthly_savings_usd,
+            cancel: Cancel::default(),
+            answer: Arc::clone(&tx),
+            actions: prepared
+                .planned
+                .recs
+                .iter()
+                .map(|r| (r.id.clone(), r.action.to_string()))
+                .collect(),
+            target: None,
+        };
+        let (out, cancel) = (launch.events(), launch.cancel.clone());
+        let result = session.apply(prepared, out, cancel);
+        drop(session);
+        launch.finish(result);
+        None
     })
     .await
 }
@@ -1218,7 +1225,7 @@ struct Launch {
     totals: BTreeMap<String, (usize, usize)>,
     planned_savings: f64,
     cancel: Cancel,
-    answer: Arc<Mutex<Option<tokio::sync::oneshot::Sender<Reply>>>>,
+    answer: Answer,
     /// Each recommendation's action, for the step metrics.
     actions: BTreeMap<String, String>,
     /// A rollback's target run.
@@ -1373,63 +1380,49 @@ async fn rollback(app: &Arc<App>, id: &str, body: RollbackBody) -> Reply {
     }
     let app = Arc::clone(app);
     let id = id.to_string();
-    in_thread(move |tx| {
-        let tx = Arc::new(Mutex::new(Some(tx)));
-        let answer = |r: Reply| {
-            if let Some(tx) = tx.lock().ok().and_then(|mut t| t.take()) {
-                let _ = tx.send(r);
-            }
+    answering(move |tx| {
+        let doing = format!("serve: rollback {id}");
+        let mut session = match app.begin(&doing) {
+            Ok(s) => s,
+            Err(e) => return Some(session_reply(&e)),
         };
-        // The session (and its lock) is dropped before any answer is
-        // sent: a client that hears "refused" and asks again at once must
-        // not meet this request's lock.
-        let early = (|| -> Option<Reply> {
-            let doing = format!("serve: rollback {id}");
-            let mut session = match app.begin(&doing) {
-                Ok(s) => s,
-                Err(e) => return Some(session_reply(&e)),
-            };
-            if !session.history.runs.iter().any(|r| r.id == id) {
-                return Some(unknown(&id));
-            }
-            let target =
-                match session.rollback_target(&crate::session::Target::Run(id.clone()), false) {
-                    Ok(t) => t,
-                    Err(e) => return Some(session_reply(&e)),
-                };
-            let plan = match session.prepare_rollback(target) {
-                Ok(p) => p,
-                Err(e) => return Some(session_reply(&e)),
-            };
-            if body.dry_run {
-                return Some(Reply::ok(json!({
-                    "dry_run": true,
-                    "execution": id,
-                    "would_undo": plan.describe(),
-                    "warnings": plan.warnings,
-                })));
-            }
-            let launch = Launch {
-                app: Arc::clone(&app),
-                kind: "rollback",
-                plan: plan.target.plan_path.clone(),
-                sha256: plan.target.plan_sha256.clone(),
-                totals: BTreeMap::new(),
-                planned_savings: 0.0,
-                cancel: Cancel::default(),
-                answer: Arc::clone(&tx),
-                actions: BTreeMap::new(),
-                target: Some(plan.target.id.clone()),
-            };
-            let out = launch.events();
-            let result = session.rollback(plan, out);
-            drop(session);
-            launch.finish(result);
-            None
-        })();
-        if let Some(r) = early {
-            answer(r);
+        if !session.history.runs.iter().any(|r| r.id == id) {
+            return Some(unknown(&id));
         }
+        let target = match session.rollback_target(&crate::session::Target::Run(id.clone()), false)
+        {
+            Ok(t) => t,
+            Err(e) => return Some(session_reply(&e)),
+        };
+        let plan = match session.prepare_rollback(target) {
+            Ok(p) => p,
+            Err(e) => return Some(session_reply(&e)),
+        };
+        if body.dry_run {
+            return Some(Reply::ok(json!({
+                "dry_run": true,
+                "execution": id,
+                "would_undo": plan.describe(),
+                "warnings": plan.warnings,
+            })));
+        }
+        let launch = Launch {
+            app: Arc::clone(&app),
+            kind: "rollback",
+            plan: plan.target.plan_path.clone(),
+            sha256: plan.target.plan_sha256.clone(),
+            totals: BTreeMap::new(),
+            planned_savings: 0.0,
+            cancel: Cancel::default(),
+            answer: Arc::clone(&tx),
+            actions: BTreeMap::new(),
+            target: Some(plan.target.id.clone()),
+        };
+        let out = launch.events();
+        let result = session.rollback(plan, out);
+        drop(session);
+        launch.finish(result);
+        None
     })
     .await
 }

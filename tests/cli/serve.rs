@@ -85,6 +85,17 @@ impl Server {
         )
     }
 
+    /// Starts an apply of plan.yaml (reviewed as `sha`); its id.
+    fn start_run(&self, sha: &str) -> String {
+        let (code, v) = self.post(
+            "/api/v1/executions",
+            None,
+            &json!({ "plan": "plan.yaml", "sha256": sha }),
+        );
+        assert_eq!(code, 202, "{v}");
+        v["id"].as_str().unwrap().to_string()
+    }
+
     /// Polls an execution until it has finished.
     fn wait(&self, id: &str, token: Option<&str>) -> Value {
         let deadline = Instant::now() + Duration::from_secs(60);
@@ -371,13 +382,7 @@ fn a_run_under_way_holds_the_lock_and_cancel_drains_it() {
     let server = Server::start(&s, &[]);
     let sha = sha256(&s, "plan.yaml");
     let before = s.account();
-    let (code, v) = server.post(
-        "/api/v1/executions",
-        None,
-        &json!({ "plan": "plan.yaml", "sha256": sha }),
-    );
-    assert_eq!(code, 202, "{v}");
-    let id = v["id"].as_str().unwrap().to_string();
+    let id = server.start_run(&sha);
     // Another execution, and the CLI, meet the lock.
     let (code, v) = server.post(
         "/api/v1/executions",
@@ -425,13 +430,7 @@ fn an_execution_is_rolled_back_through_the_api_and_a_restart_finds_a_dead_run_in
     let server = Server::start(&s, &[]);
     let sha = sha256(&s, "plan.yaml");
     let before = s.account();
-    let (code, v) = server.post(
-        "/api/v1/executions",
-        None,
-        &json!({ "plan": "plan.yaml", "sha256": sha }),
-    );
-    assert_eq!(code, 202, "{v}");
-    let id = v["id"].as_str().unwrap().to_string();
+    let id = server.start_run(&sha);
     assert_eq!(server.wait(&id, None)["status"], "applied");
     let path = format!("/api/v1/executions/{id}/rollback");
     let (code, v) = server.post(&path, None, &json!({ "dry_run": true }));
@@ -473,13 +472,7 @@ fn an_execution_is_rolled_back_through_the_api_and_a_restart_finds_a_dead_run_in
     let account = format!("{}\nfaults: {{ latency_ms: 400 }}\n", quickstart_account());
     let s = Sandbox::new(API_PLAN, &account);
     let mut server = Server::start(&s, &[]);
-    let (code, v) = server.post(
-        "/api/v1/executions",
-        None,
-        &json!({ "plan": "plan.yaml", "sha256": sha }),
-    );
-    assert_eq!(code, 202, "{v}");
-    let id = v["id"].as_str().unwrap().to_string();
+    let id = server.start_run(&sha);
     server.child.kill().unwrap();
     server.child.wait().unwrap();
     drop(server);
@@ -736,13 +729,7 @@ recommendations:
             .map(|b| format!("{b:02x}"))
             .collect::<String>()
     };
-    let (code, v) = server.post(
-        "/api/v1/executions",
-        None,
-        &json!({ "plan": "plan.yaml", "sha256": sha }),
-    );
-    assert_eq!(code, 202, "{v}");
-    let id = v["id"].as_str().unwrap().to_string();
+    let id = server.start_run(&sha);
     let done = server.wait(&id, None);
     assert_eq!(done["status"], "applied", "{done}");
     rt.block_on(async {
