@@ -86,14 +86,14 @@ pub fn run(out: &Output, global: &GlobalArgs, args: ServeArgs) -> miette::Result
     let tokens = match args.tokens.as_ref().or(serve.tokens.as_ref()) {
         None => None,
         Some(p) => match crate::serve::tokens::load(p) {
-            Ok(t) => Some(t),
+            Ok(t) => Some((p.clone(), t)),
             Err(e) => {
                 out.status(&format!("error: {e}"));
                 return Ok(ExitCode::Error);
             }
         },
     };
-    let count = tokens.as_ref().map(|t| t.tokens.len());
+    let count = tokens.as_ref().map(|(_, t)| t.tokens.len());
     let root = crate::vocabulary::words::clean(&plans_root.display().to_string()).into_owned();
     let config = crate::serve::ServeConfig {
         listen,

@@ -72,6 +72,13 @@ impl Metrics {
         }
     }
 
+    /// An apply run's realised savings were undone by a rollback.
+    pub fn undo_savings(&mut self, savings: f64) {
+        if savings.is_finite() {
+            self.savings_realised -= savings;
+        }
+    }
+
     /// A step of an `action` ended so (`done`, `failed`, `skipped`, `retried`).
     pub fn step(&mut self, action: &str, result: &str) {
         *self
@@ -124,7 +131,7 @@ impl Metrics {
         );
         let _ = writeln!(
             out,
-            "# HELP pare_savings_realised_usd_monthly Monthly savings realised by the apply runs of this server."
+            "# HELP pare_savings_realised_usd_monthly Monthly savings realised by the apply runs of this server, less those its rollbacks undid."
         );
         let _ = writeln!(out, "# TYPE pare_savings_realised_usd_monthly gauge");
         let _ = writeln!(

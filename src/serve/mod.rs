@@ -39,8 +39,38 @@ const READ_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct ServeConfig {
     pub listen: SocketAddr,
     pub plans_root: PathBuf,
-    /// `None`: no authentication (loopback only).
-    pub tokens: Option<tokens::Tokens>,
+    /// The tokens file and what it held at start (`None`: no
+    /// authentication, loopback only). It is read again when it changes:
+    /// a token removed from it is refused from the next request on.
+    pub tokens: Option<(PathBuf, tokens::Tokens)>,
+}
+
+/// A file's modification time and size.
+type Stamp = (std::time::SystemTime, u64);
+
+/// The tokens file, read again whenever its size or time changes.
+struct TokenSource {
+    path: PathBuf,
+    seen: Mutex<(Option<Stamp>, Result<tokens::Tokens, String>)>,
+}
+
+impl TokenSource {
+    fn current(&self) -> Result<tokens::Tokens, String> {
+        let stamp = std::fs::metadata(&self.path)
+            .ok()
+            .and_then(|m| Some((m.modified().ok()?, m.len())));
+        let Ok(mut seen) = self.seen.lock() else {
+            return Err("the server's copy of the tokens file is unusable".into());
+        };
+        if stamp.is_none() || stamp != seen.0 {
+            seen.0 = stamp;
+            seen.1 = tokens::load(&self.path);
+            if let Err(e) = &seen.1 {
+                tracing::error!("{e}: every request is refused until it is fixed");
+            }
+        }
+        seen.1.clone()
+    }
 }
 
 /// Why the server did not start.
@@ -137,7 +167,7 @@ type Once = Arc<tokio::sync::OnceCell<Reply>>;
 struct App {
     settings: Settings,
     root: PathBuf,
-    tokens: Option<tokens::Tokens>,
+    tokens: Option<TokenSource>,
     execs: Mutex<HashMap<String, Exec>>,
     /// Idempotency keys → the reply of the request that first used the key.
     idempotent: Mutex<HashMap<String, (String, Once)>>,
@@ -171,7 +201,15 @@ pub fn serve(
     let app = Arc::new(App {
         settings,
         root,
-        tokens: config.tokens,
+        tokens: config.tokens.map(|(path, t)| TokenSource {
+            seen: Mutex::new((
+                std::fs::metadata(&path)
+                    .ok()
+                    .and_then(|m| Some((m.modified().ok()?, m.len()))),
+                Ok(t),
+            )),
+            path,
+        }),
         execs: Mutex::new(HashMap::new()),
         idempotent: Mutex::new(HashMap::new()),
         requests: AtomicU64::new(0),
@@ -394,9 +432,16 @@ fn follow_events(app: Arc<App>, id: String, after: usize) -> Body {
 /// The scopes of the request's token (every scope when the server has no
 /// tokens), or 401.
 fn scopes(app: &App, req: &Request<Incoming>) -> Result<Vec<String>, Reply> {
-    let Some(tokens) = &app.tokens else {
+    let Some(source) = &app.tokens else {
         return Ok(tokens::SCOPES.iter().map(|s| s.to_string()).collect());
     };
+    let tokens = source.current().map_err(|e| {
+        Reply::error(
+            StatusCode::UNAUTHORIZED,
+            "serve::unauthorised",
+            format!("no token is accepted while the tokens file cannot be read: {e}"),
+        )
+    })?;
     let presented = req
         .headers()
         .get("authorization")
@@ -406,7 +451,7 @@ fn scopes(app: &App, req: &Request<Incoming>) -> Result<Vec<String>, Reply> {
             scheme.eq_ignore_ascii_case("bearer").then_some(token)
         })
         .map(str::trim);
-    match presented.and_then(|p| tokens::find(tokens, p)) {
+    match presented.and_then(|p| tokens::find(&tokens, p)) {
         Some(t) => Ok(t.scopes.clone()),
         None => Err(Reply::error(
             StatusCode::UNAUTHORIZED,
@@ -447,24 +492,38 @@ fn browser_check(app: &App, req: &Request<Incoming>) -> Result<(), Reply> {
             "requests from web pages (with an Origin header) are refused: the API is for programs",
         ));
     }
+    let ambiguous = |h: &str| req.headers().get_all(h).iter().count() > 1;
+    if ambiguous("host") || ambiguous("content-type") || ambiguous("authorization") {
+        return Err(Reply::error(
+            StatusCode::BAD_REQUEST,
+            "serve::ambiguous-request",
+            "give each of Host, Content-Type and Authorization once",
+        ));
+    }
     if app.tokens.is_none() {
-        // Without tokens the server is on loopback: its name must be too.
+        // Without tokens the server is on loopback: its name must be too,
+        // in the Host header and in a request target that names one.
+        let loopback = |host: &str| {
+            let name = match host.rsplit_once(':') {
+                Some((n, port)) if port.parse::<u16>().is_ok() => n,
+                // A port that is not one.
+                Some((n, _)) if !n.contains(':') || n.ends_with(']') => return false,
+                _ => host,
+            };
+            name.eq_ignore_ascii_case("localhost")
+                || name
+                    .trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback())
+        };
         let host = req
             .headers()
             .get("host")
             .and_then(|v| v.to_str().ok())
             .unwrap_or("");
-        let name = match host.rsplit_once(':') {
-            Some((n, port)) if port.bytes().all(|b| b.is_ascii_digit()) => n,
-            _ => host,
-        };
-        let loopback = name.eq_ignore_ascii_case("localhost")
-            || name
-                .trim_start_matches('[')
-                .trim_end_matches(']')
-                .parse::<std::net::IpAddr>()
-                .is_ok_and(|ip| ip.is_loopback());
-        if !loopback {
+        let target_ok = req.uri().authority().is_none_or(|a| loopback(a.as_str()));
+        if !loopback(host) || !target_ok {
             return Err(Reply::error(
                 StatusCode::FORBIDDEN,
                 "serve::bad-host",
@@ -479,14 +538,22 @@ fn browser_check(app: &App, req: &Request<Incoming>) -> Result<(), Reply> {
                 .get("content-length")
                 .and_then(|v| v.to_str().ok())
                 .is_some_and(|v| v.trim() != "0");
+        // application/json, in UTF-8 (the only charset JSON has).
         let json = req
             .headers()
             .get("content-type")
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| {
-                v.split(';')
+                let mut parts = v.split(';');
+                parts
                     .next()
                     .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"))
+                    && parts.all(|p| {
+                        p.split_once('=').is_none_or(|(k, v)| {
+                            !k.trim().eq_ignore_ascii_case("charset")
+                                || v.trim().trim_matches('"').eq_ignore_ascii_case("utf-8")
+                        })
+                    })
             });
         if has_body && !json {
             return Err(Reply::error(
@@ -576,11 +643,29 @@ async fn route(app: &Arc<App>, req: Request<Incoming>) -> Reply {
     }
     match (rest, &method) {
         ([], &Method::POST) => {
-            let key = req
-                .headers()
-                .get("idempotency-key")
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string);
+            let keys: Vec<_> = req.headers().get_all("idempotency-key").iter().collect();
+            let key = match keys.as_slice() {
+                [] => None,
+                [k] => match k.to_str().ok().filter(|k| {
+                    (1..=255).contains(&k.len()) && k.bytes().all(|b| b.is_ascii_graphic())
+                }) {
+                    Some(k) => Some(k.to_string()),
+                    None => {
+                        return Reply::error(
+                            StatusCode::BAD_REQUEST,
+                            "serve::bad-idempotency-key",
+                            "an Idempotency-Key is 1 to 255 visible ASCII characters",
+                        );
+                    }
+                },
+                _ => {
+                    return Reply::error(
+                        StatusCode::BAD_REQUEST,
+                        "serve::bad-idempotency-key",
+                        "give one Idempotency-Key header, not several",
+                    );
+                }
+            };
             match read_json(req).await.and_then(|b| strict::<ExecuteBody>(&b)) {
                 Ok(body) => execute(app, &scopes, body, key).await,
                 Err(r) => r,
@@ -955,6 +1040,14 @@ async fn execute(
                 if target.scratch {
                     let _ = std::fs::remove_file(&target.path);
                 }
+                if !cell.initialized() {
+                    // The other request may yet be refused, which frees the key.
+                    return Reply::error(
+                        StatusCode::CONFLICT,
+                        "serve::idempotency-key-in-use",
+                        "a request with this Idempotency-Key and another body is under way: wait for it; if it is refused, the key is free again",
+                    );
+                }
                 return key_reused();
             }
             let mut target = Some(target);
@@ -1140,7 +1233,19 @@ async fn start(app: &Arc<App>, target: Target, body: ExecuteBody, key: Option<St
         }
         let prepared = match prepared {
             Ok(p) => p,
-            Err(e) => return Some(session_reply(&e)),
+            Err(e) => {
+                let mut reply = session_reply(&e);
+                if target.scratch
+                    && let Some(m) = reply.body.pointer_mut("/error/message")
+                    && let Some(text) = m.as_str()
+                {
+                    // The file the request's saved plan was kept in is the
+                    // server's business: say "the saved plan".
+                    let said = text.replace(&target.path.display().to_string(), "the saved plan");
+                    *m = Value::from(said);
+                }
+                return Some(reply);
+            }
         };
         if !prepared
             .planned
@@ -1339,6 +1444,12 @@ impl Launch {
                     if let Some(t) = self.target.as_ref().and_then(|t| execs.get_mut(t)) {
                         t.resolved_by = Some((id.clone(), word));
                         t.version += 1;
+                        // What it realised is no longer saved.
+                        if word == "rolled_back"
+                            && let (Some(r), Ok(mut m)) = (&t.record, self.app.metrics.lock())
+                        {
+                            m.undo_savings(r.savings_monthly_usd);
+                        }
                     }
                 }
             }
@@ -1409,7 +1520,7 @@ async fn rollback(app: &Arc<App>, id: &str, body: RollbackBody) -> Reply {
         let launch = Launch {
             app: Arc::clone(&app),
             kind: "rollback",
-            plan: plan.target.plan_path.clone(),
+            plan: plan_label(&app.root, &plan.target.plan_path),
             sha256: plan.target.plan_sha256.clone(),
             totals: BTreeMap::new(),
             planned_savings: 0.0,
@@ -1513,12 +1624,22 @@ fn exec_json(e: &Exec) -> Value {
 
 /// For each apply run a rollback run resolves: that run's id and its word.
 fn resolutions(runs: &[RunRecord]) -> HashMap<String, (String, &'static str)> {
-    runs.iter()
-        .filter(|r| r.kind == crate::state::RunKind::Rollback)
-        .filter_map(|r| {
-            let target = r.resolves.clone()?;
-            Some((target, (r.id.clone(), status_word("rollback", r.status))))
-        })
+    let mut newest: HashMap<String, (crate::state::RunId, String, &'static str)> = HashMap::new();
+    for r in runs {
+        let (Some(target), Ok(id)) = (r.resolves.clone(), crate::state::parse_run_id(&r.id)) else {
+            continue;
+        };
+        let word = match r.kind {
+            crate::state::RunKind::Accept => "accepted",
+            _ => status_word("rollback", r.status),
+        };
+        if newest.get(&target).is_none_or(|(n, _, _)| *n < id) {
+            newest.insert(target, (id, r.id.clone(), word));
+        }
+    }
+    newest
+        .into_iter()
+        .map(|(t, (_, id, word))| (t, (id, word)))
         .collect()
 }
 

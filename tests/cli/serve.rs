@@ -335,6 +335,27 @@ fn tokens_scopes_and_bad_requests_get_the_status_they_deserve() {
     assert_eq!(code, 200);
     let (code, v) = server.post("/api/v1/executions", Some(&bot), &execute);
     assert_eq!(code, 200, "{v}");
+    let (code, _, _) = server.call(
+        "GET",
+        "/api/v1/executions",
+        Some(&reader),
+        &[("authorization", "Bearer x")],
+        b"",
+    );
+    assert_eq!(code, 400, "two Authorization headers");
+    // A token removed from the file is refused from the next request on.
+    let mut file: Value =
+        serde_json::from_str(&std::fs::read_to_string(s.path().join("tokens.json")).unwrap())
+            .unwrap();
+    file["tokens"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|t| t["name"] != "dashboard");
+    std::fs::write(s.path().join("tokens.json"), file.to_string()).unwrap();
+    let (code, _) = server.get("/api/v1/executions", Some(&reader));
+    assert_eq!(code, 401, "a revoked token");
+    let (code, _) = server.get("/api/v1/executions", Some(&bot));
+    assert_eq!(code, 200);
 
     // Oversized, malformed, invalid plans, paths out of the plans root.
     let big = vec![b' '; (1 << 20) + 10];
@@ -792,6 +813,12 @@ fn what_a_hostile_client_sends_is_refused_and_the_server_stays_up() {
         ),
         (vec![("host", "evil.example:8080")], 403, "serve::bad-host"),
         (vec![("content-type", "text/plain")], 415, "serve::not-json"),
+        (
+            vec![("content-type", "application/json; charset=latin1")],
+            415,
+            "serve::not-json",
+        ),
+        (vec![("host", "127.0.0.1:99999")], 403, "serve::bad-host"),
     ] {
         let (code, _, text) = server.call(
             "POST",
@@ -812,6 +839,16 @@ fn what_a_hostile_client_sends_is_refused_and_the_server_stays_up() {
     ] {
         let (code, _, text) = server.call("POST", "/api/v1/executions", None, &[], bad.as_bytes());
         assert_eq!(code, 422, "{bad}: {text}");
+    }
+    for key in ["clé-1", ""] {
+        let (code, _, text) = server.call(
+            "POST",
+            "/api/v1/executions",
+            None,
+            &[("idempotency-key", key)],
+            body.as_bytes(),
+        );
+        assert_eq!(code, 400, "{key:?}: {text}");
     }
     let (code, _, text) = server.call("GET", "/api/v1/executions?status=bogus", None, &[], b"");
     assert_eq!(code, 400, "{text}");
