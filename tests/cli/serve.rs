@@ -702,6 +702,7 @@ fn a_saved_plan_is_proven_and_applied_once_and_a_reused_key_is_refused() {
     );
 }
 
+#[cfg(feature = "aws")]
 #[test]
 fn an_execution_through_the_api_applies_and_rolls_back_on_the_ec2_api() {
     use super::aws::{client, endpoint, instance, launch};
