@@ -11,6 +11,14 @@ use std::fmt;
 use std::sync::Arc;
 
 /// "1 error", "3 errors".
+/// A JSON parser's message without the position serde appends ("at line
+/// L column C"): for messages that give the position once, before it.
+pub fn json_message(e: &serde_json::Error) -> String {
+    let s = e.to_string();
+    s.rsplit_once(" at line ")
+        .map_or_else(|| s.clone(), |(m, _)| m.to_string())
+}
+
 pub fn count_errors(n: usize) -> String {
     crate::vocabulary::words::plural(n, "error")
 }

@@ -290,9 +290,7 @@ pub fn parse(
                 "{} is not JSON: {}",
                 crate::vocabulary::words::clean(file),
                 // The position is given once, before the message.
-                e.to_string()
-                    .rsplit_once(" at line ")
-                    .map_or_else(|| e.to_string(), |(m, _)| m.to_string())
+                crate::diagnostic::json_message(&e)
             ),
             help: format!(
                 "give what `aws {} … --output json` prints",

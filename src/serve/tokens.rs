@@ -47,7 +47,7 @@ pub fn load(path: &Path) -> Result<Tokens, String> {
             "{shown}:{}:{}: not a tokens file ({}); it is written by `pare serve token add`",
             e.line(),
             e.column(),
-            e.classify_words()
+            crate::diagnostic::json_message(&e)
         )
     })?;
     let mut names = std::collections::BTreeSet::new();
@@ -79,19 +79,6 @@ pub fn load(path: &Path) -> Result<Tokens, String> {
     Ok(tokens)
 }
 
-trait ClassifyWords {
-    fn classify_words(&self) -> String;
-}
-
-impl ClassifyWords for serde_json::Error {
-    /// serde's message without its position (given once, before it).
-    fn classify_words(&self) -> String {
-        let s = self.to_string();
-        s.rsplit_once(" at line ")
-            .map_or(s.clone(), |(m, _)| m.to_string())
-    }
-}
-
 /// 32 random bytes, as `pare_` and 64 hex digits.
 fn new_token() -> Result<String, String> {
     use std::io::Read;
@@ -99,11 +86,7 @@ fn new_token() -> Result<String, String> {
     std::fs::File::open("/dev/urandom")
         .and_then(|mut f| f.read_exact(&mut bytes))
         .map_err(|e| format!("no randomness for a token (/dev/urandom: {e})"))?;
-    Ok(format!("pare_{}", hex(&bytes)))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    Ok(format!("pare_{}", crate::vocabulary::hex(&bytes)))
 }
 
 /// The sha256 of a token, as stored.
@@ -146,7 +129,7 @@ pub fn add(path: &Path, name: &str, scopes: &[String]) -> Result<String, String>
     let token = new_token()?;
     file.tokens.push(Token {
         name: name.to_string(),
-        sha256: hex(&digest(&token)),
+        sha256: crate::vocabulary::hex(&digest(&token)),
         scopes,
         created: crate::clock::rfc3339(crate::clock::now()),
     });
